@@ -1,0 +1,140 @@
+/**
+ * When to refresh and how to retry: pure functions of a token's lifetime and a retry `Schedule`.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Schedule from "effect/Schedule"
+import type { AccessToken } from "./AccessToken.js"
+import type { TokenError } from "./TokenError.js"
+
+/**
+ * A refresh policy.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RefreshPolicy {
+  /**
+   * The share of a token's lifetime left when it is refreshed: 0.25 refreshes a 1-hour token after
+   * 45 minutes, a 366-day token after about 274 days, a 2-second token after 1.5 seconds.
+   */
+  readonly leadFraction: number
+  /**
+   * A random extra share of the lifetime added to the lead, so tokens issued together do not refresh
+   * together.
+   */
+  readonly jitterFraction: number
+  /** Refresh at least this long before expiry (capped at half the lifetime). */
+  readonly minLead: Duration.Duration
+  /** Refresh at most this long before expiry; unbounded by default. */
+  readonly maxLead: Duration.Duration
+  /**
+   * A token is not handed out in the last stretch of its life (clock skew, time on the wire): at most
+   * this long, and at most a tenth of its lifetime.
+   */
+  readonly expirySkew: Duration.Duration
+  /** The retry schedule for transient failures; its delays, capped and jittered, space the attempts. */
+  readonly retry: Schedule.Schedule<unknown, TokenError>
+  /** The longest Retry-After honoured. */
+  readonly maxRetryAfter: Duration.Duration
+}
+
+/**
+ * The default retry schedule: exponential from 1 second, capped at 5 minutes, jittered, forever.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultRetry: Schedule.Schedule<unknown, TokenError> = Schedule.exponential("1 second").pipe(
+  Schedule.union(Schedule.spaced("5 minutes")),
+  Schedule.jittered
+)
+
+/**
+ * The default policy.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaults: RefreshPolicy = {
+  leadFraction: 0.25,
+  jitterFraction: 0.1,
+  minLead: Duration.seconds(30),
+  maxLead: Duration.infinity,
+  expirySkew: Duration.seconds(10),
+  retry: defaultRetry,
+  maxRetryAfter: Duration.hours(1)
+}
+
+/**
+ * A policy from partial options over the defaults.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options?: {
+  readonly leadFraction?: number | undefined
+  readonly jitterFraction?: number | undefined
+  readonly minLead?: Duration.DurationInput | undefined
+  readonly maxLead?: Duration.DurationInput | undefined
+  readonly expirySkew?: Duration.DurationInput | undefined
+  readonly retry?: Schedule.Schedule<unknown, TokenError> | undefined
+  readonly maxRetryAfter?: Duration.DurationInput | undefined
+}): RefreshPolicy => ({
+  leadFraction: clamp(options?.leadFraction ?? defaults.leadFraction, 0, 0.9),
+  jitterFraction: clamp(options?.jitterFraction ?? defaults.jitterFraction, 0, 0.5),
+  minLead: options?.minLead === undefined ? defaults.minLead : Duration.decode(options.minLead),
+  maxLead: options?.maxLead === undefined ? defaults.maxLead : Duration.decode(options.maxLead),
+  expirySkew: options?.expirySkew === undefined ? defaults.expirySkew : Duration.decode(options.expirySkew),
+  retry: options?.retry ?? defaults.retry,
+  maxRetryAfter: options?.maxRetryAfter === undefined ? defaults.maxRetryAfter : Duration.decode(options.maxRetryAfter)
+})
+
+const clamp = (n: number, min: number, max: number) => Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : min
+
+/**
+ * When to refresh a token, in Clock milliseconds, given a random number in [0, 1): undefined for a
+ * token without expiry.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const refreshAt = (policy: RefreshPolicy, token: AccessToken, random: number): number | undefined => {
+  if (token.expiresAt === undefined) return undefined
+  const lifetime = Math.max(0, token.expiresAt - token.issuedAt)
+  const lead = Math.min(
+    Math.max(
+      lifetime * (policy.leadFraction + random * policy.jitterFraction),
+      Math.min(lifetime / 2, toMillis(policy.minLead))
+    ),
+    toMillis(policy.maxLead),
+    lifetime
+  )
+  return token.expiresAt - lead
+}
+
+/**
+ * Until when a token is handed out, in Clock milliseconds (`Infinity` without expiry).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const usableUntil = (policy: RefreshPolicy, token: AccessToken): number => {
+  if (token.expiresAt === undefined) return Infinity
+  const lifetime = Math.max(0, token.expiresAt - token.issuedAt)
+  return token.expiresAt - Math.min(toMillis(policy.expirySkew), lifetime / 10)
+}
+
+/**
+ * How long to honour a Retry-After, capped by the policy.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const retryAfterMillis = (policy: RefreshPolicy, error: TokenError): number => {
+  const retryAfter = "retryAfter" in error ? error.retryAfter : undefined
+  return retryAfter === undefined ? 0 : Math.min(Duration.toMillis(retryAfter), toMillis(policy.maxRetryAfter))
+}
+
+const toMillis = (d: Duration.Duration) => Duration.isFinite(d) ? Duration.toMillis(d) : Infinity

@@ -1,0 +1,245 @@
+/**
+ * The one place a token request is built, sent, decoded and classified. Everything above it deals
+ * only in `AccessToken` and tagged errors.
+ *
+ * @since 0.1.0
+ */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import type { AccessToken, LifetimeSource } from "./AccessToken.js"
+import * as ClientAuth from "./ClientAuth.js"
+import * as Grant from "./Grant.js"
+import { type Answer, fromErrorAnswer, fromOAuthError, malformed, parseJson } from "./internal/failure.js"
+import { peekExpiry } from "./internal/jwt.js"
+import { checkEndpoint, publicUrl } from "./internal/url.js"
+import type { InvalidConfiguration, TokenError } from "./TokenError.js"
+import { TransportError } from "./TokenError.js"
+import * as TokenMetrics from "./TokenMetrics.js"
+import { ErrorResponse, TokenResponse } from "./TokenResponse.js"
+
+/**
+ * Options of a token endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The token endpoint; https, or http on a loopback host. */
+  readonly url: string | URL
+  readonly clientAuth: ClientAuth.ClientAuth
+  /** How scopes are joined in the `scope` parameter; a space by default (RFC 6749 section 3.3). */
+  readonly scopeSeparator?: string | undefined
+  /** How long a request may take, answer included, before it fails as `TransportError`; 30 seconds by default. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** The lifetime of a token whose response has no `expires_in` and whose value carries no JWT `exp`. */
+  readonly defaultLifetime?: Duration.DurationInput | undefined
+  /** Extra headers for every token request. */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  /** A name for logs, spans and metrics; the endpoint's host by default. */
+  readonly provider?: string | undefined
+}
+
+/**
+ * A configured token endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenEndpoint {
+  /** The endpoint as errors and logs show it (no query). */
+  readonly url: string
+  /** The name used in logs, spans and metrics. */
+  readonly provider: string
+  readonly clientAuth: ClientAuth.ClientAuth
+  /**
+   * Sends one token request. `previous` is the token this one replaces: its lifetime stands in when
+   * the response gives none, and its refresh token is kept when the response carries no new one.
+   */
+  readonly request: (grant: Grant.Grant, previous?: AccessToken | undefined) => Effect.Effect<AccessToken, TokenError>
+}
+
+/** Bodies are read up to this size: a token response is a few kilobytes at most. */
+const MAX_BODY_BYTES = 1024 * 1024
+
+const decodeToken = Schema.decodeUnknownEither(TokenResponse)
+const decodeError = Schema.decodeUnknownOption(ErrorResponse)
+const knownFields = new Set(["access_token", "token_type", "expires_in", "refresh_token", "scope"])
+
+// reads the body up to the cap; an oversized body is reported, never buffered whole
+const readBody = (response: HttpClientResponse.HttpClientResponse) =>
+  Effect.gen(function*() {
+    const length = Number(response.headers["content-length"] ?? "0")
+    if (length > MAX_BODY_BYTES) return { text: "", tooLarge: true }
+    const state = yield* response.stream.pipe(
+      Stream.runFoldWhile(
+        { chunks: [] as Array<Uint8Array>, size: 0, tooLarge: false },
+        (s) => !s.tooLarge,
+        (s, chunk) => {
+          s.size += chunk.length
+          if (s.size > MAX_BODY_BYTES) s.tooLarge = true
+          else s.chunks.push(chunk)
+          return s
+        }
+      )
+    )
+    return { text: Buffer.concat(state.chunks).toString("utf8"), tooLarge: state.tooLarge }
+  })
+
+const scopesOf = (grant: Grant.Grant): ReadonlyArray<string> => grant.scopes
+
+/**
+ * Builds a token endpoint; refuses an http:// URL on a non-loopback host and an unusable client
+ * authentication before any request is sent.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<TokenEndpoint, InvalidConfiguration, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const parsed = yield* checkEndpoint(options.url)
+    const clientAuth = yield* ClientAuth.validate(options.clientAuth)
+    const url = publicUrl(parsed)
+    const provider = options.provider ?? parsed.host
+    const separator = options.scopeSeparator ?? " "
+    const timeout = Duration.decode(options.timeout ?? Duration.seconds(30))
+    const defaultLifetime = options.defaultLifetime === undefined
+      ? undefined
+      : Duration.toMillis(options.defaultLifetime)
+    // token requests never follow redirects (the secret would follow them), and carry no trace headers
+    const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+    const target = parsed.toString()
+
+    const send = (grant: Grant.Grant) => {
+      const auth = ClientAuth.apply(clientAuth)
+      const form = new URLSearchParams()
+      for (const [key, value] of [...Grant.params(grant, separator), ...auth.params]) form.append(key, value)
+      // URLSearchParams writes a space as "+", the form encoding some providers' scope joiners rely on
+      const body = form.toString()
+      const request = HttpClientRequest.post(target).pipe(
+        HttpClientRequest.setHeaders({ ...options.headers, ...auth.headers, accept: "application/json" }),
+        HttpClientRequest.bodyText(body, "application/x-www-form-urlencoded")
+      )
+      return client.execute(request).pipe(
+        Effect.flatMap((response) => Effect.map(readBody(response), (body) => ({ response, body }))),
+        Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
+        Effect.scoped,
+        Effect.catchTags({
+          RequestError: (e) =>
+            Effect.fail(
+              new TransportError({
+                method: "POST",
+                url,
+                reason: e.reason === "Encode" || e.reason === "InvalidUrl" ? "Encode" : "Connection"
+              })
+            ),
+          ResponseError: () => Effect.fail(new TransportError({ method: "POST", url, reason: "Body" }))
+        }),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => new TransportError({ method: "POST", url, reason: "Timeout" })
+        })
+      )
+    }
+
+    const toToken = (
+      grant: Grant.Grant,
+      decoded: TokenResponse,
+      raw: Record<string, unknown>,
+      now: number,
+      previous: AccessToken | undefined
+    ): AccessToken => {
+      let expiresAt: number | undefined
+      let lifetimeSource: LifetimeSource = "none"
+      const jwtExpiry = decoded.expires_in === undefined ? peekExpiry(Redacted.value(decoded.access_token)) : undefined
+      const previousLifetime = previous?.expiresAt === undefined ? undefined : previous.expiresAt - previous.issuedAt
+      if (decoded.expires_in !== undefined) {
+        expiresAt = now + decoded.expires_in * 1000
+        lifetimeSource = "expires_in"
+      } else if (jwtExpiry !== undefined) {
+        expiresAt = jwtExpiry
+        lifetimeSource = "jwt"
+      } else if (previousLifetime !== undefined && previous?.lifetimeSource !== "default") {
+        // a later response without expires_in never erases a lifetime the server told us before
+        expiresAt = now + previousLifetime
+        lifetimeSource = "previous"
+      } else if (defaultLifetime !== undefined) {
+        expiresAt = now + defaultLifetime
+        lifetimeSource = "default"
+      }
+      const extra: Record<string, unknown> = {}
+      for (const key of Object.keys(raw)) if (!knownFields.has(key)) extra[key] = raw[key]
+      return {
+        value: decoded.access_token,
+        type: decoded.token_type,
+        issuedAt: now,
+        expiresAt,
+        lifetimeSource,
+        scopes: decoded.scope ?? (grant._tag === "RefreshToken" && previous ? previous.scopes : scopesOf(grant)),
+        // RFC 6749 section 6: a response without a new refresh token leaves the old one in force
+        refreshToken: decoded.refresh_token ??
+          (grant._tag === "RefreshToken" ? grant.refreshToken : previous?.refreshToken),
+        extra: Redacted.make(extra)
+      }
+    }
+
+    const request = (grant: Grant.Grant, previous?: AccessToken) =>
+      Effect.gen(function*() {
+        const start = yield* Clock.currentTimeMillis
+        const exit = yield* Effect.either(send(grant))
+        const now = yield* Clock.currentTimeMillis
+        yield* Metric.update(TokenMetrics.refreshLatency.pipe(Metric.tagged("provider", provider)), now - start)
+        if (Either.isLeft(exit)) return yield* Effect.fail(exit.left)
+        const { body, response } = exit.right
+        const answer: Answer = {
+          method: "POST",
+          url,
+          status: response.status,
+          contentType: response.headers["content-type"],
+          retryAfter: response.headers["retry-after"],
+          body: body.text,
+          now
+        }
+        if (body.tooLarge) {
+          return yield* Effect.fail(malformed({ ...answer, body: "" }, undefined, "body larger than 1 MiB"))
+        }
+        if (response.status >= 300 && response.status < 400) {
+          return yield* Effect.fail(malformed({ ...answer, body: "" }, undefined, "redirect refused"))
+        }
+        if (response.status < 200 || response.status >= 300) return yield* Effect.fail(fromErrorAnswer(answer))
+        const json = parseJson(body.text)
+        if (typeof json !== "object" || json === null || Array.isArray(json)) {
+          return yield* Effect.fail(malformed(answer, json, "not a token response"))
+        }
+        const decoded = decodeToken(json)
+        if (Either.isLeft(decoded)) {
+          // some servers answer errors with 200 and an RFC 6749 error body
+          const error = decodeError(json)
+          if (Option.isSome(error) && !("access_token" in json)) {
+            return yield* Effect.fail(fromOAuthError(answer, error.value))
+          }
+          // never the ParseError's message: it prints the offending wire value, maybe a live token
+          return yield* Effect.fail(malformed(answer, json, "not a valid token response"))
+        }
+        return toToken(grant, decoded.right, json as Record<string, unknown>, now, previous)
+      }).pipe(
+        Effect.withSpan("TokenEndpoint.request", {
+          attributes: { provider, url, grant_type: Grant.grantType(grant) },
+          kind: "client"
+        })
+      )
+
+    return { url, provider, clientAuth, request } satisfies TokenEndpoint
+  })

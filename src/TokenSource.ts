@@ -1,0 +1,379 @@
+/**
+ * The token service: a valid token now, refreshed in the background before it expires, retried with
+ * backoff when the provider fails, and every failure a tagged error.
+ *
+ * @since 0.1.0
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import type * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
+import type * as Redacted from "effect/Redacted"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import type { AccessToken } from "./AccessToken.js"
+import * as Grant from "./Grant.js"
+import { sleepUntil } from "./internal/sleepUntil.js"
+import * as RefreshPolicy from "./RefreshPolicy.js"
+import * as TokenEndpoint from "./TokenEndpoint.js"
+import type { TokenError } from "./TokenError.js"
+import { ReauthorizationRequired } from "./TokenError.js"
+import * as TokenMetrics from "./TokenMetrics.js"
+import { TokenState } from "./TokenState.js"
+
+/**
+ * A source of valid tokens for one credential.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenSource {
+  /** A valid token now. Waits for the network only when there is no valid token at all. */
+  readonly get: Effect.Effect<AccessToken, TokenError>
+  /** A token that stays valid at least this long; refreshes first when the current one expires sooner. */
+  readonly getValidFor: (duration: Duration.DurationInput) => Effect.Effect<AccessToken, TokenError>
+  /** Requests a new token now (joining a request already under way). */
+  readonly refresh: Effect.Effect<AccessToken, TokenError>
+  /**
+   * The API refused the token (HTTP 401): drop it and get another. Given the refused token, a call
+   * about a token already replaced does nothing, so many concurrent 401s cause one refresh.
+   */
+  readonly invalidate: (token?: AccessToken) => Effect.Effect<void>
+  /** The current state first, then every change. */
+  readonly changes: Stream.Stream<TokenState>
+  /** The current state. */
+  readonly state: Effect.Effect<TokenState>
+  /** The token endpoint's name in logs and metrics. */
+  readonly provider: string
+}
+
+/**
+ * Options of a token source: the endpoint, the grant, and optionally the refresh policy.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends TokenEndpoint.Options {
+  readonly grant: Grant.Grant
+  readonly policy?: RefreshPolicy.RefreshPolicy | undefined
+}
+
+interface Current {
+  readonly token: AccessToken | undefined
+  readonly usableUntil: number
+  readonly refreshAt: number | undefined
+}
+
+const none: Current = { token: undefined, usableUntil: 0, refreshAt: undefined }
+
+/**
+ * Builds a token source and performs the first fetch. A permanent error (wrong secret, unknown grant,
+ * bad scope) fails `make`, so a daemon with a broken configuration stops at start; a transient one
+ * does not: the source starts in `Retrying` and heals by itself. Closing the scope stops its fiber.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<TokenSource, TokenError, HttpClient.HttpClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const endpoint = yield* TokenEndpoint.make(options)
+    const policy = options.policy ?? RefreshPolicy.defaults
+    const grant = options.grant
+    const provider = endpoint.provider
+    const state = yield* SubscriptionRef.make<TokenState>(TokenState.Pending())
+    const wake = yield* Queue.sliding<void>(1)
+
+    // Written only by the refresh fiber (and `invalidate`), read by everyone: JS runs one fiber at a
+    // time and none of these updates spans a yield, so plain variables are safe and keep `get` cheap.
+    let current = none
+    let outcome = yield* Deferred.make<AccessToken, TokenError>()
+    let inFlight = false
+    let refreshToken: Redacted.Redacted<string> | undefined = grant._tag === "RefreshToken"
+      ? grant.refreshToken
+      : undefined
+    // an authorization code is single use, and a refresh-token grant is just its refresh token
+    let grantUsable = grant._tag !== "RefreshToken"
+    let previous: AccessToken | undefined
+
+    const publish = (next: TokenState, refreshAt?: number) => {
+      const token = next._tag === "Valid" || next._tag === "Refreshing"
+        ? next.token
+        : next._tag === "Retrying" || next._tag === "Failed"
+        ? Option.getOrUndefined(next.token)
+        : undefined
+      current = token === undefined
+        ? none
+        : {
+          token,
+          usableUntil: RefreshPolicy.usableUntil(policy, token),
+          refreshAt: token === current.token ? current.refreshAt : refreshAt
+        }
+      return SubscriptionRef.set(state, next)
+    }
+
+    const usableToken = (now: number) =>
+      current.token !== undefined && now < current.usableUntil ? Option.some(current.token) : Option.none()
+
+    const requestOriginal = Effect.suspend(() => {
+      if (!grantUsable) {
+        return Effect.fail(
+          new ReauthorizationRequired({ detail: "the token is gone and the grant cannot run again without a user" })
+        )
+      }
+      return endpoint.request(grant, previous).pipe(
+        Effect.tap(() => {
+          if (grant._tag === "AuthorizationCode") grantUsable = false
+        })
+      )
+    })
+
+    // RFC 6749 section 6; a refused refresh token falls back to the original grant only when that
+    // grant can run unattended (client credentials, password)
+    const fetchOnce: Effect.Effect<AccessToken, TokenError> = Effect.suspend(() => {
+      const rt = refreshToken
+      if (rt === undefined) return requestOriginal
+      return endpoint.request(Grant.refreshToken({ refreshToken: rt }), previous).pipe(
+        Effect.catchTag("InvalidGrant", (error) => {
+          refreshToken = undefined
+          return grantUsable && Grant.isUnattended(grant)
+            ? Effect.zipRight(
+              Effect.logWarning("refresh token refused; running the original grant again"),
+              requestOriginal
+            )
+            : Effect.fail(new ReauthorizationRequired({ reason: error, detail: "the refresh token was refused" }))
+        })
+      )
+    })
+
+    const accept = (token: AccessToken) =>
+      Effect.gen(function*() {
+        const random = yield* Random.next
+        const refreshAt = RefreshPolicy.refreshAt(policy, token, random)
+        previous = token
+        refreshToken = token.refreshToken
+        yield* publish(TokenState.Valid({ token }), refreshAt)
+        const now = yield* Clock.currentTimeMillis
+        if (token.expiresAt !== undefined) {
+          yield* Metric.set(
+            TokenMetrics.secondsUntilExpiry.pipe(Metric.tagged("provider", provider)),
+            (token.expiresAt - now) / 1000
+          )
+        }
+        yield* Effect.logInfo("token received").pipe(
+          Effect.annotateLogs({
+            expires_in_s: token.expiresAt === undefined ? "unknown" : Math.round((token.expiresAt - now) / 1000),
+            lifetime_from: token.lifetimeSource,
+            refresh_in_s: refreshAt === undefined ? "never" : Math.round((refreshAt - now) / 1000)
+          })
+        )
+      })
+
+    const count = (outcome: "success" | "transient" | "permanent") =>
+      Metric.increment(
+        Metric.tagged(Metric.tagged(TokenMetrics.refreshTotal, "provider", provider), "outcome", outcome)
+      )
+
+    // Waits out a backoff; returns early when a caller asks for a refresh. If the token expires
+    // meanwhile, listeners are told that the source holds no valid token any more.
+    const backoff = (until: number) =>
+      Effect.gen(function*() {
+        const expiry = current.token === undefined ? undefined : current.usableUntil
+        if (expiry !== undefined && expiry < until) {
+          const woken = yield* Effect.raceFirst(
+            Effect.as(sleepUntil(expiry), false),
+            Effect.as(Queue.take(wake), true)
+          )
+          if (woken) return
+          const s = yield* SubscriptionRef.get(state)
+          if (s._tag === "Retrying") yield* publish(TokenState.Retrying({ ...s, token: Option.none() }))
+          yield* Effect.logWarning("token expired while the provider is failing")
+        }
+        yield* Effect.raceFirst(sleepUntil(until), Queue.take(wake))
+      })
+
+    // One refresh: attempts until a token comes back or a permanent error, spacing transient
+    // failures by the policy's schedule and Retry-After.
+    const cycle = Effect.gen(function*() {
+      let scheduleState = policy.retry.initial
+      let attempt = 0
+      while (true) {
+        yield* Queue.takeAll(wake)
+        const before = yield* SubscriptionRef.get(state)
+        if (before._tag === "Valid") yield* publish(TokenState.Refreshing({ token: before.token }))
+        inFlight = true
+        const exit = yield* Effect.exit(
+          fetchOnce.pipe(Effect.withSpan("TokenSource.refresh", { attributes: { provider } }))
+        )
+        attempt++
+        const done = outcome
+        outcome = yield* Deferred.make<AccessToken, TokenError>()
+        inFlight = false
+        if (Exit.isSuccess(exit)) {
+          yield* accept(exit.value)
+          yield* count("success")
+          yield* Deferred.succeed(done, exit.value)
+          return
+        }
+        yield* Deferred.failCause(done, exit.cause)
+        const failure = Cause.failureOption(exit.cause)
+        if (Option.isNone(failure)) return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
+        const error = failure.value
+        const now = yield* Clock.currentTimeMillis
+        const token = usableToken(now)
+        if (!error.transient) {
+          yield* count("permanent")
+          yield* publish(TokenState.Failed({ error, token }))
+          yield* Effect.logError("token request failed permanently; waiting for refresh").pipe(
+            Effect.annotateLogs({ error: error._tag, detail: error.message })
+          )
+          return
+        }
+        yield* count("transient")
+        const [nextState, , decision] = yield* policy.retry.step(now, error, scheduleState)
+        scheduleState = nextState
+        if (ScheduleDecision.isDone(decision)) {
+          yield* publish(TokenState.Failed({ error, token }))
+          yield* Effect.logError("token request failed; the retry schedule gave up").pipe(
+            Effect.annotateLogs({ error: error._tag, detail: error.message, attempt })
+          )
+          return
+        }
+        const nextAttemptAt = Math.max(
+          ScheduleIntervals.start(decision.intervals),
+          now + RefreshPolicy.retryAfterMillis(policy, error)
+        )
+        yield* publish(TokenState.Retrying({ error, attempt, nextAttemptAt, token }))
+        yield* Effect.logWarning("token request failed; retrying").pipe(
+          Effect.annotateLogs({
+            error: error._tag,
+            detail: error.message,
+            attempt,
+            retry_in_ms: Math.round(nextAttemptAt - now),
+            token_still_valid: Option.isSome(token)
+          })
+        )
+        yield* backoff(nextAttemptAt)
+      }
+    })
+
+    const loop = Effect.gen(function*() {
+      while (true) {
+        const s = yield* SubscriptionRef.get(state)
+        const due = s._tag === "Pending" ? 0 : s._tag === "Failed" ? undefined : current.refreshAt
+        if (due === undefined) {
+          yield* Queue.take(wake)
+        } else {
+          const woken = yield* Effect.raceFirst(Effect.as(sleepUntil(due), false), Effect.as(Queue.take(wake), true))
+          if (!woken && s._tag !== "Pending") yield* Effect.logInfo("refreshing token before expiry")
+        }
+        yield* cycle
+      }
+    }).pipe(Effect.annotateLogs({ provider }))
+
+    // the next attempt's outcome: joins one under way, or wakes the refresh fiber for one now
+    const next = Effect.suspend(() => {
+      const d = outcome
+      if (!inFlight) Queue.unsafeOffer(wake, undefined)
+      return Deferred.await(d)
+    })
+
+    const slowGet = (now: number): Effect.Effect<AccessToken, TokenError> =>
+      Effect.flatMap(SubscriptionRef.get(state), (s) => {
+        const token = usableToken(now)
+        if (Option.isSome(token)) return Effect.succeed(token.value)
+        // no valid token and the provider is failing: fail at once with the last error, never hang
+        if (s._tag === "Failed" || s._tag === "Retrying") return Effect.fail(s.error)
+        return next
+      })
+
+    const get: Effect.Effect<AccessToken, TokenError> = Effect.flatMap(
+      Clock.currentTimeMillis,
+      (now) => current.token !== undefined && now < current.usableUntil ? Effect.succeed(current.token) : slowGet(now)
+    )
+
+    const getValidFor = (duration: Duration.DurationInput) =>
+      Effect.gen(function*() {
+        const needed = Duration.toMillis(duration)
+        const now = yield* Clock.currentTimeMillis
+        const token = usableToken(now)
+        if (Option.isSome(token) && current.usableUntil >= now + needed) return token.value
+        // the freshest token there is, even if its whole lifetime is shorter than asked for
+        return yield* next
+      })
+
+    const invalidate = (token?: AccessToken) =>
+      Effect.suspend(() => {
+        if (token !== undefined && token !== current.token) return Effect.void
+        return Effect.zipRight(
+          Effect.logInfo("token invalidated; fetching another").pipe(Effect.annotateLogs({ provider })),
+          Effect.zipRight(publish(TokenState.Pending()), Queue.offer(wake, undefined))
+        )
+      })
+
+    // callers still waiting when the source closes are interrupted, never left hanging
+    yield* Effect.addFinalizer(() => Effect.suspend(() => Deferred.interrupt(outcome)))
+    yield* Effect.forkScoped(
+      loop.pipe(
+        Effect.tapErrorCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("token refresh fiber died", cause)
+        )
+      )
+    )
+
+    const first = yield* Effect.exit(Deferred.await(outcome))
+    if (Exit.isFailure(first)) {
+      const error = Cause.failureOption(first.cause)
+      if (Option.isNone(error)) return yield* Effect.failCause(first.cause as Cause.Cause<never>)
+      if (!error.value.transient) return yield* Effect.fail(error.value)
+    }
+
+    return {
+      get,
+      getValidFor,
+      refresh: next,
+      invalidate,
+      changes: state.changes,
+      state: SubscriptionRef.get(state),
+      provider
+    } satisfies TokenSource
+  }).pipe(Effect.withSpan("TokenSource.make"))
+
+/**
+ * A layer that provides a token source under a tag of the user's (a program often holds several).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <I>(
+  tag: Context.Tag<I, TokenSource>,
+  options: Options
+): Layer.Layer<I, TokenError, HttpClient.HttpClient> => Layer.scoped(tag, make(options))
+
+/**
+ * A layer whose options come from `Config`, with secrets as `Config.redacted`. Missing or invalid
+ * configuration fails with a `ConfigError` naming the variable, before any request is sent.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <I>(
+  tag: Context.Tag<I, TokenSource>,
+  config: Config.Config<Options>
+): Layer.Layer<I, TokenError | ConfigError.ConfigError, HttpClient.HttpClient> =>
+  Layer.scoped(tag, Effect.flatMap(config, make))

@@ -1,0 +1,54 @@
+/**
+ * @since 0.1.0
+ */
+export * as AccessToken from "./AccessToken.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as AuthorizationCode from "./AuthorizationCode.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as ClientAuth from "./ClientAuth.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Grant from "./Grant.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as RefreshPolicy from "./RefreshPolicy.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TokenEndpoint from "./TokenEndpoint.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TokenError from "./TokenError.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TokenMetrics from "./TokenMetrics.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TokenResponse from "./TokenResponse.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TokenSource from "./TokenSource.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TokenState from "./TokenState.js"

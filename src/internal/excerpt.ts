@@ -1,0 +1,48 @@
+const MAX_EXCERPT = 200
+const MAX_DESCRIPTION = 256
+
+// a proxy page can echo the request, so anything shaped like a credential is masked before quoting
+const credentialPatterns: ReadonlyArray<RegExp> = [
+  /((?:access|refresh|id)_token|client_secret|password|secret|token|code|code_verifier|assertion|api[_-]?key)(["']?\s*[:=]\s*["']?)([^\s"'&,;<>]+)/gi,
+  /\b(Bearer|Basic|Token)(\s+)([A-Za-z0-9._~+/=-]+)/gi,
+  /()()([A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)/g,
+  /()()([A-Za-z0-9+/_=-]{24,})/g
+]
+
+/**
+ * Masks anything in a text that looks like a credential.
+ *
+ * @internal
+ */
+export const mask = (text: string): string =>
+  credentialPatterns.reduce((acc, pattern) => acc.replace(pattern, (_m, name, sep) => `${name}${sep}***`), text)
+
+/**
+ * A short, single-line, credential-masked excerpt of a body that is not JSON.
+ *
+ * @internal
+ */
+export const excerpt = (body: string): string => {
+  // mask before cutting, so a secret cut in half by the cap is still recognised
+  const flat = mask(stripControl(body).replace(/\s+/g, " ").trim())
+  return flat.length > MAX_EXCERPT ? flat.slice(0, MAX_EXCERPT) + "…" : flat
+}
+
+/**
+ * Removes control characters (a server's text must not forge log lines or terminal escapes).
+ *
+ * @internal
+ */
+export const stripControl = (text: string): string => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ")
+
+/**
+ * A server's `error_description` as errors keep it: control characters removed, length capped.
+ *
+ * @internal
+ */
+export const cleanDescription = (text: string | undefined): string | undefined => {
+  if (text === undefined) return undefined
+  const clean = stripControl(text).trim()
+  if (clean === "") return undefined
+  return clean.length > MAX_DESCRIPTION ? clean.slice(0, MAX_DESCRIPTION) + "…" : clean
+}

@@ -1,0 +1,161 @@
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type { TokenError } from "../TokenError.js"
+import * as E from "../TokenError.js"
+import { ErrorResponse } from "../TokenResponse.js"
+import { cleanDescription, excerpt } from "./excerpt.js"
+
+/**
+ * What a failed (or undecodable) HTTP answer looked like, with the body already read and capped.
+ *
+ * @internal
+ */
+export interface Answer {
+  readonly method: string
+  readonly url: string
+  readonly status: number
+  readonly contentType: string | undefined
+  readonly retryAfter: string | undefined
+  readonly body: string
+  readonly now: number
+}
+
+/**
+ * Parses Retry-After (RFC 9110 section 10.2.3): delay seconds or an HTTP date, relative to `now`.
+ *
+ * @internal
+ */
+export const parseRetryAfter = (value: string | undefined, now: number): Duration.Duration | undefined => {
+  if (value === undefined) return undefined
+  const trimmed = value.trim()
+  if (/^\d{1,10}$/.test(trimmed)) return Duration.seconds(Number(trimmed))
+  const date = Date.parse(trimmed)
+  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
+}
+
+/**
+ * Parses a body as JSON, or gives undefined.
+ *
+ * @internal
+ */
+export const parseJson = (body: string): unknown => {
+  try {
+    return JSON.parse(body)
+  } catch {
+    return undefined
+  }
+}
+
+const decodeError = Schema.decodeUnknownOption(ErrorResponse)
+
+const oauthClasses = {
+  invalid_request: E.InvalidRequest,
+  invalid_client: E.InvalidClient,
+  invalid_grant: E.InvalidGrant,
+  unauthorized_client: E.UnauthorizedClient,
+  unsupported_grant_type: E.UnsupportedGrantType,
+  invalid_scope: E.InvalidScope
+} as const
+
+// API error representations (Baack): {"code": "...", "message": "...", "errors": [{code, field, message}]}
+const ApiErrorBody = Schema.Struct({
+  code: Schema.NonEmptyString,
+  message: Schema.optional(Schema.String),
+  errors: Schema.optional(Schema.Array(Schema.Unknown))
+})
+const decodeApiError = Schema.decodeUnknownOption(ApiErrorBody)
+const decodeDetail = Schema.decodeUnknownOption(E.ApiErrorDetail)
+const cleanString = (u: unknown) => typeof u === "string" ? cleanDescription(u) : undefined
+
+/**
+ * Turns an OAuth error body into its tagged error. Used for error statuses and for a 200 that
+ * carries `error` (some servers answer errors that way).
+ *
+ * @internal
+ */
+export const fromOAuthError = (answer: Answer, body: ErrorResponse): TokenError => {
+  const fields = {
+    method: answer.method,
+    url: answer.url,
+    status: answer.status,
+    error: cleanDescription(body.error) ?? "unknown",
+    description: cleanDescription(body.error_description),
+    errorUri: cleanDescription(body.error_uri)
+  }
+  const retryAfter = parseRetryAfter(answer.retryAfter, answer.now)
+  if (answer.status === 429) return new E.RateLimited({ ...fields, retryAfter })
+  // RFC 6749 section 4.1.2.1 names these two as a server's way of saying "try again later"
+  if (
+    answer.status >= 500 || answer.status === 408 || body.error === "server_error" ||
+    body.error === "temporarily_unavailable"
+  ) {
+    return new E.ServerError({ ...fields, retryAfter })
+  }
+  const Class = Object.prototype.hasOwnProperty.call(oauthClasses, body.error)
+    ? oauthClasses[body.error as keyof typeof oauthClasses]
+    : E.OAuthError
+  return new Class(fields)
+}
+
+/**
+ * Classifies an HTTP error answer: by the OAuth `error` or API `code` the body names, else by status
+ * (401 `InvalidClient` per RFC 6749 section 5.2, 429 `RateLimited`, 408 and 5xx `ServerError`, any
+ * other status `MalformedResponse`).
+ *
+ * @internal
+ */
+export const fromErrorAnswer = (answer: Answer): TokenError => {
+  const json = parseJson(answer.body)
+  const oauth = decodeError(json)
+  if (Option.isSome(oauth)) return fromOAuthError(answer, oauth.value)
+  const base = { method: answer.method, url: answer.url, status: answer.status }
+  const retryAfter = parseRetryAfter(answer.retryAfter, answer.now)
+  if (answer.status === 429) return new E.RateLimited({ ...base, retryAfter })
+  if (answer.status >= 500 || answer.status === 408) return new E.ServerError({ ...base, retryAfter })
+  const api = decodeApiError(json)
+  if (Option.isSome(api)) {
+    const details = (api.value.errors ?? []).flatMap((d) =>
+      Option.match(decodeDetail(d), {
+        onNone: () => [],
+        onSome: (detail) => [
+          new E.ApiErrorDetail({
+            code: cleanString(detail.code),
+            field: cleanString(detail.field),
+            message: cleanString(detail.message)
+          })
+        ]
+      })
+    )
+    const fields = { ...base, code: api.value.code, description: cleanDescription(api.value.message), details }
+    return api.value.code === "INVALID_REPRESENTATION"
+      ? new E.InvalidRepresentation(fields)
+      : new E.BadRequest(fields)
+  }
+  if (answer.status === 401) return new E.InvalidClient({ ...base, error: "invalid_client" })
+  return malformed(answer, json, `unexpected HTTP status ${answer.status}`)
+}
+
+/**
+ * A `MalformedResponse` for a body we could not use: of JSON only the field names are kept (a broken
+ * token response still holds live tokens), of anything else a masked excerpt.
+ *
+ * @internal
+ */
+export const malformed = (answer: Answer, json: unknown, reason: string): E.MalformedResponse => {
+  const base = { method: answer.method, url: answer.url, status: answer.status, contentType: answer.contentType }
+  if (json !== undefined) {
+    const fields = typeof json === "object" && json !== null && !Array.isArray(json) ? Object.keys(json) : []
+    const shape = Array.isArray(json) ? "a JSON array" : json === null ? "JSON null" : `a JSON ${typeof json}`
+    return new E.MalformedResponse({
+      ...base,
+      reason: typeof json === "object" && json !== null && !Array.isArray(json) ? reason : `${reason}: ${shape}`,
+      fields: fields.slice(0, 32).map((f) => cleanDescription(f)?.slice(0, 64) ?? "")
+    })
+  }
+  return new E.MalformedResponse({
+    ...base,
+    reason: answer.body === "" ? `${reason}: empty body` : `${reason}: not JSON`,
+    excerpt: answer.body === "" ? undefined : excerpt(answer.body)
+  })
+}

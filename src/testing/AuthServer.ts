@@ -1,0 +1,549 @@
+/**
+ * An in-process fake OAuth 2.0 authorization server (RFC 6749) for tests: a token endpoint with client
+ * authentication, the four grants, PKCE, refresh-token rotation and revocation, a protected resource, and
+ * injectable faults (error statuses, delays, dropped connections, malformed bodies).
+ *
+ * Built on `node:http` rather than `@effect/platform`'s `HttpServer` because faults need raw control of the
+ * socket (destroy it unanswered, write bytes no schema would produce).
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import type * as Scope from "effect/Scope"
+import * as Crypto from "node:crypto"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AuthMethod = "client_secret_basic" | "client_secret_post" | "none"
+
+/**
+ * A registered client. Without `clientSecret` it is a public client, which by default may only use `none`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientRegistration {
+  readonly clientId: string
+  readonly clientSecret?: string
+  /** Default `["client_secret_basic", "client_secret_post"]`, or `["none"]` for a public client. */
+  readonly authMethods?: ReadonlyArray<AuthMethod>
+  /** Basic header encoding: `"form"` (RFC 6749 2.3.1, each part form-urlencoded), `"plain"`, default `"either"`. */
+  readonly basicEncoding?: "form" | "plain" | "either"
+}
+
+/**
+ * One injected fault. Faults queue up and each is consumed by the next token request (FIFO).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Fault =
+  | {
+    readonly _tag: "Status"
+    readonly status: number
+    readonly body?: string
+    readonly contentType?: string
+    readonly headers?: Record<string, string>
+  }
+  | { readonly _tag: "Delay"; readonly millis: number }
+  | { readonly _tag: "Drop" }
+  | { readonly _tag: "Body"; readonly status?: number; readonly body: string; readonly contentType?: string }
+
+const statusFault = (status: number, retryAfterSeconds: number | undefined): Fault =>
+  retryAfterSeconds === undefined
+    ? { _tag: "Status", status }
+    : { _tag: "Status", status, headers: { "Retry-After": String(retryAfterSeconds) } }
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Fault = {
+  /** Answers with `status`; without a body a 4xx/5xx gets an RFC 6749 error JSON fitting the status. */
+  status: (
+    status: number,
+    options?: { readonly body?: string; readonly contentType?: string; readonly headers?: Record<string, string> }
+  ): Fault => ({ _tag: "Status", status, ...options }),
+  /** 429 with `Retry-After` and `{"error":"temporarily_unavailable"}`. */
+  rateLimited: (retryAfterSeconds: number): Fault => statusFault(429, retryAfterSeconds),
+  /** 503 `{"error":"temporarily_unavailable"}`, with `Retry-After` when given. */
+  unavailable: (retryAfterSeconds?: number): Fault => statusFault(503, retryAfterSeconds),
+  /** Waits `millis` of real time (not the TestClock), then answers normally. */
+  delay: (millis: number): Fault => ({ _tag: "Delay", millis }),
+  /** Destroys the socket without answering. */
+  drop: (): Fault => ({ _tag: "Drop" }),
+  /** Writes `body` as is (default status 200, content type `text/html`). */
+  body: (body: string, options?: { readonly status?: number; readonly contentType?: string }): Fault => ({
+    _tag: "Body",
+    body,
+    ...options
+  })
+}
+
+/**
+ * What `issueCode` registers: the authorization step's result, as the token endpoint will check it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CodeRequest {
+  readonly clientId: string
+  readonly redirectUri?: string
+  readonly scope?: string
+  readonly codeChallenge?: string
+  /** RFC 7636 section 4.3: `"plain"` when a challenge is given without a method. */
+  readonly codeChallengeMethod?: "S256" | "plain"
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Default one client: `{ clientId: "client", clientSecret: "secret" }`. */
+  readonly clients?: ReadonlyArray<ClientRegistration>
+  /** Resource owners for the password grant; default `[{ username: "user", password: "pass" }]`. */
+  readonly users?: ReadonlyArray<{ readonly username: string; readonly password: string }>
+  /** Token lifetime; default 3600. An explicit `undefined` issues tokens that never expire (no `expires_in`). */
+  readonly lifetimeSeconds?: number | undefined
+  /** How `expires_in` is written; `"omit"` hides it while tokens still expire after their lifetime. */
+  readonly expiresIn?: "number" | "string" | "omit"
+  /** Default true for password, authorization_code and refresh_token. */
+  readonly issueRefreshTokens?: boolean
+  /** Default false: RFC 6749 section 4.4.3 says client_credentials should not get a refresh token. */
+  readonly refreshTokensForClientCredentials?: boolean
+  /** Default true: a refresh issues a new refresh token and revokes the presented one. */
+  readonly rotateRefreshTokens?: boolean
+  /** Default `"Bearer"`. */
+  readonly tokenType?: string
+  /** Access tokens become unsigned JWTs (`alg: none`) with an `exp` claim, to test peeking at `exp`. */
+  readonly jwtAccessTokens?: boolean
+  /** Token endpoint path, default `"/token"`. */
+  readonly path?: string
+  /** Server clock in epoch millis; default the `Clock` of the fiber running `make` (a TestClock in tests). */
+  readonly now?: () => number
+  /** Authorization codes valid from the start, in addition to those from `issueCode`. */
+  readonly codes?: ReadonlyArray<CodeRequest & { readonly code: string }>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RecordedRequest {
+  readonly method: string
+  readonly path: string
+  readonly grantType: string | undefined
+  readonly form: Readonly<Record<string, string>>
+  /** The body exactly as received, to tell `scope=A+B` from `scope=A%20B`. */
+  readonly rawBody: string
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly clientId: string | undefined
+  readonly authMethod: AuthMethod | undefined
+  /** A request held by a `Delay` fault reads `"fault"` until it is answered. */
+  readonly outcome: "token" | "error" | "fault"
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface IssuedToken {
+  readonly accessToken: string
+  readonly refreshToken?: string
+  readonly expiresAt: number | undefined
+  readonly grantType: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AuthServer {
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string
+  readonly tokenUrl: string
+  /** `GET` with `Authorization: Bearer <access token>`: 200 `{"ok":true}` or 401 (RFC 6750 `invalid_token`). */
+  readonly resourceUrl: string
+  readonly inject: (...faults: ReadonlyArray<Fault>) => Effect.Effect<void>
+  /** Every request except those to the resource, in arrival order. */
+  readonly requests: Effect.Effect<ReadonlyArray<RecordedRequest>>
+  /** POSTs to the token endpoint (all outcomes), optionally of one `grant_type`. */
+  readonly count: (grantType?: string) => Effect.Effect<number>
+  readonly issueCode: (options: CodeRequest) => Effect.Effect<string>
+  readonly revokeRefreshToken: (token: string) => Effect.Effect<void>
+  readonly revokeAccessToken: (token: string) => Effect.Effect<void>
+  /** Invalidates every issued token, as when a user revokes the app. */
+  readonly revokeAll: Effect.Effect<void>
+  /** Lifetime of tokens issued from now on; `undefined` issues tokens that never expire, without `expires_in`. */
+  readonly setLifetime: (seconds: number | undefined) => Effect.Effect<void>
+  readonly issued: Effect.Effect<ReadonlyArray<IssuedToken>>
+  readonly resourceCalls: Effect.Effect<{ readonly ok: number; readonly rejected: number }>
+}
+
+interface Reply {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly body: string
+}
+
+type Mutable<A> = { -readonly [K in keyof A]: A[K] }
+
+const jsonReply = (status: number, body: unknown, headers: Record<string, string> = {}): Reply => ({
+  status,
+  // RFC 6749 section 5.1: token responses must not be cached
+  headers: { "Content-Type": "application/json", "Cache-Control": "no-store", Pragma: "no-cache", ...headers },
+  body: JSON.stringify(body)
+})
+
+const oauthError = (status: number, error: string, description: string, headers?: Record<string, string>): Reply =>
+  jsonReply(status, { error, error_description: description }, headers)
+
+const invalidGrant = (description: string) => oauthError(400, "invalid_grant", description)
+
+const errorCodes: Record<number, string> = {
+  401: "invalid_client",
+  403: "access_denied",
+  429: "temporarily_unavailable",
+  503: "temporarily_unavailable"
+}
+const errorCodeFor = (status: number) => errorCodes[status] ?? (status >= 500 ? "server_error" : "invalid_request")
+
+const send = (res: Http.ServerResponse, reply: Reply): void => {
+  res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(Buffer.byteLength(reply.body)) })
+  res.end(reply.body)
+}
+
+const randomToken = (): string => Crypto.randomBytes(32).toString("base64url")
+
+const base64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString("base64url")
+// unsigned (RFC 7519 section 6): enough for a client that only peeks at `exp`
+const unsignedJwt = (claims: object): string => `${base64url({ alg: "none", typ: "JWT" })}.${base64url(claims)}.`
+
+// RFC 6749 appendix B: '+' is a space, then percent-decoding; undefined on a malformed escape
+const formDecode = (s: string): string | undefined => {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, " "))
+  } catch {
+    return undefined
+  }
+}
+
+const revoke = (entry: { revoked: boolean } | undefined): void => {
+  if (entry !== undefined) entry.revoked = true
+}
+
+const readBody = (req: Http.IncomingMessage) =>
+  Effect.async<string, Error>((resume) => {
+    const chunks: Array<Buffer> = []
+    req.on("data", (chunk: Buffer) => chunks.push(chunk))
+    req.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+    req.on("error", (error) => resume(Effect.fail(error)))
+  })
+
+/**
+ * Starts the server on 127.0.0.1 with a random port; it stops, dropping open connections, when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const now = options.now ?? (() => clock.unsafeCurrentTimeMillis())
+    const clients = options.clients ?? [{ clientId: "client", clientSecret: "secret" }]
+    const users = options.users ?? [{ username: "user", password: "pass" }]
+    const path = options.path ?? "/token"
+    const issueRefresh = options.issueRefreshTokens ?? true
+    const rotate = options.rotateRefreshTokens ?? true
+    const liveClock = Clock.make()
+
+    let lifetime: number | undefined = "lifetimeSeconds" in options ? options.lifetimeSeconds : 3600
+    const faults: Array<Fault> = []
+    const requests: Array<Mutable<RecordedRequest>> = []
+    const issued: Array<IssuedToken> = []
+    const access = new Map<string, { expiresAt: number | undefined; revoked: boolean }>()
+    const refresh = new Map<string, { clientId: string; scope: string | undefined; revoked: boolean }>()
+    const codes = new Map<string, CodeRequest>((options.codes ?? []).map((grant) => [grant.code, grant]))
+    const resourceCalls = { ok: 0, rejected: 0 }
+
+    const issue = (clientId: string, grantType: string, scope: string | undefined, withRefresh: boolean): Reply => {
+      const issuedAt = now()
+      const expiresAt = lifetime === undefined ? undefined : issuedAt + lifetime * 1000
+      const accessToken = options.jwtAccessTokens === true
+        ? unsignedJwt({
+          jti: randomToken(),
+          client_id: clientId,
+          iat: Math.floor(issuedAt / 1000),
+          ...(expiresAt === undefined ? {} : { exp: Math.floor(expiresAt / 1000) }),
+          ...(scope === undefined ? {} : { scope })
+        })
+        : randomToken()
+      access.set(accessToken, { expiresAt, revoked: false })
+      const refreshToken = withRefresh ? randomToken() : undefined
+      if (refreshToken !== undefined) refresh.set(refreshToken, { clientId, scope, revoked: false })
+      issued.push(
+        refreshToken === undefined
+          ? { accessToken, expiresAt, grantType }
+          : { accessToken, refreshToken, expiresAt, grantType }
+      )
+      const expiresIn = options.expiresIn ?? "number"
+      return jsonReply(200, {
+        access_token: accessToken,
+        token_type: options.tokenType ?? "Bearer",
+        ...(lifetime === undefined || expiresIn === "omit"
+          ? {}
+          : { expires_in: expiresIn === "string" ? String(lifetime) : lifetime }),
+        ...(refreshToken === undefined ? {} : { refresh_token: refreshToken }),
+        ...(scope === undefined ? {} : { scope })
+      })
+    }
+
+    // RFC 6749 section 2.3: returns the authenticated client, or the error to answer with
+    const authenticate = (
+      header: string | undefined,
+      params: URLSearchParams,
+      record: Mutable<RecordedRequest>
+    ): Reply | ClientRegistration => {
+      const formId = params.get("client_id") ?? undefined
+      const formSecret = params.get("client_secret") ?? undefined
+      const basic = header !== undefined && /^basic /i.test(header)
+      const invalidClient = (description: string) =>
+        oauthError(401, "invalid_client", description, basic ? { "WWW-Authenticate": "Basic realm=\"fake\"" } : {})
+      const allow = (client: ClientRegistration, method: AuthMethod) => {
+        const methods = client.authMethods ??
+          (client.clientSecret === undefined ? ["none"] : ["client_secret_basic", "client_secret_post"])
+        return methods.includes(method) ? client : invalidClient(`${method} is not allowed for this client`)
+      }
+      if (basic) {
+        record.authMethod = "client_secret_basic"
+        if (formSecret !== undefined) return oauthError(400, "invalid_request", "more than one authentication method")
+        const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8")
+        const colon = decoded.indexOf(":")
+        if (colon < 0) return invalidClient("malformed Basic credentials")
+        const [rawId, rawSecret] = [decoded.slice(0, colon), decoded.slice(colon + 1)]
+        const [decodedId, decodedSecret] = [formDecode(rawId), formDecode(rawSecret)]
+        const candidates = [{ encoding: "plain", id: rawId, secret: rawSecret }]
+        if (decodedId !== undefined && decodedSecret !== undefined) {
+          candidates.push({ encoding: "form", id: decodedId, secret: decodedSecret })
+        }
+        const accepts = (client: ClientRegistration, encoding: string) =>
+          (client.basicEncoding ?? "either") === "either" || client.basicEncoding === encoding
+        const client = clients.find((c) => candidates.some((d) => accepts(c, d.encoding) && d.id === c.clientId))
+        record.clientId = client?.clientId ?? rawId
+        if (client === undefined) return invalidClient("unknown client")
+        if (formId !== undefined && formId !== client.clientId) {
+          return oauthError(400, "invalid_request", "client_id does not match the Basic credentials")
+        }
+        const secretOk = candidates.some((d) =>
+          accepts(client, d.encoding) && d.id === client.clientId && d.secret === client.clientSecret
+        )
+        return secretOk ? allow(client, "client_secret_basic") : invalidClient("wrong client secret")
+      }
+      record.clientId = formId
+      if (formId === undefined) return invalidClient("no client authentication")
+      const method: AuthMethod = formSecret === undefined ? "none" : "client_secret_post"
+      record.authMethod = method
+      const client = clients.find((c) => c.clientId === formId)
+      if (client === undefined) return invalidClient("unknown client")
+      if (method === "client_secret_post" && formSecret !== client.clientSecret) {
+        return invalidClient("wrong client secret")
+      }
+      return allow(client, method)
+    }
+
+    const redeemCode = (client: ClientRegistration, params: URLSearchParams): Reply => {
+      const code = params.get("code")
+      if (code === null) return oauthError(400, "invalid_request", "code is missing")
+      const grant = codes.get(code)
+      if (grant === undefined) return invalidGrant("unknown or already used code")
+      codes.delete(code) // RFC 6749 section 4.1.2: single use, a failed attempt burns it too
+      if (grant.clientId !== client.clientId) return invalidGrant("code was issued to another client")
+      if (grant.redirectUri !== undefined && params.get("redirect_uri") !== grant.redirectUri) {
+        return invalidGrant("redirect_uri does not match") // RFC 6749 section 4.1.3: identical, not equivalent
+      }
+      if (grant.codeChallenge !== undefined) {
+        const verifier = params.get("code_verifier")
+        if (verifier === null) return invalidGrant("code_verifier is missing")
+        const computed = grant.codeChallengeMethod === "S256"
+          ? Crypto.createHash("sha256").update(verifier).digest("base64url")
+          : verifier
+        if (computed !== grant.codeChallenge) return invalidGrant("code_verifier does not match the code_challenge")
+      }
+      return issue(client.clientId, "authorization_code", grant.scope, issueRefresh)
+    }
+
+    const tokenRequest = (req: Http.IncomingMessage, params: URLSearchParams, record: Mutable<RecordedRequest>) => {
+      const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+      if (mediaType !== "application/x-www-form-urlencoded") {
+        return oauthError(400, "invalid_request", "expected application/x-www-form-urlencoded")
+      }
+      const keys = [...params.keys()]
+      if (new Set(keys).size !== keys.length) return oauthError(400, "invalid_request", "repeated parameter")
+      const grantType = params.get("grant_type")
+      if (grantType === null || grantType === "") return oauthError(400, "invalid_request", "grant_type is missing")
+      const client = authenticate(req.headers.authorization, params, record)
+      if (!("clientId" in client)) return client
+      const scope = params.get("scope") ?? undefined
+      switch (grantType) {
+        case "client_credentials": {
+          if (record.authMethod === "none") {
+            return oauthError(400, "unauthorized_client", "client_credentials needs a confidential client")
+          }
+          return issue(client.clientId, grantType, scope, options.refreshTokensForClientCredentials ?? false)
+        }
+        case "password": {
+          const [username, password] = [params.get("username"), params.get("password")]
+          if (username === null || password === null) {
+            return oauthError(400, "invalid_request", "username and password are required")
+          }
+          return users.some((u) => u.username === username && u.password === password)
+            ? issue(client.clientId, grantType, scope, issueRefresh)
+            : invalidGrant("wrong username or password")
+        }
+        case "authorization_code":
+          return redeemCode(client, params)
+        case "refresh_token": {
+          const token = params.get("refresh_token")
+          if (token === null) return oauthError(400, "invalid_request", "refresh_token is missing")
+          const entry = refresh.get(token)
+          if (entry === undefined || entry.revoked || entry.clientId !== client.clientId) {
+            return invalidGrant("refresh token is unknown, revoked or issued to another client")
+          }
+          if (rotate) entry.revoked = true
+          // without rotation the response omits refresh_token: the client keeps the one it has (RFC 6749 section 6)
+          return issue(client.clientId, grantType, entry.scope, rotate && issueRefresh)
+        }
+        default:
+          return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
+      }
+    }
+
+    const resource = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
+      if (req.method !== "GET") return send(res, { status: 405, headers: { Allow: "GET" }, body: "" })
+      const token = /^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1]
+      const entry = token === undefined ? undefined : access.get(token)
+      if (entry !== undefined && !entry.revoked && (entry.expiresAt === undefined || now() < entry.expiresAt)) {
+        resourceCalls.ok++
+        return send(res, jsonReply(200, { ok: true }))
+      }
+      resourceCalls.rejected++
+      send(res, jsonReply(401, { error: "invalid_token" }, { "WWW-Authenticate": "Bearer error=\"invalid_token\"" }))
+    }
+
+    const handle = (req: Http.IncomingMessage, res: Http.ServerResponse) =>
+      Effect.gen(function*() {
+        const pathname = new URL(req.url ?? "/", "http://127.0.0.1").pathname
+        if (pathname === "/resource") return resource(req, res)
+        const rawBody = yield* readBody(req)
+        const params = new URLSearchParams(rawBody)
+        const record: Mutable<RecordedRequest> = {
+          method: req.method ?? "",
+          path: pathname,
+          grantType: params.get("grant_type") ?? undefined,
+          form: Object.fromEntries(params),
+          rawBody,
+          headers: Object.fromEntries(
+            Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : v])
+          ),
+          clientId: undefined,
+          authMethod: undefined,
+          outcome: "error"
+        }
+        requests.push(record)
+        if (pathname !== path) return send(res, oauthError(404, "invalid_request", "not found"))
+        if (req.method !== "POST") return send(res, { status: 405, headers: { Allow: "POST" }, body: "" })
+        const fault = faults.shift()
+        if (fault !== undefined) {
+          record.outcome = "fault"
+          switch (fault._tag) {
+            case "Drop":
+              return void req.socket.destroy()
+            case "Body":
+              return send(res, {
+                status: fault.status ?? 200,
+                headers: { "Content-Type": fault.contentType ?? "text/html" },
+                body: fault.body
+              })
+            case "Status": {
+              const error = { error: errorCodeFor(fault.status), error_description: "injected fault" }
+              const body = fault.body ?? (fault.status >= 400 ? JSON.stringify(error) : "")
+              const headers = { "Content-Type": fault.contentType ?? "application/json", ...fault.headers }
+              return send(res, { status: fault.status, headers, body })
+            }
+            case "Delay":
+              // real time, so a client timeout under TestClock fires while the server still holds the request
+              yield* Effect.sleep(Duration.millis(fault.millis)).pipe(Effect.withClock(liveClock))
+          }
+        }
+        const reply = tokenRequest(req, params, record)
+        record.outcome = reply.status === 200 ? "token" : "error"
+        send(res, reply)
+      })
+
+    const set = yield* FiberSet.make<void, never>()
+    const run = yield* FiberSet.runtime(set)<never>()
+    const listener = (req: Http.IncomingMessage, res: Http.ServerResponse) => {
+      run(
+        handle(req, res).pipe(Effect.catchAllCause(() =>
+          Effect.sync(() => {
+            if (res.headersSent) res.destroy()
+            else send(res, oauthError(500, "server_error", "the fake server failed"))
+          })
+        ))
+      )
+    }
+
+    const server = yield* Effect.acquireRelease(
+      Effect.async<Http.Server>((resume) => {
+        const server = Http.createServer(listener)
+        server.once("error", (error) => resume(Effect.die(error)))
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+      }),
+      (server) =>
+        Effect.zipRight(
+          FiberSet.clear(set),
+          Effect.async<void>((resume) => {
+            server.close(() => resume(Effect.void))
+            server.closeAllConnections() // keep-alive sockets would hold close() open forever
+          })
+        )
+    )
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+
+    return {
+      url,
+      tokenUrl: url + path,
+      resourceUrl: url + "/resource",
+      inject: (...more) => Effect.sync(() => void faults.push(...more)),
+      requests: Effect.sync(() => requests.map((r) => ({ ...r }))),
+      count: (grantType) =>
+        Effect.sync(() =>
+          requests.filter((r) =>
+            r.path === path && r.method === "POST" && (grantType === undefined || r.grantType === grantType)
+          ).length
+        ),
+      issueCode: (request) =>
+        Effect.sync(() => {
+          const code = randomToken()
+          codes.set(code, request)
+          return code
+        }),
+      revokeRefreshToken: (token) => Effect.sync(() => revoke(refresh.get(token))),
+      revokeAccessToken: (token) => Effect.sync(() => revoke(access.get(token))),
+      revokeAll: Effect.sync(() => [...access.values(), ...refresh.values()].forEach(revoke)),
+      setLifetime: (seconds) =>
+        Effect.sync(() => {
+          lifetime = seconds
+        }),
+      issued: Effect.sync(() => issued.slice()),
+      resourceCalls: Effect.sync(() => ({ ...resourceCalls }))
+    } satisfies AuthServer
+  })

@@ -1,0 +1,11 @@
+/**
+ * Test support: in-process fake servers that speak real HTTP on 127.0.0.1, so programs using
+ * tokenwarden can be tested offline.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * @since 0.1.0
+ */
+export * as AuthServer from "./AuthServer.js"

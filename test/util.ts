@@ -1,0 +1,44 @@
+import { NodeHttpClient } from "@effect/platform-node"
+import { Effect, Option, Redacted, Stream } from "effect"
+import type { TokenState } from "tokenwarden"
+import { ClientAuth, Grant, RefreshPolicy, TokenSource } from "tokenwarden"
+import { AuthServer } from "tokenwarden/testing"
+
+/** Real HTTP over loopback, as a user's program would have it. */
+export const HttpLive = NodeHttpClient.layerUndici
+
+export const noJitter = RefreshPolicy.make({ jitterFraction: 0 })
+
+/** Lets real IO (a loopback request started by a TestClock wake-up) finish. */
+export const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
+
+/** A fake server and a client-credentials source against it, with the given overrides. */
+export const setup = (
+  server?: AuthServer.Options,
+  source?: Partial<TokenSource.Options>
+) =>
+  Effect.gen(function*() {
+    const fake = yield* AuthServer.make(server)
+    const tokens = yield* TokenSource.make({
+      url: fake.tokenUrl,
+      clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+      grant: Grant.clientCredentials({ scopes: ["read"] }),
+      // no jitter: a 1-hour token refreshes at exactly 45 minutes, so tests can step the clock to it
+      policy: noJitter,
+      ...source
+    })
+    return { server: fake, source: tokens }
+  })
+
+/** The first state (current included) that matches. */
+export const waitFor = (
+  source: TokenSource.TokenSource,
+  predicate: (state: TokenState.TokenState) => boolean
+) => source.changes.pipe(Stream.filter(predicate), Stream.runHead, Effect.map(Option.getOrThrow))
+
+/** Waits for a valid token other than `token`. */
+export const waitForNewToken = (source: TokenSource.TokenSource, token: { readonly value: Redacted.Redacted }) =>
+  waitFor(
+    source,
+    (s) => s._tag === "Valid" && Redacted.value(s.token.value) !== Redacted.value(token.value)
+  ).pipe(Effect.map((s) => (s as Extract<TokenState.TokenState, { _tag: "Valid" }>).token))

@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // tests against real processes (Redis, worker fleets) bound their own waits; keep the pool small on 2 cores
+    pool: "forks",
+    reporters: ["default", "json"],
+    outputFile: { json: ".vitest-report.json" }
+  }
+})
