@@ -22,6 +22,7 @@ import * as ClientAuth from "./ClientAuth.js"
 import * as Grant from "./Grant.js"
 import { type Answer, fromErrorAnswer, fromOAuthError, malformed, parseJson } from "./internal/failure.js"
 import { peekExpiry } from "./internal/jwt.js"
+import { errorCode } from "./internal/transport.js"
 import { checkEndpoint, publicUrl } from "./internal/url.js"
 import type { InvalidConfiguration, TokenError } from "./TokenError.js"
 import { TransportError } from "./TokenError.js"
@@ -142,10 +143,12 @@ export const make = (
               new TransportError({
                 method: "POST",
                 url,
-                reason: e.reason === "Encode" || e.reason === "InvalidUrl" ? "Encode" : "Connection"
+                reason: e.reason === "Encode" || e.reason === "InvalidUrl" ? "Encode" : "Connection",
+                code: errorCode(e.cause)
               })
             ),
-          ResponseError: () => Effect.fail(new TransportError({ method: "POST", url, reason: "Body" }))
+          ResponseError: (e) =>
+            Effect.fail(new TransportError({ method: "POST", url, reason: "Body", code: errorCode(e.cause) }))
         }),
         Effect.timeoutFail({
           duration: timeout,

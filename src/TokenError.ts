@@ -305,7 +305,9 @@ export class ServerError extends Schema.TaggedError<ServerError>("tokenwarden/Se
  */
 export class TransportError extends Schema.TaggedError<TransportError>("tokenwarden/TransportError")("TransportError", {
   ...Endpoint,
-  reason: Schema.Literal("Timeout", "Connection", "Encode", "Body")
+  reason: Schema.Literal("Timeout", "Connection", "Encode", "Body"),
+  /** The system error code, when there is one (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`). */
+  code: Schema.optional(Schema.String)
 }) {
   readonly [TypeId] = TypeId
   /** @since 0.1.0 */
@@ -316,7 +318,7 @@ export class TransportError extends Schema.TaggedError<TransportError>("tokenwar
   override get message(): string {
     return `${this.method} ${this.url}: ${
       this.reason === "Timeout" ? "timed out" : this.reason === "Body" ? "response body broke off" : "request failed"
-    }`
+    }${this.code === undefined ? "" : ` (${this.code})`}`
   }
 }
 

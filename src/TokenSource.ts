@@ -227,6 +227,9 @@ export const make = (
         if (Exit.isSuccess(exit)) {
           yield* accept(exit.value)
           yield* count("success")
+          if (attempt > 1) {
+            yield* Effect.logInfo("token request recovered").pipe(Effect.annotateLogs({ failed_attempts: attempt - 1 }))
+          }
           yield* Deferred.succeed(done, exit.value)
           return
         }
