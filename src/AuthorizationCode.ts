@@ -90,9 +90,10 @@ const sameSecret = (a: string, b: string) =>
   timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest())
 
 /**
- * Checks a callback (its URL or query) against the request: a different `state` fails with
- * `StateMismatch` before anything is sent; an `error` in the callback fails with the OAuth error it
- * names. Gives the `authorization_code` grant to exchange, with `redirect_uri` and the verifier.
+ * Checks a callback (its URL, the request target a server sees such as `/callback?code=…`, or its
+ * query) against the request: a different `state` fails with `StateMismatch` before anything is sent;
+ * an `error` in the callback fails with the OAuth error it names. Gives the `authorization_code` grant
+ * to exchange, with `redirect_uri` and the verifier.
  *
  * @since 0.1.0
  * @category combinators
@@ -105,9 +106,15 @@ export const callback = (
     let params: URLSearchParams
     let where = "callback"
     try {
-      const url = typeof callback === "string" || callback instanceof URL ? new URL(callback) : undefined
+      // a server sees the callback as its request target ("/callback?code=…"), not an absolute URL
+      const relative = typeof callback === "string" && !URL.canParse(callback)
+      const url = typeof callback === "string"
+        ? new URL(callback, relative ? "http://callback.invalid" : undefined)
+        : callback instanceof URL
+        ? callback
+        : undefined
       params = url === undefined ? (callback as URLSearchParams) : url.searchParams
-      if (url !== undefined) where = publicUrl(url)
+      if (url !== undefined) where = relative ? url.pathname : publicUrl(url)
     } catch {
       return Effect.fail(new InvalidRequest({ method: "GET", url: where, status: 0, error: "invalid_request" }))
     }

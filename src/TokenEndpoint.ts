@@ -20,7 +20,7 @@ import * as Stream from "effect/Stream"
 import type { AccessToken, LifetimeSource } from "./AccessToken.js"
 import * as ClientAuth from "./ClientAuth.js"
 import * as Grant from "./Grant.js"
-import { type Answer, fromErrorAnswer, fromOAuthError, malformed, parseJson } from "./internal/failure.js"
+import { type Answer, fromErrorAnswer, fromOAuthError, malformed, parseJson, refused } from "./internal/failure.js"
 import { peekExpiry } from "./internal/jwt.js"
 import { errorCode } from "./internal/transport.js"
 import { checkEndpoint, publicUrl } from "./internal/url.js"
@@ -135,7 +135,14 @@ export const make = (
       )
       return client.execute(request).pipe(
         Effect.flatMap((response) => Effect.map(readBody(response), (body) => ({ response, body }))),
-        Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
+        // the user's fetch options (a proxy dispatcher, say) stay; only redirects are overridden
+        Effect.provideServiceEffect(
+          FetchHttpClient.RequestInit,
+          Effect.map(Effect.serviceOption(FetchHttpClient.RequestInit), (init): globalThis.RequestInit => ({
+            ...Option.getOrUndefined(init),
+            redirect: "manual"
+          }))
+        ),
         Effect.scoped,
         Effect.catchTags({
           RequestError: (e) =>
@@ -215,11 +222,9 @@ export const make = (
           body: body.text,
           now
         }
-        if (body.tooLarge) {
-          return yield* Effect.fail(malformed({ ...answer, body: "" }, undefined, "body larger than 1 MiB"))
-        }
+        if (body.tooLarge) return yield* Effect.fail(refused(answer, "body larger than 1 MiB"))
         if (response.status >= 300 && response.status < 400) {
-          return yield* Effect.fail(malformed({ ...answer, body: "" }, undefined, "redirect refused"))
+          return yield* Effect.fail(refused(answer, "redirect refused"))
         }
         if (response.status < 200 || response.status >= 300) return yield* Effect.fail(fromErrorAnswer(answer))
         const json = parseJson(body.text)

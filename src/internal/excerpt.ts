@@ -1,9 +1,11 @@
 const MAX_EXCERPT = 200
 const MAX_DESCRIPTION = 256
 
-// a proxy page can echo the request, so anything shaped like a credential is masked before quoting
+// a proxy page can echo the request, so anything shaped like a credential is masked before quoting;
+// a quoted value is masked up to its closing quote (a debugging proxy quotes the decoded form as JSON,
+// where a secret may hold "&", "," or ";"), an unquoted one up to the next delimiter
 const credentialPatterns: ReadonlyArray<RegExp> = [
-  /((?:access|refresh|id)_token|client_secret|password|secret|token|code|code_verifier|assertion|api[_-]?key)(["']?\s*[:=]\s*["']?)([^\s"'&,;<>]+)/gi,
+  /((?:access|refresh|id)_token|client_secret|password|secret|token|code|code_verifier|assertion|api[_-]?key)(["']?\s*[:=]\s*["']?)((?<=")(?:\\.|[^"\\])*|(?<=')(?:\\.|[^'\\])*|[^\s"'&,;<>]+)/gi,
   /\b(Bearer|Basic|Token)(\s+)([A-Za-z0-9._~+/=-]+)/gi,
   /()()([A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)/g,
   /()()([A-Za-z0-9+/_=-]{24,})/g

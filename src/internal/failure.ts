@@ -99,9 +99,9 @@ export const fromOAuthError = (answer: Answer, body: ErrorResponse): TokenError 
 }
 
 /**
- * Classifies an HTTP error answer: by the OAuth `error` or API `code` the body names, else by status
- * (401 `InvalidClient` per RFC 6749 section 5.2, 429 `RateLimited`, 408 and 5xx `ServerError`, any
- * other status `MalformedResponse`).
+ * Classifies an HTTP error answer: by the OAuth `error` the body names, else by status (401
+ * `InvalidClient` per RFC 6749 section 5.2, 429 `RateLimited`, 408 and 5xx `ServerError`), else by the
+ * API `code` the body names, else `MalformedResponse`.
  *
  * @internal
  */
@@ -114,6 +114,14 @@ export const fromErrorAnswer = (answer: Answer): TokenError => {
   if (answer.status === 429) return new E.RateLimited({ ...base, retryAfter })
   if (answer.status >= 500 || answer.status === 408) return new E.ServerError({ ...base, retryAfter })
   const api = decodeApiError(json)
+  // RFC 6749 section 5.2: a 401 means the client failed to authenticate, whatever representation the body uses
+  if (answer.status === 401) {
+    return new E.InvalidClient({
+      ...base,
+      error: "invalid_client",
+      description: Option.isSome(api) ? cleanDescription(api.value.message) : undefined
+    })
+  }
   if (Option.isSome(api)) {
     const details = (api.value.errors ?? []).flatMap((d) =>
       Option.match(decodeDetail(d), {
@@ -132,9 +140,23 @@ export const fromErrorAnswer = (answer: Answer): TokenError => {
       ? new E.InvalidRepresentation(fields)
       : new E.BadRequest(fields)
   }
-  if (answer.status === 401) return new E.InvalidClient({ ...base, error: "invalid_client" })
   return malformed(answer, json, `unexpected HTTP status ${answer.status}`)
 }
+
+/**
+ * A `MalformedResponse` for an answer whose body was not read or must not be quoted (larger than the
+ * cap, a redirect): the reason alone, no excerpt, no fields.
+ *
+ * @internal
+ */
+export const refused = (answer: Answer, reason: string): E.MalformedResponse =>
+  new E.MalformedResponse({
+    method: answer.method,
+    url: answer.url,
+    status: answer.status,
+    contentType: answer.contentType,
+    reason
+  })
 
 /**
  * A `MalformedResponse` for a body we could not use: of JSON only the field names are kept (a broken
