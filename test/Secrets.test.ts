@@ -123,6 +123,22 @@ describe("secret hygiene", () => {
         assertClean(renderings(error), SECRETS)
       }).pipe(Effect.provide(HttpLive)))
 
+    it.scoped("an error_description that echoes the request keeps its prose and loses the secrets", () =>
+      Effect.gen(function*() {
+        const description = `bad request body: grant_type=password&password=${
+          form(PASSWORD)
+        }&client_secret=${CLIENT_SECRET}; "refresh_token": "${REFRESH}" Bearer ${ACCESS} \u202egnp.exe token: expired`
+        const error = yield* failWith(AuthServer.Fault.status(400, {
+          body: JSON.stringify({ error: "invalid_request", error_description: description })
+        }))
+        assert.strictEqual(error._tag, "InvalidRequest")
+        const kept = error._tag === "InvalidRequest" ? error.description ?? "" : ""
+        assert.include(kept, "bad request body: grant_type=password&password=***")
+        assert.include(kept, "token: expired", "prose about tokens is not masked")
+        assert.notInclude(kept, "\u202e", "bidi overrides are stripped")
+        assertClean(renderings(error), SECRETS)
+      }).pipe(Effect.provide(HttpLive)))
+
     it.scoped("a truncated token body is quoted with its tokens masked", () =>
       Effect.gen(function*() {
         const body = JSON.stringify({ access_token: ACCESS, refresh_token: REFRESH, id_token: ID_TOKEN }).slice(0, -3)

@@ -35,7 +35,16 @@ export const excerpt = (body: string): string => {
  *
  * @internal
  */
-export const stripControl = (text: string): string => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ")
+export const stripControl = (text: string): string =>
+  // C0/C1 controls, and the invisible ones that reorder or break a line when printed (bidi overrides,
+  // line and paragraph separators)
+  text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, " ")
+
+// a server that echoes the request in its description would put our secret in the error: mask the
+// echoed forms (`name=value`, `"name": "value"`, `Bearer value`), not prose such as "token: expired"
+const echoedCredential =
+  /((?:access|refresh|id)_token|client_secret|password|secret|token|code|code_verifier|assertion|api[_-]?key)(=|"\s*:\s*")([^\s"&,;<>]+)/gi
+const echoedAuthorization = /\b(Bearer|Basic)(\s+)([A-Za-z0-9._~+/=-]{8,})/g
 
 /**
  * A server's `error_description` as errors keep it: control characters removed, length capped.
@@ -45,6 +54,8 @@ export const stripControl = (text: string): string => text.replace(/[\u0000-\u00
 export const cleanDescription = (text: string | undefined): string | undefined => {
   if (text === undefined) return undefined
   const clean = stripControl(text).trim()
+    .replace(echoedCredential, (_m, name, sep) => `${name}${sep}***`)
+    .replace(echoedAuthorization, (_m, name, sep) => `${name}${sep}***`)
   if (clean === "") return undefined
   return clean.length > MAX_DESCRIPTION ? clean.slice(0, MAX_DESCRIPTION) + "…" : clean
 }
