@@ -1,0 +1,59 @@
+/**
+ * Baack's root API client minting a narrower client for one use case, offline against the fake Baack
+ * on 127.0.0.1 (`npx tsx examples/baack.ts`): create it, read it back, use its own token, delete it.
+ *
+ * The root token has every permission on the company and must never reach a device or a browser; the
+ * narrower client's token is what a device gets. With the real Baack, drop `baseUrl` and read the root
+ * token from `BAACK_ROOT_TOKEN` with `Baack.layerConfig()`.
+ */
+import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import { Effect, Option, Redacted } from "effect"
+// not in the barrels yet: `import { Baack } from "tokenwarden"` and `import { BaackFake } from "tokenwarden/testing"`
+import * as Baack from "../src/providers/Baack.js"
+import * as BaackFake from "../src/testing/BaackFake.js"
+
+/** The part of the program that manages clients: it needs only the service. */
+const mintReportsClient = (companyUrn: string) =>
+  Effect.gen(function*() {
+    const clients = yield* Baack.ApiClients
+    const created = yield* clients.create({
+      scope: "api.baack.co",
+      owner: { urn: companyUrn, url: `/n/v1/company/${companyUrn}` },
+      clientID: "Bearer",
+      fields: { name: "reports-kiosk" }
+    })
+    console.log("created", created.urn, "for", created.extra.name, "- its token:", String(created.token))
+    const read = yield* clients.read(created.urn!)
+    console.log(
+      "read back:",
+      Option.map(read, (c) => `${c.urn} owned by ${c.owner.urn}`).pipe(Option.getOrElse(() => "gone"))
+    )
+    return created
+  })
+
+const program = Effect.gen(function*() {
+  const fake = yield* BaackFake.make()
+  const RootClients = Baack.layer({ baseUrl: fake.url, rootToken: Redacted.make(fake.rootToken) })
+
+  const kiosk = yield* mintReportsClient(fake.companyUrn).pipe(Effect.provide(RootClients))
+
+  // the kiosk gets its own token, never the root one: it may not manage clients
+  const asKiosk = yield* Baack.make({ baseUrl: fake.url, rootToken: kiosk.token! })
+  const refused = yield* Effect.flip(asKiosk.list)
+  console.log("the kiosk token may not manage clients:", refused._tag)
+
+  // a mistake in the representation comes back typed, with the server's details
+  const invalid = yield* Effect.gen(function*() {
+    const clients = yield* Baack.ApiClients
+    return yield* Effect.flip(clients.create({ scope: "api.baack.co", owner: { urn: "" }, clientID: "Bearer" }))
+  }).pipe(Effect.provide(RootClients))
+  console.log("an invalid representation:", invalid.message)
+
+  yield* Effect.gen(function*() {
+    const clients = yield* Baack.ApiClients
+    yield* clients.delete(kiosk.urn!)
+    console.log("deleted; clients left:", (yield* clients.list).length)
+  }).pipe(Effect.provide(RootClients))
+})
+
+program.pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), NodeRuntime.runMain)

@@ -1,0 +1,83 @@
+/**
+ * Buddy's two flows, offline against the fake Buddy on 127.0.0.1 (`npx tsx examples/buddy.ts`):
+ *
+ * 1. client credentials (a developer testing the app): HTTP Basic, `scope=WORKSPACE+EXECUTION_RUN`;
+ *    when the API refuses the token, the source simply runs the grant again;
+ * 2. the web flow: the authorize URL, the user approving, the callback's `state` checked, the code
+ *    exchanged once; when the user revokes the app, the source says `ReauthorizationRequired`.
+ *
+ * With the real Buddy, drop `baseUrl` and send the user's browser to `request.url`.
+ */
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import { Context, Effect, Redacted } from "effect"
+import type { TokenSource } from "tokenwarden"
+import { AccessToken } from "tokenwarden"
+// not in the barrels yet: `import { Buddy } from "tokenwarden"` and `import { BuddyFake } from "tokenwarden/testing"`
+import * as Buddy from "../src/providers/Buddy.js"
+import * as BuddyFake from "../src/testing/BuddyFake.js"
+
+class BuddyCi extends Context.Tag("example/BuddyCi")<BuddyCi, TokenSource.TokenSource>() {}
+
+/** A Buddy API call; on 401 the token is handed back to its source, which decides what comes next. */
+const whoAmI = (url: string, source: TokenSource.TokenSource) =>
+  Effect.gen(function*() {
+    const token = yield* source.get
+    const response = yield* HttpClient.execute(
+      HttpClientRequest.get(url).pipe(
+        HttpClientRequest.setHeader("authorization", AccessToken.authorizationHeader(token))
+      )
+    )
+    if (response.status === 401) yield* source.invalidate(token)
+    return response.status
+  })
+
+/** 1. client credentials, the source taken from the program's own tag */
+const clientCredentials = (fake: BuddyFake.BuddyFake) =>
+  Effect.gen(function*() {
+    const ci = yield* BuddyCi
+    const token = yield* ci.get
+    console.log("client credentials: token", String(token.value), "lifetime:", token.lifetimeSource)
+    console.log("  may it read executions?", Buddy.covers(Buddy.grantedScopes(token), "EXECUTION_INFO"))
+    console.log("  GET /user ->", yield* whoAmI(fake.apiUrl, ci))
+    yield* fake.revokeAll
+    console.log("  the user revoked the app; GET /user ->", yield* whoAmI(fake.apiUrl, ci))
+    console.log("  after the grant ran again; GET /user ->", yield* whoAmI(fake.apiUrl, ci))
+  }).pipe(
+    Effect.provide(Buddy.layer(BuddyCi, {
+      clientId: fake.clientId,
+      clientSecret: Redacted.make(fake.clientSecret),
+      scopes: ["WORKSPACE", "EXECUTION_RUN"],
+      baseUrl: fake.url
+    }))
+  )
+
+const program = Effect.gen(function*() {
+  const fake = yield* BuddyFake.make({ callbackUrl: "http://127.0.0.1:8080/buddy/callback" })
+  yield* clientCredentials(fake)
+
+  // 2. the web flow
+  const request = yield* Buddy.authorize({
+    clientId: fake.clientId,
+    scopes: ["WORKSPACE", "REPOSITORY_READ"],
+    callbackUrl: "http://127.0.0.1:8080/buddy/callback",
+    redirectUri: "http://127.0.0.1:8080/buddy/callback/workspace-1",
+    baseUrl: fake.url
+  })
+  console.log("web flow: send the user to", request.url)
+  const callbackUrl = yield* fake.approve(request.url) // the user logs in and allows access
+  const grant = yield* Buddy.callback(request, callbackUrl)
+  const user = yield* Buddy.makeWebFlow({
+    clientId: fake.clientId,
+    clientSecret: Redacted.make(fake.clientSecret),
+    grant,
+    baseUrl: fake.url
+  })
+  console.log("  GET /user ->", yield* whoAmI(fake.apiUrl, user))
+  yield* fake.revokeAll
+  console.log("  the user revoked the app; GET /user ->", yield* whoAmI(fake.apiUrl, user))
+  const next = yield* Effect.flip(user.get)
+  console.log("  the source now says:", next._tag, "- send the user through authorize again")
+})
+
+program.pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), NodeRuntime.runMain)

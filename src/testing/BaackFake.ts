@@ -1,0 +1,293 @@
+/**
+ * A fake Baack API client endpoint for tests and examples, on 127.0.0.1: CRUD on `/n/v1/apiclient/` with
+ * the root client's bearer token, answering with the documented representation and the assumed error
+ * representation `{"code", "message", "errors": [{"code", "field"}]}` (see PROVIDERS.md).
+ *
+ * - CREATE `POST /n/v1/apiclient/` answers 201 with the representation plus the `urn` and bearer
+ *   `token` it assigns; READ, UPDATE (`PUT`, the whole representation) and DELETE (204) address
+ *   `/n/v1/apiclient/{urn}`; LIST (`GET` on the prefix) answers a JSON array, tokens left out.
+ * - 400 `INVALID_REPRESENTATION` for missing fields (`REPRESENTATION_MISSING_REQUIRED_FIELD`) or invalid
+ *   ones (`REPRESENTATION_INVALID_FIELD`), 400 `BAD_REQUEST` for malformed JSON or another content type,
+ *   401 `UNAUTHORIZED` without the root token, 403 `FORBIDDEN` for a narrower client's token, 404
+ *   `NOT_FOUND`, 405 `METHOD_NOT_ALLOWED`.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import type * as Scope from "effect/Scope"
+import * as Crypto from "node:crypto"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+
+/**
+ * One injected answer, given to the next authenticated request instead of its real answer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Fault {
+  readonly status: number
+  readonly body: string
+  readonly contentType?: string
+  readonly headers?: Record<string, string>
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Fault = {
+  /** An API error representation with any code, known or not. */
+  apiError: (status: number, code: string, message?: string): Fault => ({
+    status,
+    body: JSON.stringify({ code, ...(message === undefined ? {} : { message }) }),
+    contentType: "application/json"
+  }),
+  /** Any body as it is (an HTML page from a proxy, a truncated JSON). */
+  raw: (status: number, body: string, contentType = "text/html"): Fault => ({ status, body, contentType })
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The root API client's bearer token; random by default. */
+  readonly rootToken?: string
+  /** The company's URN; a fixed UUID by default. */
+  readonly companyUrn?: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RecordedRequest {
+  readonly method: string
+  readonly path: string
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly rawBody: string
+  readonly status: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface BaackFake {
+  /** `http://127.0.0.1:PORT`: the base URL to give `Baack`'s options. */
+  readonly url: string
+  readonly rootToken: string
+  readonly companyUrn: string
+  /** Every request, in arrival order. */
+  readonly requests: Effect.Effect<ReadonlyArray<RecordedRequest>>
+  /** The stored clients, as LIST shows them. */
+  readonly clients: Effect.Effect<ReadonlyArray<Readonly<Record<string, unknown>>>>
+  /** Answers for the next authenticated requests, in order. */
+  readonly inject: (...faults: ReadonlyArray<Fault>) => Effect.Effect<void>
+}
+
+interface Reply {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
+const json = (status: number, body: unknown): Reply => ({
+  status,
+  headers: { "Content-Type": "application/json" },
+  body: JSON.stringify(body)
+})
+
+const apiError = (status: number, code: string, message: string, errors?: ReadonlyArray<unknown>): Reply =>
+  json(status, { code, message, ...(errors === undefined ? {} : { errors }) })
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const PREFIX = "/n/v1/apiclient/"
+
+const readBody = (req: Http.IncomingMessage) =>
+  Effect.async<string>((resume) => {
+    const chunks: Array<Buffer> = []
+    req.on("data", (chunk: Buffer) => chunks.push(chunk))
+    req.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+    req.on("error", () => resume(Effect.succeed("")))
+  })
+
+const safeDecode = (s: string): string | undefined => {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    return undefined
+  }
+}
+
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * Starts the fake on 127.0.0.1 with a random port; it stops when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<BaackFake, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const rootToken = options.rootToken ?? Crypto.randomBytes(24).toString("base64url")
+    const companyUrn = options.companyUrn ?? "32a90f18-aaa0-4bdc-a63e-4efd2e16c28c"
+    const requests: Array<RecordedRequest> = []
+    const faults: Array<Fault> = []
+    // urn → stored representation, and the narrower clients' tokens (valid, but not for this endpoint)
+    const clients = new Map<string, Record<string, unknown>>()
+    const issuedTokens = new Set<string>()
+
+    // the errors of a representation, each as {code, field}; none when it is valid
+    const validate = (body: Record<string, unknown>): Array<{ code: string; field: string }> => {
+      const errors: Array<{ code: string; field: string }> = []
+      const missing = (field: string) => errors.push({ code: "REPRESENTATION_MISSING_REQUIRED_FIELD", field })
+      const invalid = (field: string) => errors.push({ code: "REPRESENTATION_INVALID_FIELD", field })
+      for (const field of ["scope", "clientID"]) {
+        const value = body[field]
+        if (value === undefined || value === null || value === "") missing(field)
+        else if (typeof value !== "string") invalid(field)
+      }
+      const owner = body.owner
+      if (owner === undefined || owner === null) {
+        missing("owner")
+      } else if (!isObject(owner)) {
+        invalid("owner")
+      } else {
+        if (owner.urn === undefined || owner.urn === null || owner.urn === "") missing("owner.urn")
+        else if (typeof owner.urn !== "string" || !uuid.test(owner.urn) || owner.urn !== companyUrn) {
+          invalid("owner.urn")
+        }
+        if (owner.url !== undefined && owner.url !== `/n/v1/company/${companyUrn}`) invalid("owner.url")
+      }
+      return errors
+    }
+
+    // the body of CREATE or UPDATE: a JSON object, else BAD_REQUEST; a valid representation, else INVALID_REPRESENTATION
+    const representation = (
+      req: Http.IncomingMessage,
+      rawBody: string
+    ): { readonly error: Reply } | { readonly value: Record<string, unknown> } => {
+      const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+      if (mediaType !== "application/json") return { error: apiError(400, "BAD_REQUEST", "expected application/json") }
+      let body: unknown
+      try {
+        body = JSON.parse(rawBody)
+      } catch {
+        return { error: apiError(400, "BAD_REQUEST", "the body is not JSON") }
+      }
+      if (!isObject(body)) {
+        return { error: apiError(400, "INVALID_REPRESENTATION", "expected an API client representation") }
+      }
+      const errors = validate(body)
+      if (errors.length > 0) {
+        return { error: apiError(400, "INVALID_REPRESENTATION", "the representation is invalid", errors) }
+      }
+      // the server assigns urn and token; a client cannot choose them
+      const { token: _token, urn: _urn, ...fields } = body
+      return { value: { ...fields, owner: { urn: companyUrn, url: `/n/v1/company/${companyUrn}` } } }
+    }
+
+    const route = (req: Http.IncomingMessage, urn: string, rawBody: string): Reply => {
+      const method = req.method ?? ""
+      if (urn === "") {
+        if (method === "GET") return json(200, [...clients.values()])
+        if (method !== "POST") return apiError(405, "METHOD_NOT_ALLOWED", `${method} is not supported here`)
+        const body = representation(req, rawBody)
+        if ("error" in body) return body.error
+        const created = { ...body.value, urn: Crypto.randomUUID() }
+        const token = Crypto.randomBytes(24).toString("base64url")
+        clients.set(created.urn, created)
+        issuedTokens.add(token)
+        return json(201, { ...created, token })
+      }
+      const stored = clients.get(urn)
+      if (stored === undefined) return apiError(404, "NOT_FOUND", "no API client with this URN")
+      switch (method) {
+        case "GET":
+          return json(200, stored)
+        case "PUT": {
+          const body = representation(req, rawBody)
+          if ("error" in body) return body.error
+          const updated = { ...body.value, urn }
+          clients.set(urn, updated)
+          return json(200, updated)
+        }
+        case "DELETE":
+          clients.delete(urn)
+          return { status: 204, headers: {}, body: "" }
+        default:
+          return apiError(405, "METHOD_NOT_ALLOWED", `${method} is not supported here`)
+      }
+    }
+
+    const handle = (req: Http.IncomingMessage, res: Http.ServerResponse) =>
+      Effect.gen(function*() {
+        const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname
+        const rawBody = yield* readBody(req)
+        const reply = ((): Reply => {
+          const urn = path === PREFIX.slice(0, -1)
+            ? ""
+            : path.startsWith(PREFIX)
+            ? safeDecode(path.slice(PREFIX.length))
+            : undefined
+          if (urn === undefined) return apiError(404, "NOT_FOUND", "not found")
+          const token = /^Bearer ([^\s]+)$/.exec(req.headers.authorization ?? "")?.[1]
+          if (token !== undefined && issuedTokens.has(token)) {
+            return apiError(403, "FORBIDDEN", "only the root API client manages API clients")
+          }
+          if (token !== rootToken) return apiError(401, "UNAUTHORIZED", "a valid bearer token is required")
+          const fault = faults.shift()
+          if (fault !== undefined) {
+            return {
+              status: fault.status,
+              headers: { "Content-Type": fault.contentType ?? "application/json", ...fault.headers },
+              body: fault.body
+            }
+          }
+          return route(req, urn, rawBody)
+        })()
+        requests.push({
+          method: req.method ?? "",
+          path,
+          headers: Object.fromEntries(
+            Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : v])
+          ),
+          rawBody,
+          status: reply.status
+        })
+        res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(Buffer.byteLength(reply.body)) })
+        res.end(reply.body)
+      })
+
+    const set = yield* FiberSet.make<void, never>()
+    const run = yield* FiberSet.runtime(set)<never>()
+    const server = yield* Effect.acquireRelease(
+      Effect.async<Http.Server>((resume) => {
+        const server = Http.createServer((req, res) => {
+          run(handle(req, res).pipe(Effect.catchAllCause(() => Effect.sync(() => res.destroy()))))
+        })
+        server.once("error", (error) => resume(Effect.die(error)))
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+      }),
+      (server) =>
+        Effect.zipRight(
+          FiberSet.clear(set),
+          Effect.async<void>((resume) => {
+            server.close(() => resume(Effect.void))
+            server.closeAllConnections()
+          })
+        )
+    )
+
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      rootToken,
+      companyUrn,
+      requests: Effect.sync(() => requests.slice()),
+      clients: Effect.sync(() => [...clients.values()]),
+      inject: (...more) => Effect.sync(() => void faults.push(...more))
+    } satisfies BaackFake
+  })

@@ -1,0 +1,409 @@
+/**
+ * A fake Buddy for tests and examples, on 127.0.0.1: the authorize step (`GET /oauth2/authorize`, the
+ * user approving at once), the token endpoint (`POST /oauth2/token`) and a protected API call
+ * (`GET /user`), accepting exactly what Buddy's document describes and answering anything else with an
+ * RFC 6749 section 5.2 error.
+ *
+ * It is a front in front of `AuthServer`: Buddy's own rules (the redirect rule, the 16 scopes, Basic
+ * only for client credentials and the secret in the body only for the code exchange, `redirect_uri` iff
+ * it was sent to authorize) are checked here; issuing, client authentication, single-use codes,
+ * revocation and injected faults are `AuthServer`'s, reached over loopback HTTP.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberSet from "effect/FiberSet"
+import type * as Scope from "effect/Scope"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import { checkRedirectUri, isScope } from "../providers/Buddy.js"
+import * as AuthServer from "./AuthServer.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Default `"buddy-app"`. */
+  readonly clientId?: string
+  /** Default `"buddy-secret"`. */
+  readonly clientSecret?: string
+  /** The registered authorization callback URL; default `"https://app.example.com/buddy/callback"`. */
+  readonly callbackUrl?: string
+  /** Default none: answers carry no `expires_in` and tokens live until revoked, as the document's sample. */
+  readonly lifetimeSeconds?: number | undefined
+  /** Adds a `scope` field to token answers (Buddy's sample has none), given the scopes asked for. */
+  readonly grantedScope?: ((requested: ReadonlyArray<string>) => string | undefined) | undefined
+}
+
+/**
+ * A request as the fake received it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RecordedRequest {
+  readonly method: string
+  readonly path: string
+  /** The query exactly as received (without `?`), to tell `scope=A+B` from `scope=A%2BB`. */
+  readonly rawQuery: string
+  /** The body exactly as received. */
+  readonly rawBody: string
+  readonly headers: Readonly<Record<string, string | undefined>>
+  /** The query of a GET, the form body of a POST, decoded. */
+  readonly params: Readonly<Record<string, string>>
+  /** The status answered; 0 while the request is under way or when the connection was dropped. */
+  readonly status: number
+}
+
+/**
+ * What a browser gets from the authorize step: a redirect to the callback, or an error page.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Visit {
+  readonly status: number
+  readonly location: string | undefined
+  readonly body: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface BuddyFake {
+  /** `http://127.0.0.1:PORT`: the base URL to give `Buddy`'s options. */
+  readonly url: string
+  readonly authorizeUrl: string
+  readonly tokenUrl: string
+  /** `GET` with `Authorization: Bearer <token>`: 200 with a user, or 401 for an unknown or revoked token. */
+  readonly apiUrl: string
+  readonly clientId: string
+  readonly clientSecret: string
+  readonly callbackUrl: string
+  /** What the user's browser does with an authorize URL (the redirect is not followed). */
+  readonly visit: (authorizeUrl: string, decision?: "approve" | "deny") => Effect.Effect<Visit>
+  /** The user approves: the callback URL Buddy redirects to, with `code` and `state`. Dies without a redirect. */
+  readonly approve: (authorizeUrl: string) => Effect.Effect<string>
+  /** Faults for the next token requests that pass Buddy's own checks (see `AuthServer.Fault`). */
+  readonly inject: (...faults: ReadonlyArray<AuthServer.Fault>) => Effect.Effect<void>
+  /** Every request, in arrival order. */
+  readonly requests: Effect.Effect<ReadonlyArray<RecordedRequest>>
+  /** How many requests arrived, optionally to one path. */
+  readonly count: (path?: string) => Effect.Effect<number>
+  /** The user revokes the application: every token issued so far is refused. */
+  readonly revokeAll: Effect.Effect<void>
+  readonly revoke: (accessToken: string) => Effect.Effect<void>
+  readonly issued: Effect.Effect<ReadonlyArray<AuthServer.IssuedToken>>
+}
+
+interface Reply {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
+type Mutable<A> = { -readonly [K in keyof A]: A[K] }
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}): Reply => ({
+  status,
+  headers: { "Content-Type": "application/json", "Cache-Control": "no-store", ...headers },
+  body: JSON.stringify(body)
+})
+
+const oauthError = (status: number, error: string, description: string): Reply =>
+  json(status, { error, error_description: description })
+
+const send = (res: Http.ServerResponse, reply: Reply): void => {
+  res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(Buffer.byteLength(reply.body)) })
+  res.end(reply.body)
+}
+
+const readBody = (req: Http.IncomingMessage) =>
+  Effect.async<string>((resume) => {
+    const chunks: Array<Buffer> = []
+    req.on("data", (chunk: Buffer) => chunks.push(chunk))
+    req.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+    req.on("error", () => resume(Effect.succeed("")))
+  })
+
+const hopByHop = new Set(["connection", "content-length", "date", "keep-alive", "transfer-encoding"])
+
+// one plain HTTP exchange; undefined when the connection broke (an injected Drop)
+const exchange = (
+  url: string,
+  init: { readonly method: string; readonly headers?: Record<string, string>; readonly body?: string }
+) =>
+  Effect.async<Reply | undefined>((resume) => {
+    let done = false
+    const finish = (reply: Reply | undefined) => {
+      if (!done) resume(Effect.succeed(reply))
+      done = true
+    }
+    const body = init.body ?? ""
+    const req = Http.request(
+      url,
+      {
+        method: init.method,
+        headers: { ...init.headers, "Content-Length": String(Buffer.byteLength(body)) },
+        agent: false
+      },
+      (res) => {
+        const chunks: Array<Buffer> = []
+        res.on("data", (chunk: Buffer) => chunks.push(chunk))
+        res.on("error", () => finish(undefined))
+        res.on("end", () => {
+          const headers: Record<string, string> = {}
+          for (const [k, v] of Object.entries(res.headers)) {
+            if (v !== undefined && !hopByHop.has(k)) headers[k] = Array.isArray(v) ? v.join(", ") : v
+          }
+          finish({ status: res.statusCode ?? 0, headers, body: Buffer.concat(chunks).toString("utf8") })
+        })
+      }
+    )
+    req.on("error", () => finish(undefined))
+    req.end(body)
+    return Effect.sync(() => req.destroy())
+  })
+
+const repeated = (params: URLSearchParams) => new Set(params.keys()).size !== [...params.keys()].length
+
+const scopeList = (value: string | null) => (value ?? "").split(" ").filter((s) => s !== "")
+
+/**
+ * Starts the fake on 127.0.0.1 with a random port; it stops when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const clientId = options.clientId ?? "buddy-app"
+    const clientSecret = options.clientSecret ?? "buddy-secret"
+    const callbackUrl = options.callbackUrl ?? "https://app.example.com/buddy/callback"
+    const inner = yield* AuthServer.make({
+      clients: [{ clientId, clientSecret, basicEncoding: "plain" }],
+      lifetimeSeconds: options.lifetimeSeconds,
+      issueRefreshTokens: false,
+      path: "/oauth2/token"
+    })
+    const requests: Array<Mutable<RecordedRequest>> = []
+    // codes handed out at authorize: what the exchange must match; a code refused here is burnt
+    const pending = new Map<
+      string,
+      { readonly redirectUri: string | undefined; readonly scopes: ReadonlyArray<string> }
+    >()
+    const burnt = new Set<string>()
+    let decision: "approve" | "deny" = "approve"
+
+    const authorizeStep = (params: URLSearchParams) =>
+      Effect.gen(function*() {
+        // RFC 6749 section 4.1.2.1: an unknown client or a bad redirect_uri is shown to the user, never redirected
+        if (repeated(params)) return oauthError(400, "invalid_request", "repeated parameter")
+        if (params.get("client_id") !== clientId) return oauthError(400, "invalid_request", "unknown client_id")
+        const redirectUri = params.get("redirect_uri") ?? undefined
+        if (redirectUri !== undefined) {
+          const checked = yield* Effect.either(checkRedirectUri(callbackUrl, redirectUri))
+          if (Either.isLeft(checked)) return oauthError(400, "invalid_request", checked.left.reason)
+        }
+        const state = params.get("state")
+        const back = (query: Record<string, string>): Reply => {
+          const target = new URL(redirectUri ?? callbackUrl)
+          for (const [k, v] of Object.entries(query)) target.searchParams.set(k, v)
+          if (state !== null) target.searchParams.set("state", state)
+          return { status: 302, headers: { Location: target.toString() }, body: "" }
+        }
+        if (params.get("type") !== "web_server") {
+          return back({ error: "invalid_request", error_description: "type must be web_server" })
+        }
+        if (params.get("response_type") !== "code") return back({ error: "unsupported_response_type" })
+        const scopes = scopeList(params.get("scope"))
+        if (scopes.length === 0) return back({ error: "invalid_scope", error_description: "scope is required" })
+        if (!scopes.every(isScope)) return back({ error: "invalid_scope", error_description: "unknown scope" })
+        if (decision === "deny") return back({ error: "access_denied", error_description: "the user refused" })
+        const code = yield* inner.issueCode(redirectUri === undefined ? { clientId } : { clientId, redirectUri })
+        pending.set(code, { redirectUri, scopes })
+        return back({ code })
+      })
+
+    const tokenStep = (req: Http.IncomingMessage, rawBody: string, params: URLSearchParams) =>
+      Effect.gen(function*() {
+        const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+        if (mediaType !== "application/x-www-form-urlencoded") {
+          return oauthError(400, "invalid_request", "expected application/x-www-form-urlencoded")
+        }
+        if (repeated(params)) return oauthError(400, "invalid_request", "repeated parameter")
+        const authorization = req.headers.authorization
+        const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" }
+        let body = rawBody
+        let requested: ReadonlyArray<string> = []
+        switch (params.get("grant_type")) {
+          case "client_credentials": {
+            if (authorization === undefined || !/^basic /i.test(authorization)) {
+              return oauthError(401, "invalid_client", "client_credentials takes an HTTP Basic header")
+            }
+            if (params.has("client_secret") || params.has("client_id")) {
+              return oauthError(
+                400,
+                "invalid_request",
+                "client_credentials takes the credentials in the Basic header only"
+              )
+            }
+            requested = scopeList(params.get("scope"))
+            if (requested.length === 0) return oauthError(400, "invalid_scope", "scope is required")
+            if (!requested.every(isScope)) return oauthError(400, "invalid_scope", "unknown scope")
+            headers.Authorization = authorization
+            // the issuing server would echo the scope; Buddy's sample answer has none
+            body = "grant_type=client_credentials"
+            break
+          }
+          case "authorization_code": {
+            if (authorization !== undefined) {
+              return oauthError(
+                400,
+                "invalid_request",
+                "the code exchange takes client_id and client_secret in the body"
+              )
+            }
+            for (const field of ["code", "client_id", "client_secret"]) {
+              if (!params.has(field)) return oauthError(400, "invalid_request", `${field} is missing`)
+            }
+            const code = params.get("code")!
+            const grant = pending.get(code)
+            pending.delete(code)
+            if (burnt.has(code)) return oauthError(400, "invalid_grant", "unknown or already used code")
+            // the issuing server checks an identical redirect_uri when one was sent; Buddy also wants none otherwise
+            if (grant !== undefined && grant.redirectUri === undefined && params.has("redirect_uri")) {
+              burnt.add(code)
+              return oauthError(400, "invalid_grant", "redirect_uri was not sent to authorize")
+            }
+            requested = grant?.scopes ?? []
+            break
+          }
+          case null:
+          case "":
+            return oauthError(400, "invalid_request", "grant_type is missing")
+          default:
+            return oauthError(400, "unsupported_grant_type", "Buddy knows authorization_code and client_credentials")
+        }
+        const reply = yield* exchange(inner.tokenUrl, { method: "POST", headers, body })
+        if (reply === undefined || reply.status !== 200 || options.grantedScope === undefined) return reply
+        const scope = options.grantedScope(requested)
+        const issued = new Set((yield* inner.issued).map((t) => t.accessToken))
+        const answer = Either.try(() => JSON.parse(reply.body) as Record<string, unknown>)
+        // only answers the issuing server made get a scope; an injected fault's body passes as it is
+        if (scope === undefined || Either.isLeft(answer) || !issued.has(String(answer.right.access_token))) {
+          return reply
+        }
+        return json(200, { ...answer.right, scope }, { Pragma: "no-cache" })
+      })
+
+    const apiStep = (req: Http.IncomingMessage) =>
+      Effect.gen(function*() {
+        const authorization = req.headers.authorization
+        const reply = yield* exchange(inner.resourceUrl, {
+          method: "GET",
+          headers: authorization === undefined ? {} : { Authorization: authorization }
+        })
+        return reply?.status === 200 ? json(200, { id: 1, name: "Buddy Fake", email: "fake@example.com" }) : reply
+      })
+
+    const handle = (req: Http.IncomingMessage, res: Http.ServerResponse) =>
+      Effect.gen(function*() {
+        const target = new URL(req.url ?? "/", "http://127.0.0.1")
+        const rawQuery = target.search.slice(1)
+        const rawBody = yield* readBody(req)
+        const params = new URLSearchParams(req.method === "GET" ? rawQuery : rawBody)
+        const record: Mutable<RecordedRequest> = {
+          method: req.method ?? "",
+          path: target.pathname,
+          rawQuery,
+          rawBody,
+          headers: Object.fromEntries(
+            Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : v])
+          ),
+          params: Object.fromEntries(params),
+          status: 0
+        }
+        requests.push(record)
+        const route = `${req.method} ${target.pathname}`
+        const reply = route === "GET /oauth2/authorize"
+          ? yield* authorizeStep(params)
+          : route === "POST /oauth2/token"
+          ? yield* tokenStep(req, rawBody, params)
+          : route === "GET /user"
+          ? yield* apiStep(req)
+          : json(404, { errors: [{ message: "not found" }] })
+        if (reply === undefined) return req.socket.destroy()
+        record.status = reply.status
+        send(res, reply)
+      })
+
+    const set = yield* FiberSet.make<void, never>()
+    const run = yield* FiberSet.runtime(set)<never>()
+    const listener = (req: Http.IncomingMessage, res: Http.ServerResponse) => {
+      run(
+        handle(req, res).pipe(
+          Effect.catchAllCause(() =>
+            Effect.sync(() => {
+              if (res.headersSent) res.destroy()
+              else send(res, oauthError(500, "server_error", "the fake failed"))
+            })
+          )
+        )
+      )
+    }
+    const server = yield* Effect.acquireRelease(
+      Effect.async<Http.Server>((resume) => {
+        const server = Http.createServer(listener)
+        server.once("error", (error) => resume(Effect.die(error)))
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+      }),
+      (server) =>
+        Effect.zipRight(
+          FiberSet.clear(set),
+          Effect.async<void>((resume) => {
+            server.close(() => resume(Effect.void))
+            server.closeAllConnections()
+          })
+        )
+    )
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+
+    const visit = (authorizeUrl: string, answer: "approve" | "deny" = "approve") =>
+      Effect.suspend(() => {
+        decision = answer
+        return exchange(authorizeUrl, { method: "GET" })
+      }).pipe(
+        Effect.map((reply): Visit =>
+          reply === undefined
+            ? { status: 0, location: undefined, body: "" }
+            : { status: reply.status, location: reply.headers.location, body: reply.body }
+        ),
+        Effect.ensuring(Effect.sync(() => (decision = "approve")))
+      )
+
+    return {
+      url,
+      authorizeUrl: `${url}/oauth2/authorize`,
+      tokenUrl: `${url}/oauth2/token`,
+      apiUrl: `${url}/user`,
+      clientId,
+      clientSecret,
+      callbackUrl,
+      visit,
+      approve: (authorizeUrl) =>
+        Effect.flatMap(visit(authorizeUrl), (v) =>
+          v.status === 302 && v.location !== undefined
+            ? Effect.succeed(v.location)
+            : Effect.dieMessage(`the authorize step answered ${v.status}: ${v.body.slice(0, 200)}`)),
+      inject: inner.inject,
+      requests: Effect.sync(() => requests.map((r) => ({ ...r }))),
+      count: (path) => Effect.sync(() => requests.filter((r) => path === undefined || r.path === path).length),
+      revokeAll: inner.revokeAll,
+      revoke: inner.revokeAccessToken,
+      issued: inner.issued
+    } satisfies BuddyFake
+  })
