@@ -38,44 +38,6 @@ import { allScopes, isScope, type Scope } from "./BuddyScope.js"
  */
 export * from "./BuddyScope.js"
 
-export {
-  /**
-   * @since 0.1.0
-   * @category schemas
-   */
-  allScopes,
-  /**
-   * @since 0.1.0
-   * @category guards
-   */
-  covers,
-  /**
-   * @since 0.1.0
-   * @category combinators
-   */
-  expand,
-  /**
-   * @since 0.1.0
-   * @category getters
-   */
-  implied,
-  /**
-   * @since 0.1.0
-   * @category guards
-   */
-  isScope,
-  /**
-   * @since 0.1.0
-   * @category combinators
-   */
-  normalize,
-  /**
-   * @since 0.1.0
-   * @category schemas
-   */
-  Scope
-} from "./BuddyScope.js"
-
 /**
  * `https://api.buddy.works`: the authorize and token endpoints are `/oauth2/authorize` and `/oauth2/token` below it.
  *
