@@ -1,0 +1,96 @@
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Either from "effect/Either"
+import type * as Redacted from "effect/Redacted"
+import * as ClientAuth from "../../ClientAuth.js"
+
+/**
+ * How a provider's client sends its credentials: `basic` (`client_secret_basic`) or `post`
+ * (`client_secret_post`).
+ *
+ * @internal
+ */
+export type ClientAuthMethod = "basic" | "post"
+
+/**
+ * The credential options every client-secret provider shares.
+ *
+ * @internal
+ */
+export interface ClientOptions {
+  readonly clientId: string
+  readonly clientSecret: Redacted.Redacted<string>
+  readonly clientAuth?: ClientAuthMethod | undefined
+  readonly basicEncoding?: ClientAuth.BasicEncoding | undefined
+}
+
+/**
+ * The client authentication for the options, over the provider's documented defaults.
+ *
+ * @internal
+ */
+export const clientAuth = (
+  options: ClientOptions,
+  defaults: { readonly method: ClientAuthMethod; readonly encoding: ClientAuth.BasicEncoding }
+): ClientAuth.ClientAuth =>
+  (options.clientAuth ?? defaults.method) === "post"
+    ? ClientAuth.post(options.clientId, options.clientSecret)
+    : ClientAuth.basic(options.clientId, options.clientSecret, { encoding: options.basicEncoding ?? defaults.encoding })
+
+/**
+ * `PREFIX_KEY`. The full name is built here rather than with `Config.nested`, whose separator is the
+ * provider's path delimiter (`.` for `ConfigProvider.fromMap`): this way the variable is the same
+ * with every provider, and a `ConfigError` names it exactly as the user must set it.
+ *
+ * @internal
+ */
+export const envName = (prefix: string, key: string): string => prefix === "" ? key : `${prefix}_${key}`
+
+/**
+ * An optional setting: absent is `undefined`, present but invalid still fails.
+ *
+ * @internal
+ */
+export const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.withDefault(config, undefined)
+
+/**
+ * `PREFIX_CLIENT_ID`, `PREFIX_CLIENT_SECRET` (redacted), and the optional `PREFIX_CLIENT_AUTH`
+ * (`basic` or `post`) and `PREFIX_BASIC_ENCODING` (`form` or `plain`).
+ *
+ * @internal
+ */
+export const clientConfig = (prefix: string): Config.Config<ClientOptions> =>
+  Config.all({
+    clientId: Config.nonEmptyString(envName(prefix, "CLIENT_ID")),
+    clientSecret: Config.redacted(Config.nonEmptyString(envName(prefix, "CLIENT_SECRET"))),
+    clientAuth: optional(Config.literal("basic", "post")(envName(prefix, "CLIENT_AUTH"))),
+    basicEncoding: optional(Config.literal("form", "plain")(envName(prefix, "BASIC_ENCODING")))
+  })
+
+/**
+ * A list of scopes from one variable, separated by spaces or commas (`"a b"`, `"a,b"`). A scope
+ * outside `allowed`, or no scope at all when `nonEmpty`, fails as invalid data naming the variable.
+ *
+ * @internal
+ */
+export const scopeList = <S extends string = string>(
+  name: string,
+  options?: { readonly allowed?: ReadonlyArray<S> | undefined; readonly nonEmpty?: boolean | undefined }
+): Config.Config<ReadonlyArray<S>> =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => {
+      const scopes = text.split(/[\s,]+/).filter((scope) => scope !== "")
+      const allowed: ReadonlyArray<string> | undefined = options?.allowed
+      const isAllowed = (scope: string): scope is S => allowed === undefined || allowed.includes(scope)
+      const unknown = scopes.filter((scope) => !isAllowed(scope))
+      if (unknown.length > 0) {
+        const expected = allowed === undefined ? "" : `; expected ${allowed.join(", ")}`
+        return Either.left(ConfigError.InvalidData([name], `unknown scope ${unknown.join(", ")}${expected}`))
+      }
+      if (options?.nonEmpty === true && scopes.length === 0) {
+        return Either.left(ConfigError.InvalidData([name], "at least one scope is required"))
+      }
+      return Either.right(scopes.filter(isAllowed))
+    })
+  )
