@@ -8,9 +8,8 @@
  */
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Effect, Option, Redacted } from "effect"
-// not in the barrels yet: `import { Baack } from "tokenwarden"` and `import { BaackFake } from "tokenwarden/testing"`
-import * as Baack from "../src/providers/Baack.js"
-import * as BaackFake from "../src/testing/BaackFake.js"
+import { Baack } from "tokenwarden"
+import { BaackFake } from "tokenwarden/testing"
 
 /** The part of the program that manages clients: it needs only the service. */
 const mintReportsClient = (companyUrn: string) =>

@@ -12,10 +12,8 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Context, Effect, Redacted } from "effect"
 import type { TokenSource } from "tokenwarden"
-import { AccessToken } from "tokenwarden"
-// not in the barrels yet: `import { Buddy } from "tokenwarden"` and `import { BuddyFake } from "tokenwarden/testing"`
-import * as Buddy from "../src/providers/Buddy.js"
-import * as BuddyFake from "../src/testing/BuddyFake.js"
+import { AccessToken, Buddy } from "tokenwarden"
+import { BuddyFake } from "tokenwarden/testing"
 
 class BuddyCi extends Context.Tag("example/BuddyCi")<BuddyCi, TokenSource.TokenSource>() {}
 

@@ -9,3 +9,13 @@
  * @since 0.1.0
  */
 export * as AuthServer from "./AuthServer.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as BaackFake from "./BaackFake.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as BuddyFake from "./BuddyFake.js"

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Exit, Layer, Logger, LogLevel, Option, Redacted } from "effect"
-import * as Baack from "../../src/providers/Baack.js"
-import * as BaackFake from "../../src/testing/BaackFake.js"
+import { Baack } from "tokenwarden"
+import { BaackFake } from "tokenwarden/testing"
 import { HttpLive } from "../util.js"
 
 const setup = (options?: BaackFake.Options) =>

@@ -14,10 +14,8 @@ import {
   TestClock
 } from "effect"
 import type { TokenSource } from "tokenwarden"
-import { AccessToken } from "tokenwarden"
-import { AuthServer } from "tokenwarden/testing"
-import * as Buddy from "../../src/providers/Buddy.js"
-import * as BuddyFake from "../../src/testing/BuddyFake.js"
+import { AccessToken, Buddy } from "tokenwarden"
+import { AuthServer, BuddyFake } from "tokenwarden/testing"
 import { HttpLive, noJitter, waitFor, waitForNewToken } from "../util.js"
 
 const value = (token: { readonly value: Redacted.Redacted }) => Redacted.value(token.value)
