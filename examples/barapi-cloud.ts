@@ -12,9 +12,8 @@
 import { HttpClient } from "@effect/platform"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Context, DateTime, Effect, Redacted } from "effect"
-import { AccessToken, type TokenSource } from "tokenwarden"
-import * as BarapiCloud from "../src/providers/BarapiCloud.js"
-import * as BarapiCloudFake from "../src/testing/BarapiCloudFake.js"
+import { AccessToken, BarapiCloud, type TokenSource } from "tokenwarden"
+import { BarapiCloudFake } from "tokenwarden/testing"
 
 class BarapiToken extends Context.Tag("example/BarapiToken")<BarapiToken, TokenSource.TokenSource>() {}
 

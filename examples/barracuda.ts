@@ -12,9 +12,8 @@
 import { HttpClient } from "@effect/platform"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Context, Effect, Redacted } from "effect"
-import { AccessToken, type TokenSource } from "tokenwarden"
-import * as Barracuda from "../src/providers/Barracuda.js"
-import * as BarracudaFake from "../src/testing/BarracudaFake.js"
+import { AccessToken, Barracuda, type TokenSource } from "tokenwarden"
+import { BarracudaFake } from "tokenwarden/testing"
 
 // one tag per credential: a program with a US and a UK application has two
 class BtsToken extends Context.Tag("example/BtsToken")<BtsToken, TokenSource.TokenSource>() {}

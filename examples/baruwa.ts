@@ -11,9 +11,8 @@
 import { HttpClient } from "@effect/platform"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Context, Effect, Redacted } from "effect"
-import { AccessToken, type TokenSource } from "tokenwarden"
-import * as Baruwa from "../src/providers/Baruwa.js"
-import * as BaruwaFake from "../src/testing/BaruwaFake.js"
+import { AccessToken, Baruwa, type TokenSource } from "tokenwarden"
+import { BaruwaFake } from "tokenwarden/testing"
 
 class BaruwaToken extends Context.Tag("example/BaruwaToken")<BaruwaToken, TokenSource.TokenSource>() {}
 

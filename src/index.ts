@@ -11,6 +11,31 @@ export * as AuthorizationCode from "./AuthorizationCode.js"
 /**
  * @since 0.1.0
  */
+export * as Baack from "./providers/Baack.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as BarapiCloud from "./providers/BarapiCloud.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Barracuda from "./providers/Barracuda.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Baruwa from "./providers/Baruwa.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Buddy from "./providers/Buddy.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as ClientAuth from "./ClientAuth.js"
 
 /**
@@ -52,3 +77,8 @@ export * as TokenSource from "./TokenSource.js"
  * @since 0.1.0
  */
 export * as TokenState from "./TokenState.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TokenStore from "./TokenStore.js"

@@ -18,4 +18,19 @@ export * as BaackFake from "./BaackFake.js"
 /**
  * @since 0.1.0
  */
+export * as BarapiCloudFake from "./BarapiCloudFake.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as BarracudaFake from "./BarracudaFake.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as BaruwaFake from "./BaruwaFake.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as BuddyFake from "./BuddyFake.js"

@@ -2,10 +2,8 @@ import { HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, ConfigError, ConfigProvider, Context, Effect, Layer, Redacted, TestClock } from "effect"
 import type { TokenSource } from "tokenwarden"
-import { AccessToken } from "tokenwarden"
-import { AuthServer } from "tokenwarden/testing"
-import * as BarapiCloud from "../../src/providers/BarapiCloud.js"
-import * as BarapiCloudFake from "../../src/testing/BarapiCloudFake.js"
+import { AccessToken, BarapiCloud } from "tokenwarden"
+import { AuthServer, BarapiCloudFake } from "tokenwarden/testing"
 import { HttpLive, noJitter, settle, waitFor, waitForNewToken } from "../util.js"
 
 class BarapiToken extends Context.Tag("test/BarapiToken")<BarapiToken, TokenSource.TokenSource>() {}

@@ -2,10 +2,8 @@ import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Config, ConfigError, ConfigProvider, Context, Effect, Layer, Redacted, TestClock } from "effect"
 import type { TokenSource } from "tokenwarden"
-import { AccessToken } from "tokenwarden"
-import { AuthServer } from "tokenwarden/testing"
-import * as Barracuda from "../../src/providers/Barracuda.js"
-import * as BarracudaFake from "../../src/testing/BarracudaFake.js"
+import { AccessToken, Barracuda } from "tokenwarden"
+import { AuthServer, BarracudaFake } from "tokenwarden/testing"
 import { HttpLive, noJitter, settle, waitFor, waitForNewToken } from "../util.js"
 
 class BtsToken extends Context.Tag("test/BtsToken")<BtsToken, TokenSource.TokenSource>() {}

@@ -2,10 +2,8 @@ import { HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, ConfigError, ConfigProvider, Context, Effect, Layer, Redacted, TestClock } from "effect"
 import type { TokenSource } from "tokenwarden"
-import { AccessToken } from "tokenwarden"
-import { AuthServer } from "tokenwarden/testing"
-import * as Baruwa from "../../src/providers/Baruwa.js"
-import * as BaruwaFake from "../../src/testing/BaruwaFake.js"
+import { AccessToken, Baruwa } from "tokenwarden"
+import { AuthServer, BaruwaFake } from "tokenwarden/testing"
 import { HttpLive, noJitter, settle, waitFor, waitForNewToken } from "../util.js"
 
 class BaruwaToken extends Context.Tag("test/BaruwaToken")<BaruwaToken, TokenSource.TokenSource>() {}

@@ -1,0 +1,298 @@
+/**
+ * Where tokens live beyond one process's memory: a store behind each `TokenSource`, so a restarted
+ * daemon reuses its still-valid token (and its refresh token), and a fleet of workers shares one
+ * credential with exactly one refresher at a time.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
+import type { AccessToken } from "./AccessToken.js"
+
+/**
+ * A stored token and its version. Versions only grow: a write with a version not above the stored one
+ * is refused, so a late writer never overwrites a newer token (a fencing token).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoredToken {
+  readonly token: AccessToken
+  readonly version: number
+}
+
+/**
+ * A store that could not be read or written: unreachable, a corrupted or foreign entry, a wrong
+ * encryption key. The source logs it and carries on without the store (a fresh grant, never a
+ * half-read token).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StoreError extends Schema.TaggedError<StoreError>("tokenwarden/StoreError")("StoreError", {
+  store: Schema.String,
+  reason: Schema.Literal("Unavailable", "Corrupted", "Decryption", "Io"),
+  detail: Schema.String
+}) {
+  /** @since 0.1.0 */
+  get transient(): boolean {
+    return this.reason === "Unavailable" || this.reason === "Io"
+  }
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `${this.store} token store: ${this.reason.toLowerCase()}: ${this.detail}`
+  }
+}
+
+/**
+ * What `refresh` came back with: a token this process fetched (and wrote), or a newer one another
+ * process wrote meanwhile, adopted instead of fetching.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Refreshed {
+  readonly entry: StoredToken
+  readonly fetched: boolean
+}
+
+/**
+ * A token store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenStore {
+  /** A name for logs and errors (`memory`, `file`, `redis`). */
+  readonly name: string
+  /** The entry under `key`, if any. */
+  readonly load: (key: string) => Effect.Effect<Option.Option<StoredToken>, StoreError>
+  /** Writes `entry` if its version is above the stored one; tells whether it was written. */
+  readonly save: (key: string, entry: StoredToken) => Effect.Effect<boolean, StoreError>
+  /**
+   * Gets the next token for `key`, the one refresher across processes: runs `fetch` and writes its
+   * token (before returning it, so a crash never loses a new refresh token), or adopts an entry newer
+   * than `knownVersion` written by another process meanwhile. `fetch` failures pass through.
+   */
+  readonly refresh: <E>(
+    key: string,
+    knownVersion: number,
+    fetch: Effect.Effect<AccessToken, E>
+  ) => Effect.Effect<Refreshed, E | StoreError>
+  /** Entries written for `key` by anyone, as they are written (empty where nobody else writes). */
+  readonly changes: (key: string) => Stream.Stream<StoredToken, StoreError>
+}
+
+/**
+ * The token store a `TokenSource` uses when one is provided; without it, a source keeps its token
+ * in its own memory only.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class TokenStoreTag extends Context.Tag("tokenwarden/TokenStore")<TokenStoreTag, TokenStore>() {}
+
+/**
+ * What identifies a credential: never a secret.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeyParts {
+  readonly endpoint: string
+  readonly clientId: string
+  readonly grantType: string
+  readonly subject?: string | undefined
+  readonly scopes: ReadonlyArray<string>
+}
+
+/**
+ * The store key of a credential: a hash of endpoint, client, grant, subject and scopes, so keys and
+ * file names never show a username or any secret.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const key = (parts: KeyParts): string =>
+  createHash("sha256").update(JSON.stringify([
+    parts.endpoint,
+    parts.clientId,
+    parts.grantType,
+    parts.subject ?? "",
+    [...parts.scopes].sort()
+  ])).digest("hex")
+
+// ---------------------------------------------------------------------------------------------
+// the stored form, shared by every persistent store
+// ---------------------------------------------------------------------------------------------
+
+const Secret = Schema.Redacted(Schema.String)
+
+/**
+ * The JSON form of a stored entry. Secrets are written in clear inside it: a persistent store is
+ * protected by file modes, Redis ACLs and, optionally, encryption at rest.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const StoredTokenJson = Schema.parseJson(Schema.Struct({
+  format: Schema.Literal("tokenwarden/v1"),
+  version: Schema.Int.pipe(Schema.nonNegative()),
+  token: Schema.Struct({
+    value: Schema.Redacted(Schema.NonEmptyString),
+    type: Schema.NonEmptyString,
+    issuedAt: Schema.Number,
+    expiresAt: Schema.optional(Schema.Number),
+    lifetimeSource: Schema.Literal("expires_in", "jwt", "previous", "default", "none"),
+    scopes: Schema.Array(Schema.String),
+    refreshToken: Schema.optional(Secret),
+    extra: Schema.Redacted(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+  })
+}))
+
+/**
+ * Encodes an entry to its stored text.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encode = (entry: StoredToken): string => {
+  const t = entry.token
+  return Schema.encodeSync(StoredTokenJson)({
+    format: "tokenwarden/v1",
+    version: entry.version,
+    token: {
+      value: t.value,
+      type: t.type,
+      issuedAt: t.issuedAt,
+      ...(t.expiresAt === undefined ? {} : { expiresAt: t.expiresAt }),
+      lifetimeSource: t.lifetimeSource,
+      scopes: t.scopes,
+      ...(t.refreshToken === undefined ? {} : { refreshToken: t.refreshToken }),
+      extra: t.extra as Redacted.Redacted<{ readonly [x: string]: unknown }>
+    }
+  })
+}
+
+/**
+ * Decodes stored text; anything that is not a whole entry of this format is `Corrupted` (the parse
+ * error is not kept: it would print the stored secrets).
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const decode = (store: string, text: string): Effect.Effect<StoredToken, StoreError> =>
+  Schema.decodeUnknown(StoredTokenJson)(text).pipe(
+    Effect.map((d): StoredToken => ({ version: d.version, token: { ...d.token, extra: d.token.extra } })),
+    Effect.mapError(() =>
+      new StoreError({ store, reason: "Corrupted", detail: "the stored entry is not a tokenwarden token" })
+    )
+  )
+
+// ---------------------------------------------------------------------------------------------
+// memory
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A store in this process's memory, shared by every source of the same credential in the process.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
+  const entries = new Map<string, StoredToken>()
+  const inflight = new Map<string, Deferred.Deferred<Refreshed>>()
+  const load = (key: string) => Effect.sync(() => Option.fromNullable(entries.get(key)))
+  const written = yield* PubSub.unbounded<readonly [string, StoredToken]>()
+  const save = (key: string, entry: StoredToken) =>
+    Effect.suspend(() => {
+      const current = entries.get(key)
+      if (current !== undefined && current.version >= entry.version) return Effect.succeed(false)
+      entries.set(key, entry)
+      return Effect.as(PubSub.publish(written, [key, entry]), true)
+    })
+  return {
+    name: "memory",
+    load,
+    save,
+    refresh: (key, knownVersion, fetch) =>
+      Effect.suspend(() => {
+        // the in-process lease: sources of one credential share the refresh under way
+        const running = inflight.get(key)
+        if (running !== undefined) {
+          return Effect.flatMap(Effect.exit(Deferred.await(running)), (exit) =>
+            Exit.isSuccess(exit) && exit.value.entry.version > knownVersion
+              ? Effect.succeed({ entry: exit.value.entry, fetched: false })
+              : localRefresh({ name: "memory", load, save }, key, knownVersion, fetch))
+        }
+        const deferred = Deferred.unsafeMake<Refreshed>(FiberId.none)
+        inflight.set(key, deferred)
+        return localRefresh({ name: "memory", load, save }, key, knownVersion, fetch).pipe(
+          Effect.onExit((exit) => {
+            inflight.delete(key)
+            return Exit.isSuccess(exit) ? Deferred.succeed(deferred, exit.value) : Deferred.interrupt(deferred)
+          })
+        )
+      }),
+    changes: (key) =>
+      Stream.fromPubSub(written).pipe(Stream.filter(([k]) => k === key), Stream.map(([, entry]) => entry))
+  } satisfies TokenStore
+})
+
+/**
+ * The memory store as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<TokenStoreTag> = Layer.effect(TokenStoreTag, makeMemory)
+
+/**
+ * `refresh` for a store with no cross-process coordination: adopt a newer entry if one was written
+ * (by another source in the process, or another process sharing a file), else fetch and write. A
+ * store that cannot be read or written is logged and passed by: the fetched token is never lost.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const localRefresh = <E>(
+  store: Pick<TokenStore, "name" | "load" | "save">,
+  key: string,
+  knownVersion: number,
+  fetch: Effect.Effect<AccessToken, E>
+): Effect.Effect<Refreshed, E> =>
+  Effect.gen(function*() {
+    const stored = yield* store.load(key).pipe(Effect.catchAll((error) => logStoreError(error, Option.none())))
+    if (Option.isSome(stored) && stored.value.version > knownVersion) {
+      return { entry: stored.value, fetched: false }
+    }
+    const token = yield* fetch
+    const version = Math.max(knownVersion, Option.isSome(stored) ? stored.value.version : 0) + 1
+    const entry = { token, version }
+    yield* store.save(key, entry).pipe(Effect.catchAll((error) => logStoreError(error, false)))
+    return { entry, fetched: true }
+  })
+
+/**
+ * Logs a store error (typed, no secrets in it) and goes on with a fallback value.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const logStoreError = <A>(error: StoreError, fallback: A): Effect.Effect<A> =>
+  Effect.as(
+    Effect.logWarning("token store failed; going on without it").pipe(
+      Effect.annotateLogs({ error: error._tag, store: error.store, reason: error.reason, detail: error.detail })
+    ),
+    fallback
+  )
