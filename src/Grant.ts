@@ -41,6 +41,15 @@ export type Grant = Data.TaggedEnum<{
     readonly scopes: ReadonlyArray<string>
     readonly extraParams: ExtraParams
   }
+  DeviceCode: {
+    /** Where the device authorization request goes (RFC 8628 section 3.1). */
+    readonly deviceAuthorizationEndpoint: string
+    readonly scopes: ReadonlyArray<string>
+    /** Extra parameters of the device authorization request (`audience`, `resource`). */
+    readonly extraParams: ExtraParams
+    /** The `device_code` being polled for; set by the device flow, never by the user. */
+    readonly deviceCode: Redacted.Redacted<string> | undefined
+  }
 }>
 
 const Grant = Data.taggedEnum<Grant>()
@@ -114,6 +123,36 @@ export const refreshToken = (options: {
   })
 
 /**
+ * The device authorization grant (RFC 8628): the user approves on another device, with a code the
+ * source shows through `changes` (`TokenState.AwaitingUser`). Not unattended: a refused refresh token
+ * ends in `ReauthorizationRequired`, and an explicit `refresh` starts a new device flow.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const deviceCode = (options: {
+  readonly deviceAuthorizationEndpoint: string | URL
+  readonly scopes?: ReadonlyArray<string> | undefined
+  readonly extraParams?: ExtraParams | undefined
+}): Grant =>
+  Grant.DeviceCode({
+    deviceAuthorizationEndpoint: options.deviceAuthorizationEndpoint.toString(),
+    scopes: options.scopes ?? [],
+    extraParams: options.extraParams ?? {},
+    deviceCode: undefined
+  })
+
+/**
+ * The device grant with the `device_code` of one flow, as its polls send it.
+ *
+ * @internal
+ */
+export const withDeviceCode = (
+  self: Extract<Grant, { readonly _tag: "DeviceCode" }>,
+  deviceCode: Redacted.Redacted<string>
+): Grant => Grant.DeviceCode({ ...self, deviceCode })
+
+/**
  * Whether the grant can run again without a person (client credentials, password): only these may
  * replace a refused refresh token.
  *
@@ -138,6 +177,8 @@ export const grantType = (self: Grant): string => {
       return "authorization_code"
     case "RefreshToken":
       return "refresh_token"
+    case "DeviceCode":
+      return "urn:ietf:params:oauth:grant-type:device_code"
   }
 }
 
@@ -170,6 +211,11 @@ export const params = (self: Grant, scopeSeparator: string): Array<readonly [str
       // RFC 6749 section 6: omitting scope keeps the original grant's scope
       scope(self.scopes)
       break
+    case "DeviceCode":
+      // RFC 8628 section 3.4: a poll names only the device code; scope and the extra parameters
+      // went with the device authorization request
+      if (self.deviceCode !== undefined) out.push(["device_code", Redacted.value(self.deviceCode)])
+      return out
   }
   for (const [k, v] of Object.entries(self.extraParams)) out.push([k, v])
   return out

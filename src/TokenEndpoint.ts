@@ -251,3 +251,110 @@ export const make = (
 
     return { url, provider, clientAuth, request } satisfies TokenEndpoint
   })
+
+/**
+ * One request to another endpoint of the authorization server (device authorization, revocation,
+ * metadata): the same rules as token requests (https or loopback, no redirects, no trace headers, the
+ * body read up to 1 MiB, a timeout), with client authentication when given.
+ *
+ * @internal
+ */
+export interface Call {
+  readonly method: "GET" | "POST"
+  readonly url: string | URL
+  /** What the endpoint is, for configuration errors ("revocation endpoint"). */
+  readonly what: string
+  readonly clientAuth?: ClientAuth.ClientAuth | undefined
+  readonly params?: ReadonlyArray<readonly [string, string]> | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * An answer to a `Call`, its body read (or found larger than the cap).
+ *
+ * @internal
+ */
+export interface Called {
+  readonly answer: Answer
+  readonly tooLarge: boolean
+}
+
+/**
+ * Sends a `Call`; fails only when no answer came (or the URL is refused before sending).
+ *
+ * @internal
+ */
+export const call = (
+  options: Call
+): Effect.Effect<Called, TransportError | InvalidConfiguration, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const parsed = yield* checkEndpoint(options.url, options.what)
+    const auth = options.clientAuth === undefined
+      ? { headers: {}, params: [] }
+      : ClientAuth.apply(yield* ClientAuth.validate(options.clientAuth))
+    const url = publicUrl(parsed)
+    const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+    const headers = { ...options.headers, ...auth.headers, accept: "application/json" }
+    const form = new URLSearchParams()
+    for (const [key, value] of [...(options.params ?? []), ...auth.params]) form.append(key, value)
+    const request = options.method === "GET"
+      ? HttpClientRequest.get(parsed.toString()).pipe(HttpClientRequest.setHeaders(headers))
+      : HttpClientRequest.post(parsed.toString()).pipe(
+        HttpClientRequest.setHeaders(headers),
+        HttpClientRequest.bodyText(form.toString(), "application/x-www-form-urlencoded")
+      )
+    const { body, response } = yield* client.execute(request).pipe(
+      Effect.flatMap((response) => Effect.map(readBody(response), (body) => ({ response, body }))),
+      Effect.provideServiceEffect(
+        FetchHttpClient.RequestInit,
+        Effect.map(Effect.serviceOption(FetchHttpClient.RequestInit), (init): globalThis.RequestInit => ({
+          ...Option.getOrUndefined(init),
+          redirect: "manual"
+        }))
+      ),
+      Effect.scoped,
+      Effect.catchTags({
+        RequestError: (e) =>
+          Effect.fail(
+            new TransportError({
+              method: options.method,
+              url,
+              reason: e.reason === "Encode" || e.reason === "InvalidUrl" ? "Encode" : "Connection",
+              code: errorCode(e.cause)
+            })
+          ),
+        ResponseError: (e) =>
+          Effect.fail(new TransportError({ method: options.method, url, reason: "Body", code: errorCode(e.cause) }))
+      }),
+      Effect.timeoutFail({
+        duration: Duration.decode(options.timeout ?? Duration.seconds(30)),
+        onTimeout: () => new TransportError({ method: options.method, url, reason: "Timeout" })
+      })
+    )
+    const now = yield* Clock.currentTimeMillis
+    const answer: Answer = {
+      method: options.method,
+      url,
+      status: response.status,
+      contentType: response.headers["content-type"],
+      retryAfter: response.headers["retry-after"],
+      body: body.text,
+      now
+    }
+    return { answer, tooLarge: body.tooLarge }
+  })
+
+/**
+ * The JSON body of a 2xx answer (`undefined` when empty or not JSON); any other answer is classified
+ * as token errors are: redirects and oversized bodies refused, error bodies by their OAuth `error`.
+ *
+ * @internal
+ */
+export const successJson = (called: Called): Effect.Effect<unknown, TokenError> => {
+  const { answer, tooLarge } = called
+  if (tooLarge) return Effect.fail(refused(answer, "body larger than 1 MiB"))
+  if (answer.status >= 300 && answer.status < 400) return Effect.fail(refused(answer, "redirect refused"))
+  if (answer.status < 200 || answer.status >= 300) return Effect.fail(fromErrorAnswer(answer))
+  return Effect.succeed(parseJson(answer.body))
+}

@@ -26,6 +26,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { AccessToken } from "./AccessToken.js"
+import * as DeviceFlow from "./DeviceFlow.js"
 import * as Grant from "./Grant.js"
 import { sleepUntil } from "./internal/sleepUntil.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
@@ -135,6 +136,13 @@ export const make = (
         return Effect.fail(
           new ReauthorizationRequired({ detail: "the token is gone and the grant cannot run again without a user" })
         )
+      }
+      // RFC 8628: the device flow needs the user, who is shown the code through `changes`
+      if (grant._tag === "DeviceCode") {
+        return DeviceFlow.runInSource(endpoint, grant, {
+          previous,
+          onPrompt: (prompt) => publish(TokenState.AwaitingUser(prompt))
+        })
       }
       return endpoint.request(grant, previous).pipe(
         Effect.tap(() => {
@@ -339,7 +347,10 @@ export const make = (
       )
     )
 
-    const first = yield* Effect.exit(Deferred.await(outcome))
+    // a device flow waits for a person: `make` returns at once, and `changes` shows them the code
+    const first: Exit.Exit<unknown, TokenError> = grant._tag === "DeviceCode"
+      ? Exit.void
+      : yield* Effect.exit(Deferred.await(outcome))
     if (Exit.isFailure(first)) {
       const error = Cause.failureOption(first.cause)
       if (Option.isNone(error)) return yield* Effect.failCause(first.cause as Cause.Cause<never>)

@@ -14,7 +14,10 @@ import type { TokenError } from "./TokenError.js"
  * - `Refreshing`: a request for the next token is under way, the token is still valid;
  * - `Retrying`: the last request failed transiently; the next attempt is at `nextAttemptAt` (Clock
  *   milliseconds), and `token` is there while it is still valid;
- * - `Failed`: a permanent error; the source waits for `refresh` and does not hammer the provider.
+ * - `Failed`: a permanent error; the source waits for `refresh` and does not hammer the provider;
+ * - `AwaitingUser`: a device flow (RFC 8628) waits for the user to open `verificationUri` (or
+ *   `verificationUriComplete`, which carries the code) and enter `userCode` before `expiresAt` (Clock
+ *   milliseconds). The user code is meant to be shown; it is not a secret.
  *
  * @since 0.1.0
  * @category models
@@ -30,6 +33,12 @@ export type TokenState = Data.TaggedEnum<{
     readonly token: Option.Option<AccessToken>
   }
   Failed: { readonly error: TokenError; readonly token: Option.Option<AccessToken> }
+  AwaitingUser: {
+    readonly userCode: string
+    readonly verificationUri: string
+    readonly verificationUriComplete: Option.Option<string>
+    readonly expiresAt: number
+  }
 }>
 
 /**
@@ -49,6 +58,7 @@ export const TokenState = Data.taggedEnum<TokenState>()
 export const token = (self: TokenState): Option.Option<AccessToken> => {
   switch (self._tag) {
     case "Pending":
+    case "AwaitingUser":
       return Option.none()
     case "Valid":
     case "Refreshing":
