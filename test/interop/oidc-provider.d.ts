@@ -1,0 +1,12 @@
+// The part of oidc-provider 9 (panva/node-oidc-provider, untyped JavaScript) the interop suite uses.
+declare module "oidc-provider" {
+  import type { IncomingMessage, ServerResponse } from "node:http"
+
+  export default class Provider {
+    constructor(issuer: string, configuration?: Record<string, unknown>)
+    callback(): (req: IncomingMessage, res: ServerResponse) => void
+    use(middleware: (ctx: any, next: () => Promise<void>) => Promise<void>): void
+    on(event: string, listener: (...args: Array<any>) => void): this
+    readonly AccessToken: { find(value: string): Promise<{ destroy(): Promise<void> } | undefined> }
+  }
+}
