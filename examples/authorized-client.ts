@@ -8,10 +8,9 @@
 import { HttpClientResponse } from "@effect/platform"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Logger, LogLevel, Redacted, Schema } from "effect"
-import { ClientAuth, Grant, TokenSource } from "tokenwarden"
+import { AuthorizedClient, ClientAuth, Grant, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 // `import { AuthorizedClient } from "tokenwarden"` once the barrel exports it
-import * as AuthorizedClient from "../src/AuthorizedClient.js"
 
 const Ok = Schema.Struct({ ok: Schema.Boolean })
 

@@ -7,10 +7,9 @@
  */
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Logger, LogLevel, Option, Stream } from "effect"
-import { ClientAuth, Grant, TokenSource } from "tokenwarden"
+import { ClientAuth, DeviceFlow, Grant, TokenSource } from "tokenwarden"
+import { DeviceFake } from "tokenwarden/testing"
 // `import { DeviceFlow } from "tokenwarden"` and `from "tokenwarden/testing"` once the barrels export them
-import * as DeviceFlow from "../src/DeviceFlow.js"
-import * as DeviceFake from "../src/testing/DeviceFake.js"
 
 const main = Effect.gen(function*() {
   // the user "approves" on the third poll; polls are 1 second apart

@@ -23,7 +23,7 @@ import type * as Redacted from "effect/Redacted"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { AccessToken } from "./AccessToken.js"
 import * as DeviceFlow from "./DeviceFlow.js"
@@ -35,6 +35,7 @@ import type { TokenError } from "./TokenError.js"
 import { ReauthorizationRequired } from "./TokenError.js"
 import * as TokenMetrics from "./TokenMetrics.js"
 import { TokenState } from "./TokenState.js"
+import * as TokenStore from "./TokenStore.js"
 
 /**
  * A source of valid tokens for one credential.
@@ -71,6 +72,12 @@ export interface TokenSource {
 export interface Options extends TokenEndpoint.Options {
   readonly grant: Grant.Grant
   readonly policy?: RefreshPolicy.RefreshPolicy | undefined
+  /**
+   * The key of this credential in the `TokenStore`, when one is provided. By default a hash of the
+   * endpoint, client id, grant type, username and scopes; give one for authorization-code grants of
+   * different users of the same client.
+   */
+  readonly storeKey?: string | undefined
 }
 
 interface Current {
@@ -98,7 +105,16 @@ export const make = (
     const grant = options.grant
     const provider = endpoint.provider
     const state = yield* SubscriptionRef.make<TokenState>(TokenState.Pending())
-    const wake = yield* Queue.sliding<void>(1)
+    // "refresh": a caller needs a request now; "reschedule": a token came from elsewhere (the store)
+    const wake = yield* Queue.sliding<"refresh" | "reschedule">(1)
+    const store = Option.getOrUndefined(yield* Effect.serviceOption(TokenStore.TokenStoreTag))
+    const storeKey = options.storeKey ?? TokenStore.key({
+      endpoint: endpoint.url,
+      clientId: endpoint.clientAuth.clientId,
+      grantType: Grant.grantType(grant),
+      subject: grant._tag === "Password" ? grant.username : undefined,
+      scopes: grant.scopes
+    })
 
     // Written only by the refresh fiber (and `invalidate`), read by everyone: JS runs one fiber at a
     // time and none of these updates spans a yield, so plain variables are safe and keep `get` cheap.
@@ -111,6 +127,8 @@ export const make = (
     // an authorization code is single use, and a refresh-token grant is just its refresh token
     let grantUsable = grant._tag !== "RefreshToken"
     let previous: AccessToken | undefined
+    // the version of the token held, as the store counts them: a store entry above it is newer
+    let version = 0
 
     const publish = (next: TokenState, refreshAt?: number) => {
       const token = next._tag === "Valid" || next._tag === "Refreshing"
@@ -157,24 +175,74 @@ export const make = (
       const rt = refreshToken
       if (rt === undefined) return requestOriginal
       return endpoint.request(Grant.refreshToken({ refreshToken: rt }), previous).pipe(
-        Effect.catchTag("InvalidGrant", (error) => {
-          refreshToken = undefined
-          return grantUsable && Grant.isUnattended(grant)
-            ? Effect.zipRight(
-              Effect.logWarning("refresh token refused; running the original grant again"),
-              requestOriginal
-            )
-            : Effect.fail(new ReauthorizationRequired({ reason: error, detail: "the refresh token was refused" }))
+        Effect.catchTag("InvalidGrant", (error) =>
+          Effect.flatMap(newerStored, (newer) => {
+            // another process may have rotated the refresh token first: its token is ours too
+            if (Option.isSome(newer)) {
+              return Effect.as(
+                Effect.logInfo("refresh token already rotated by another process; adopting its token"),
+                newer.value.token
+              )
+            }
+            refreshToken = undefined
+            return grantUsable && Grant.isUnattended(grant)
+              ? Effect.zipRight(
+                Effect.logWarning("refresh token refused; running the original grant again"),
+                requestOriginal
+              )
+              : Effect.fail(new ReauthorizationRequired({ reason: error, detail: "the refresh token was refused" }))
+          }))
+      )
+    })
+
+    // a stored entry newer than the token held, still valid
+    const newerStored = Effect.suspend(() =>
+      store === undefined
+        ? Effect.succeed(Option.none<TokenStore.StoredToken>())
+        : Effect.flatMap(
+          Effect.catchAll(store.load(storeKey), (e) => TokenStore.logStoreError(e, Option.none())),
+          (stored) =>
+            Effect.map(Clock.currentTimeMillis, (now) =>
+              Option.filter(
+                stored,
+                (entry) => entry.version > version && now < RefreshPolicy.usableUntil(policy, entry.token)
+              ))
+        )
+    )
+
+    // one attempt: through the store when there is one (one refresher per credential, the new token
+    // written before anyone gets it), else straight to the endpoint; a failing store is logged once
+    // and passed by until it works again
+    let storeDown = false
+    const alone = Effect.map(fetchOnce, (token): TokenStore.Refreshed => ({
+      entry: { token, version: version + 1 },
+      fetched: true
+    }))
+    const nextToken: Effect.Effect<TokenStore.Refreshed, TokenError> = Effect.suspend(() => {
+      if (store === undefined) return alone
+      return store.refresh(storeKey, version, fetchOnce).pipe(
+        Effect.tap(() => {
+          if (!storeDown) return Effect.void
+          storeDown = false
+          return Effect.logInfo("token store is back")
+        }),
+        Effect.catchTag("StoreError", (error) => {
+          if (storeDown) return alone
+          storeDown = true
+          return Effect.zipRight(TokenStore.logStoreError(error, undefined), alone)
         })
       )
     })
 
-    const accept = (token: AccessToken) =>
+    const accept = (token: AccessToken, entryVersion: number, how: "received" | "adopted" | "loaded") =>
       Effect.gen(function*() {
+        // an entry arriving late (the notification of our own write) changes nothing
+        if (entryVersion <= version && previous !== undefined) return
         const random = yield* Random.next
         const refreshAt = RefreshPolicy.refreshAt(policy, token, random)
         previous = token
         refreshToken = token.refreshToken
+        version = entryVersion
         yield* publish(TokenState.Valid({ token }), refreshAt)
         const now = yield* Clock.currentTimeMillis
         if (token.expiresAt !== undefined) {
@@ -183,7 +251,7 @@ export const make = (
             (token.expiresAt - now) / 1000
           )
         }
-        yield* Effect.logInfo("token received").pipe(
+        yield* Effect.logInfo(`token ${how}`).pipe(
           Effect.annotateLogs({
             expires_in_s: token.expiresAt === undefined ? "unknown" : Math.round((token.expiresAt - now) / 1000),
             lifetime_from: token.lifetimeSource,
@@ -225,20 +293,22 @@ export const make = (
         const before = yield* SubscriptionRef.get(state)
         if (before._tag === "Valid") yield* publish(TokenState.Refreshing({ token: before.token }))
         inFlight = true
+        const startVersion = version
         const exit = yield* Effect.exit(
-          fetchOnce.pipe(Effect.withSpan("TokenSource.refresh", { attributes: { provider } }))
+          nextToken.pipe(Effect.withSpan("TokenSource.refresh", { attributes: { provider } }))
         )
         attempt++
         const done = outcome
         outcome = yield* Deferred.make<AccessToken, TokenError>()
         inFlight = false
         if (Exit.isSuccess(exit)) {
-          yield* accept(exit.value)
-          yield* count("success")
+          const { entry, fetched } = exit.value
+          yield* accept(entry.token, entry.version, fetched ? "received" : "adopted")
+          if (fetched) yield* count("success")
           if (attempt > 1) {
             yield* Effect.logInfo("token request recovered").pipe(Effect.annotateLogs({ failed_attempts: attempt - 1 }))
           }
-          yield* Deferred.succeed(done, exit.value)
+          yield* Deferred.succeed(done, entry.token)
           return
         }
         yield* Deferred.failCause(done, exit.cause)
@@ -280,6 +350,8 @@ export const make = (
           })
         )
         yield* backoff(nextAttemptAt)
+        // a token arrived from the store meanwhile (another process recovered first): done
+        if (version > startVersion) return
       }
     })
 
@@ -287,12 +359,11 @@ export const make = (
       while (true) {
         const s = yield* SubscriptionRef.get(state)
         const due = s._tag === "Pending" ? 0 : s._tag === "Failed" ? undefined : current.refreshAt
-        if (due === undefined) {
-          yield* Queue.take(wake)
-        } else {
-          const woken = yield* Effect.raceFirst(Effect.as(sleepUntil(due), false), Effect.as(Queue.take(wake), true))
-          if (!woken && s._tag !== "Pending") yield* Effect.logInfo("refreshing token before expiry")
-        }
+        const reason = due === undefined
+          ? yield* Queue.take(wake)
+          : yield* Effect.raceFirst(Effect.as(sleepUntil(due), "due" as const), Queue.take(wake))
+        if (reason === "reschedule") continue
+        if (reason === "due" && s._tag !== "Pending") yield* Effect.logInfo("refreshing token before expiry")
         yield* cycle
       }
     }).pipe(Effect.annotateLogs({ provider }))
@@ -300,7 +371,7 @@ export const make = (
     // the next attempt's outcome: joins one under way, or wakes the refresh fiber for one now
     const next = Effect.suspend(() => {
       const d = outcome
-      if (!inFlight) Queue.unsafeOffer(wake, undefined)
+      if (!inFlight) Queue.unsafeOffer(wake, "refresh")
       return Deferred.await(d)
     })
 
@@ -333,12 +404,44 @@ export const make = (
         if (token !== undefined && token !== current.token) return Effect.void
         return Effect.zipRight(
           Effect.logInfo("token invalidated; fetching another").pipe(Effect.annotateLogs({ provider })),
-          Effect.zipRight(publish(TokenState.Pending()), Queue.offer(wake, undefined))
+          Effect.zipRight(publish(TokenState.Pending()), Queue.offer(wake, "refresh"))
         )
       })
 
     // callers still waiting when the source closes are interrupted, never left hanging
     yield* Effect.addFinalizer(() => Effect.suspend(() => Deferred.interrupt(outcome)))
+
+    // a restarted process reuses its stored token, or at least the stored refresh token
+    let loaded = false
+    if (store !== undefined) {
+      const stored = yield* Effect.catchAll(store.load(storeKey), (e) => TokenStore.logStoreError(e, Option.none()))
+      if (Option.isSome(stored)) {
+        const now = yield* Clock.currentTimeMillis
+        const entry = stored.value
+        if (now < RefreshPolicy.usableUntil(policy, entry.token)) {
+          yield* accept(entry.token, entry.version, "loaded").pipe(Effect.annotateLogs({ provider }))
+          loaded = true
+        } else if (entry.token.refreshToken !== undefined) {
+          previous = entry.token
+          refreshToken = entry.token.refreshToken
+          version = entry.version
+        }
+      }
+      // tokens other processes write are adopted as they arrive, instead of polling
+      yield* store.changes(storeKey).pipe(
+        Stream.runForEach((entry) =>
+          Effect.gen(function*() {
+            const now = yield* Clock.currentTimeMillis
+            if (entry.version <= version || now >= RefreshPolicy.usableUntil(policy, entry.token)) return
+            yield* accept(entry.token, entry.version, "adopted")
+            yield* Queue.offer(wake, "reschedule")
+          })
+        ),
+        Effect.catchAll((e) => TokenStore.logStoreError(e, undefined)),
+        Effect.annotateLogs({ provider }),
+        Effect.forkScoped
+      )
+    }
     yield* Effect.forkScoped(
       loop.pipe(
         Effect.tapErrorCause((cause) =>
@@ -348,7 +451,7 @@ export const make = (
     )
 
     // a device flow waits for a person: `make` returns at once, and `changes` shows them the code
-    const first: Exit.Exit<unknown, TokenError> = grant._tag === "DeviceCode"
+    const first: Exit.Exit<unknown, TokenError> = loaded || grant._tag === "DeviceCode"
       ? Exit.void
       : yield* Effect.exit(Deferred.await(outcome))
     if (Exit.isFailure(first)) {

@@ -11,6 +11,11 @@ export * as AuthorizationCode from "./AuthorizationCode.js"
 /**
  * @since 0.1.0
  */
+export * as AuthorizedClient from "./AuthorizedClient.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Baack from "./providers/Baack.js"
 
 /**
@@ -41,12 +46,27 @@ export * as ClientAuth from "./ClientAuth.js"
 /**
  * @since 0.1.0
  */
+export * as DeviceFlow from "./DeviceFlow.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Discovery from "./Discovery.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Grant from "./Grant.js"
 
 /**
  * @since 0.1.0
  */
 export * as RefreshPolicy from "./RefreshPolicy.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Revocation from "./Revocation.js"
 
 /**
  * @since 0.1.0

@@ -3,9 +3,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import { ClientAuth, Grant, TokenSource } from "tokenwarden"
+import { AuthorizedClient, ClientAuth, Grant, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
-import * as AuthorizedClient from "../src/AuthorizedClient.js"
 import { HttpLive, noJitter } from "./util.js"
 
 interface Seen {

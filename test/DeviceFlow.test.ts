@@ -1,10 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Clock, Duration, Effect, Fiber, HashMap, Logger, Option, Redacted, TestClock } from "effect"
 import type { TokenState } from "tokenwarden"
-import { ClientAuth, Grant, RefreshPolicy, TokenSource } from "tokenwarden"
-import { AuthServer } from "tokenwarden/testing"
-import * as DeviceFlow from "../src/DeviceFlow.js"
-import * as DeviceFake from "../src/testing/DeviceFake.js"
+import { ClientAuth, DeviceFlow, Grant, RefreshPolicy, TokenSource } from "tokenwarden"
+import { AuthServer, DeviceFake } from "tokenwarden/testing"
 import { HttpLive, settle, waitFor } from "./util.js"
 
 type AwaitingUser = Extract<TokenState.TokenState, { readonly _tag: "AwaitingUser" }>

@@ -3,8 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Redacted, Stream } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import { ClientAuth, Grant } from "tokenwarden"
-import * as Discovery from "../src/Discovery.js"
+import { ClientAuth, Discovery, Grant } from "tokenwarden"
 import * as OidcProvider from "./interop/oidcProvider.js"
 
 const HttpLive = NodeHttpClient.layerUndici

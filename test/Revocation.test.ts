@@ -1,9 +1,8 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, HashMap, Layer, Logger, Redacted, Scope, Stream } from "effect"
-import { AuthorizationCode, ClientAuth, Grant, TokenSource } from "tokenwarden"
+import { AuthorizationCode, ClientAuth, Grant, Revocation, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
-import * as Revocation from "../src/Revocation.js"
 import * as OidcProvider from "./interop/oidcProvider.js"
 
 const HttpLive = NodeHttpClient.layerUndici

@@ -25,6 +25,8 @@ export const setup = (
       grant: Grant.clientCredentials({ scopes: ["read"] }),
       // no jitter: a 1-hour token refreshes at exactly 45 minutes, so tests can step the clock to it
       policy: noJitter,
+      // TestClock.adjust jumps over a request in flight on real IO: its timeout must outlast any jump
+      timeout: "30 days",
       ...source
     })
     return { server: fake, source: tokens }

@@ -34,3 +34,8 @@ export * as BaruwaFake from "./BaruwaFake.js"
  * @since 0.1.0
  */
 export * as BuddyFake from "./BuddyFake.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as DeviceFake from "./DeviceFake.js"

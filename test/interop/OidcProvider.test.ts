@@ -7,10 +7,17 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Option, Redacted, Schema, Stream } from "effect"
 import type { AccessToken, TokenState } from "tokenwarden"
-import { AuthorizationCode, ClientAuth, Grant, RefreshPolicy, TokenEndpoint, TokenSource } from "tokenwarden"
-import * as AuthorizedClient from "../../src/AuthorizedClient.js"
-import * as DeviceFlow from "../../src/DeviceFlow.js"
-import * as Revocation from "../../src/Revocation.js"
+import {
+  AuthorizationCode,
+  AuthorizedClient,
+  ClientAuth,
+  DeviceFlow,
+  Grant,
+  RefreshPolicy,
+  Revocation,
+  TokenEndpoint,
+  TokenSource
+} from "tokenwarden"
 import * as OidcProvider from "./oidcProvider.js"
 
 const HttpLive = NodeHttpClient.layerUndici
