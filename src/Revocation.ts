@@ -15,7 +15,6 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import type * as ClientAuth from "./ClientAuth.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
 import type { TokenError } from "./TokenError.js"
@@ -83,16 +82,10 @@ export interface Options {
 const revokeCurrent = (source: TokenSource, options: Options) =>
   Effect.gen(function*() {
     const timeout = options.timeout ?? Duration.seconds(5)
-    // a request under way may rotate the refresh token: revoke what it brings, not what it replaces
-    const settled = yield* source.changes.pipe(
-      Stream.filter((s) => s._tag !== "Refreshing" && s._tag !== "Pending"),
-      Stream.runHead,
-      Effect.timeout(timeout),
-      Effect.option
-    )
-    const token = Option.isSome(settled) && Option.isSome(settled.value)
-      ? TokenState.token(settled.value.value)
-      : TokenState.token(yield* source.state)
+    // no refresh may start once we revoke (it would bring a fresh live token, or fail on the revoked
+    // one); one under way may rotate the refresh token: stop waits for it, so we revoke what it brings
+    yield* source.stop.pipe(Effect.timeout(timeout), Effect.ignore)
+    const token = TokenState.token(yield* source.state)
     if (Option.isNone(token)) return
     const tokens: Array<readonly [Redacted.Redacted<string>, TokenTypeHint]> = []
     if (token.value.refreshToken !== undefined) tokens.push([token.value.refreshToken, "refresh_token"])
@@ -118,8 +111,9 @@ const revokeCurrent = (source: TokenSource, options: Options) =>
 
 /**
  * Adds a finalizer to the current scope that revokes the source's tokens when the scope closes: the
- * refresh token, then the access token. It reads the source's state at closing time (after a request
- * under way, if any, has ended), so it revokes the tokens held then, rotated ones included. A failure is logged (without the token) and never
+ * refresh token, then the access token. It stops the source's refresh first (after a request under
+ * way, if any, has ended), so it revokes the tokens held then, rotated ones included, and no refresh
+ * can bring a new live token after it. A failure is logged (without the token) and never
  * fails the shutdown. Call it after `TokenSource.make` in the same scope, so it runs while the
  * source is still open.
  *

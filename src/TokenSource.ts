@@ -14,6 +14,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -61,6 +62,12 @@ export interface TokenSource {
   readonly state: Effect.Effect<TokenState>
   /** The token endpoint's name in logs and metrics. */
   readonly provider: string
+  /**
+   * Stops the background refresh for good: a request under way finishes first (its rotated refresh
+   * token is not lost), then no request is sent any more. For shutdown work such as revoking the
+   * final tokens; closing the source's scope stops it too.
+   */
+  readonly stop: Effect.Effect<void>
 }
 
 /**
@@ -369,8 +376,13 @@ export const make = (
     }).pipe(Effect.annotateLogs({ provider }))
 
     // the next attempt's outcome: joins one under way, or wakes the refresh fiber for one now
+    let stopped = false
     const next = Effect.suspend(() => {
       const d = outcome
+      // after `stop` no request is sent: the caller gets the last error, or is interrupted
+      if (stopped) {
+        return Effect.flatMap(SubscriptionRef.get(state), (s) => "error" in s ? Effect.fail(s.error) : Effect.interrupt)
+      }
       if (!inFlight) Queue.unsafeOffer(wake, "refresh")
       return Deferred.await(d)
     })
@@ -402,6 +414,15 @@ export const make = (
     const invalidate = (token?: AccessToken) =>
       Effect.suspend(() => {
         if (token !== undefined && token !== current.token) return Effect.void
+        // nothing can replace it without a person (a used authorization code, no refresh token): say
+        // so at once instead of pretending a request is under way
+        if (refreshToken === undefined && !grantUsable) {
+          const error = new ReauthorizationRequired({ detail: "the token was refused and there is no refresh token" })
+          return Effect.zipRight(
+            Effect.logWarning("token invalidated; reauthorization required").pipe(Effect.annotateLogs({ provider })),
+            publish(TokenState.Failed({ error, token: Option.none() }))
+          )
+        }
         return Effect.zipRight(
           Effect.logInfo("token invalidated; fetching another").pipe(Effect.annotateLogs({ provider })),
           Effect.zipRight(publish(TokenState.Pending()), Queue.offer(wake, "refresh"))
@@ -442,13 +463,18 @@ export const make = (
         Effect.forkScoped
       )
     }
-    yield* Effect.forkScoped(
+    const loopFiber = yield* Effect.forkScoped(
       loop.pipe(
         Effect.tapErrorCause((cause) =>
           Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("token refresh fiber died", cause)
         )
       )
     )
+    const stop = Effect.suspend(() => {
+      stopped = true
+      const running = inFlight ? Effect.exit(Deferred.await(outcome)) : Effect.void
+      return running.pipe(Effect.zipRight(Fiber.interrupt(loopFiber)), Effect.zipRight(Deferred.interrupt(outcome)))
+    })
 
     // a device flow waits for a person: `make` returns at once, and `changes` shows them the code
     const first: Exit.Exit<unknown, TokenError> = loaded || grant._tag === "DeviceCode"
@@ -467,7 +493,8 @@ export const make = (
       invalidate,
       changes: state.changes,
       state: SubscriptionRef.get(state),
-      provider
+      provider,
+      stop
     } satisfies TokenSource
   }).pipe(Effect.withSpan("TokenSource.make"))
 

@@ -330,6 +330,29 @@ describe("TokenSource", () => {
       }).pipe(Effect.provide(HttpLive)))
   })
 
+  describe("stop", () => {
+    it.scoped("lets a request under way finish, then sends nothing more", () =>
+      Effect.gen(function*() {
+        const { server, source } = yield* setup({ lifetimeSeconds: 3600 })
+        const first = yield* source.get
+        yield* server.inject(AuthServer.Fault.delay(200))
+        const refreshing = yield* Effect.fork(source.refresh)
+        yield* waitFor(source, (s) => s._tag === "Refreshing")
+        yield* source.stop
+        const next = yield* Fiber.join(refreshing)
+        assert.notStrictEqual(value(next), value(first))
+        assert.strictEqual(value(yield* source.get), value(next), "the token that came back is kept")
+        yield* TestClock.adjust(Duration.days(1))
+        yield* settle
+        assert.strictEqual(yield* server.count(), 2, "no refresh after stop")
+        assert.isTrue(Option.isSome(
+          yield* Effect.exit(source.refresh).pipe(
+            Effect.map((e) => e._tag === "Failure" ? Option.some(e) : Option.none())
+          )
+        ))
+      }).pipe(Effect.provide(HttpLive)))
+  })
+
   describe("observability", () => {
     it.scoped("changes emits every transition, and the refresh counter counts outcomes", () =>
       Effect.gen(function*() {
