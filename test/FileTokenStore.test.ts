@@ -1,0 +1,449 @@
+import { NodeFileSystem } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Exit, Fiber, Layer, Logger, Option, Redacted, Stream, TestClock } from "effect"
+import * as ChildProcess from "node:child_process"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as Readline from "node:readline"
+import type { AccessToken } from "tokenwarden"
+import { ClientAuth, Grant, TokenSource, TokenStore } from "tokenwarden"
+import { AuthServer } from "tokenwarden/testing"
+import * as FileTokenStore from "../src/FileTokenStore.js"
+import { runner } from "./fixtures/spawn.js"
+import { HttpLive, noJitter } from "./util.js"
+
+const value = (t: { readonly value: Redacted.Redacted }) => Redacted.value(t.value)
+
+const token = (v: string, refreshToken?: string): AccessToken.AccessToken => ({
+  value: Redacted.make(v),
+  type: "Bearer",
+  issuedAt: 0,
+  expiresAt: 3_600_000,
+  lifetimeSource: "expires_in",
+  scopes: ["read"],
+  ...(refreshToken === undefined ? {} : { refreshToken: Redacted.make(refreshToken) }),
+  extra: Redacted.make({})
+})
+
+interface Line {
+  readonly message: string
+  readonly annotations: Record<string, unknown>
+}
+
+const collectLogs = () => {
+  const lines: Array<Line> = []
+  const logger = Logger.make(({ annotations, message }) => {
+    const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+    lines.push({ message: text, annotations: Object.fromEntries(annotations) })
+  })
+  return { lines, layer: Logger.add(logger) }
+}
+
+/** A fresh directory under the system's temporary one, removed with the scope. */
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "tokenwarden-file-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+const mode = (path: string) => Fs.statSync(path).mode & 0o777
+
+const hexKey = () => Crypto.randomBytes(32).toString("hex")
+
+const passwordSource = (server: AuthServer.AuthServer) =>
+  TokenSource.make({
+    url: server.tokenUrl,
+    clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+    grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] }),
+    policy: noJitter,
+    timeout: "30 days"
+  })
+
+const credentialKey = (server: AuthServer.AuthServer) =>
+  TokenStore.key({
+    endpoint: server.tokenUrl,
+    clientId: "client",
+    grantType: "password",
+    subject: "user",
+    scopes: ["read"]
+  })
+
+const withStore = (options: FileTokenStore.Options) =>
+  Layer.merge(HttpLive, FileTokenStore.layer(options).pipe(Layer.provide(NodeFileSystem.layer)))
+
+const makeStore = (options: FileTokenStore.Options) =>
+  FileTokenStore.make(options).pipe(Effect.provide(NodeFileSystem.layer))
+
+describe("FileTokenStore", () => {
+  describe("with a TokenSource", () => {
+    it.scoped("a restarted process loads the stored token; once it expired, it uses the stored refresh token", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const run = <A, E>(body: (source: TokenSource.TokenSource) => Effect.Effect<A, E>) =>
+          Effect.scoped(Effect.flatMap(passwordSource(server), body)).pipe(
+            Effect.provide(withStore({ directory: dir }))
+          )
+        const first = yield* run((source) => source.get)
+        assert.strictEqual(yield* server.count(), 1)
+        // a new process, same directory: no request at all
+        const again = yield* run((source) => source.get)
+        assert.strictEqual(value(again), value(first))
+        assert.strictEqual(yield* server.count(), 1)
+        // after the access token expired: its refresh token, not the password
+        yield* TestClock.adjust("2 hours")
+        const refreshed = yield* run((source) => source.get)
+        assert.notStrictEqual(value(refreshed), value(first))
+        assert.strictEqual(yield* server.count("refresh_token"), 1)
+        assert.strictEqual(yield* server.count("password"), 1)
+        assert.strictEqual(yield* server.count(), 2)
+      }))
+
+    for (
+      const [name, content] of [
+        ["a corrupted file", "{\"format\":\"tokenwarden/v1\",\"version\":1,\"token\":{\"value\":42}}"],
+        ["a truncated file", "{\"format\":\"tokenwarden/v1\",\"version\":1,\"token\":{\"val"],
+        ["an empty file", ""],
+        ["foreign JSON", "{\"access_token\":\"abc\",\"expires_in\":3600}"]
+      ] as const
+    ) {
+      it.scoped(`${name}: a Corrupted StoreError, logged; the source gets a fresh grant and heals the file`, () =>
+        Effect.gen(function*() {
+          const logs = collectLogs()
+          const dir = yield* tempDir
+          const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+          const file = Path.join(dir, `${credentialKey(server)}.json`)
+          Fs.writeFileSync(file, content, { mode: 0o600 })
+          const store = yield* makeStore({ directory: dir })
+          const error = yield* Effect.flip(store.load(credentialKey(server)))
+          assert.strictEqual(error.reason, "Corrupted")
+          const source = yield* passwordSource(server).pipe(
+            Effect.provide(Layer.merge(withStore({ directory: dir }), logs.layer))
+          )
+          const fresh = yield* source.get
+          assert.strictEqual(yield* server.count("password"), 1)
+          const warning = logs.lines.find((l) => l.message === "token store failed; going on without it")
+          assert.strictEqual(warning?.annotations.reason, "Corrupted")
+          const healed = Option.getOrThrow(yield* store.load(credentialKey(server)))
+          assert.strictEqual(value(healed.token), value(fresh))
+        }))
+    }
+
+    it.scoped("a wrong encryption key: a Decryption StoreError, logged, and a fresh grant", () =>
+      Effect.gen(function*() {
+        const logs = collectLogs()
+        const dir = yield* tempDir
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const right = Redacted.make(hexKey())
+        const wrong = Redacted.make(hexKey())
+        const first = yield* Effect.scoped(Effect.flatMap(passwordSource(server), (s) => s.get)).pipe(
+          Effect.provide(withStore({ directory: dir, encryptionKey: right }))
+        )
+        const store = yield* makeStore({ directory: dir, encryptionKey: wrong })
+        const error = yield* Effect.flip(store.load(credentialKey(server)))
+        assert.strictEqual(error.reason, "Decryption")
+        assert.notInclude(`${String(error)} ${JSON.stringify(error)}`, Redacted.value(wrong))
+        const source = yield* passwordSource(server).pipe(
+          Effect.provide(Layer.merge(withStore({ directory: dir, encryptionKey: wrong }), logs.layer))
+        )
+        const fresh = yield* source.get
+        assert.notStrictEqual(value(fresh), value(first))
+        assert.strictEqual(yield* server.count("password"), 2)
+        assert.isTrue(logs.lines.some((l) => l.annotations.reason === "Decryption"))
+        for (const line of logs.lines) assert.notInclude(JSON.stringify(line), Redacted.value(wrong))
+      }))
+  })
+
+  describe("files", () => {
+    it.scoped("entry files are 0600, a created directory 0700, and nothing else is left in it", () =>
+      Effect.gen(function*() {
+        const root = yield* tempDir
+        const dir = Path.join(root, "nested", "tokens")
+        const store = yield* makeStore({ directory: dir })
+        assert.strictEqual(mode(dir), 0o700)
+        const file = Path.join(dir, "k.json")
+        for (let version = 1; version <= 5; version++) {
+          // a reader holding the previous file open keeps reading it whole: the save renamed a new
+          // file over it instead of writing in place
+          const before = Fs.existsSync(file) ? Fs.openSync(file, "r") : undefined
+          const content = before === undefined ? undefined : Fs.readFileSync(file, "utf8")
+          assert.isTrue(yield* store.save("k", { token: token(`t${version}`), version }))
+          if (before !== undefined) {
+            assert.strictEqual(Fs.readFileSync(before, "utf8"), content)
+            Fs.closeSync(before)
+          }
+          assert.strictEqual(mode(file), 0o600)
+        }
+        assert.deepStrictEqual(Fs.readdirSync(dir), ["k.json"], "no temporary or lock file left")
+        assert.strictEqual(Option.getOrThrow(yield* store.load("k")).version, 5)
+      }))
+
+    it.scoped("an existing directory open to others is tightened to 0700 (logged); a sticky one is refused", () =>
+      Effect.gen(function*() {
+        const logs = collectLogs()
+        const root = yield* tempDir
+        const open = Path.join(root, "open")
+        Fs.mkdirSync(open)
+        Fs.chmodSync(open, 0o755)
+        yield* makeStore({ directory: open }).pipe(Effect.provide(logs.layer))
+        assert.strictEqual(mode(open), 0o700)
+        assert.isTrue(logs.lines.some((l) => l.message.includes("changed its mode to 0700")))
+        const sticky = Path.join(root, "sticky")
+        Fs.mkdirSync(sticky)
+        Fs.chmodSync(sticky, 0o1777)
+        const error = yield* Effect.flip(makeStore({ directory: sticky }))
+        assert.strictEqual(error._tag, "StoreError")
+        assert.include(error.message, "sticky")
+        assert.strictEqual(Fs.statSync(sticky).mode & 0o7777, 0o1777, "left as it was")
+      }))
+
+    it.scoped("a save not above the stored version is refused", () =>
+      Effect.gen(function*() {
+        const store = yield* makeStore({ directory: yield* tempDir })
+        assert.isTrue(yield* store.save("k", { token: token("v3"), version: 3 }))
+        assert.isFalse(yield* store.save("k", { token: token("v2"), version: 2 }))
+        assert.isFalse(yield* store.save("k", { token: token("v3b"), version: 3 }))
+        assert.strictEqual(value(Option.getOrThrow(yield* store.load("k")).token), "v3")
+      }))
+
+    it.scoped("a key that is not a plain name is hashed: it never leaves the directory", () =>
+      Effect.gen(function*() {
+        const root = yield* tempDir
+        const dir = Path.join(root, "store")
+        const store = yield* makeStore({ directory: dir })
+        assert.isTrue(yield* store.save("../escape", { token: token("x"), version: 1 }))
+        assert.deepStrictEqual(Fs.readdirSync(root), ["store"])
+        const [name] = Fs.readdirSync(dir)
+        assert.match(name!, /^[0-9a-f]{64}\.json$/)
+        assert.strictEqual(value(Option.getOrThrow(yield* store.load("../escape")).token), "x")
+      }))
+
+    it.live("a crashed writer's old temporary file is removed at start; a stale lock is broken", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        Fs.chmodSync(dir, 0o700)
+        const orphan = Path.join(dir, "k.json.12345.0123456789ab.tmp")
+        Fs.writeFileSync(orphan, "secret", { mode: 0o600 })
+        const old = new Date(Date.now() - 60_000)
+        Fs.utimesSync(orphan, old, old)
+        // a lock left by a process that is gone (pid 2^22+1 is beyond Linux's default pid_max)
+        Fs.writeFileSync(Path.join(dir, "k.json.lock"), JSON.stringify({ pid: 4_194_305, host: Os.hostname() }))
+        const store = yield* makeStore({ directory: dir, lockTimeout: "2 seconds" })
+        assert.isFalse(Fs.existsSync(orphan))
+        assert.isTrue(yield* store.save("k", { token: token("x"), version: 1 }))
+        assert.deepStrictEqual(Fs.readdirSync(dir), ["k.json"])
+      }).pipe(Effect.scoped))
+
+    it.live("a lock held by a live process: the save waits, then fails as Unavailable", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        Fs.chmodSync(dir, 0o700)
+        Fs.writeFileSync(Path.join(dir, "k.json.lock"), JSON.stringify({ pid: process.pid, host: Os.hostname() }))
+        const store = yield* makeStore({ directory: dir, lockTimeout: "300 millis" })
+        const started = Date.now()
+        const error = yield* Effect.flip(store.save("k", { token: token("x"), version: 1 }))
+        assert.strictEqual(error.reason, "Unavailable")
+        assert.isAtLeast(Date.now() - started, 250)
+        assert.isTrue(Fs.existsSync(Path.join(dir, "k.json.lock")), "someone else's lock is left alone")
+        assert.isFalse(Fs.existsSync(Path.join(dir, "k.json")))
+      }).pipe(Effect.scoped))
+
+    it.live("changes: an entry written by another process sharing the directory is emitted", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const a = yield* makeStore({ directory: dir })
+        const b = yield* makeStore({ directory: dir })
+        const seen = yield* a.changes("k").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+        yield* Effect.sleep("100 millis")
+        yield* b.save("k", { token: token("one"), version: 1 })
+        yield* b.save("other", { token: token("elsewhere"), version: 7 })
+        yield* Effect.sleep("50 millis")
+        yield* b.save("k", { token: token("two"), version: 2 })
+        const entries = yield* Fiber.join(seen).pipe(Effect.timeout("5 seconds"))
+        assert.deepStrictEqual([...entries].map((e) => [e.version, value(e.token)]), [[1, "one"], [2, "two"]])
+      }).pipe(Effect.scoped))
+  })
+
+  describe("encryption", () => {
+    it.scoped("round trip: the file is an AES-256-GCM envelope with no secret in clear, a new IV per write", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const key = Redacted.make(Crypto.randomBytes(32).toString("base64"))
+        const store = yield* makeStore({ directory: dir, encryptionKey: key })
+        const entry = { token: token("access-in-clear?", "refresh-in-clear?"), version: 1 }
+        yield* store.save("k", entry)
+        const first = Fs.readFileSync(Path.join(dir, "k.json"), "utf8")
+        const envelope = JSON.parse(first)
+        assert.deepStrictEqual(Object.keys(envelope).sort(), ["data", "format", "iv", "tag"])
+        assert.strictEqual(envelope.format, "tokenwarden/aes-256-gcm/v1")
+        assert.strictEqual(Buffer.from(envelope.iv, "base64").length, 12)
+        assert.notInclude(first, "in-clear")
+        const loaded = Option.getOrThrow(yield* store.load("k"))
+        assert.strictEqual(TokenStore.encode(loaded), TokenStore.encode(entry))
+        yield* store.save("k", { ...entry, version: 2 })
+        const second = JSON.parse(Fs.readFileSync(Path.join(dir, "k.json"), "utf8"))
+        assert.notStrictEqual(second.iv, envelope.iv)
+      }))
+
+    it.scoped("clear text with a key, an envelope without one, a file moved from another credential: Decryption", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const key = Redacted.make(hexKey())
+        const plain = yield* makeStore({ directory: dir })
+        const sealed = yield* makeStore({ directory: dir, encryptionKey: key })
+        yield* plain.save("clear", { token: token("x"), version: 1 })
+        assert.strictEqual((yield* Effect.flip(sealed.load("clear"))).reason, "Decryption")
+        yield* sealed.save("sealed", { token: token("y"), version: 1 })
+        assert.strictEqual((yield* Effect.flip(plain.load("sealed"))).reason, "Decryption")
+        Fs.copyFileSync(Path.join(dir, "sealed.json"), Path.join(dir, "moved.json"))
+        assert.strictEqual((yield* Effect.flip(sealed.load("moved"))).reason, "Decryption")
+        // a tampered ciphertext
+        const envelope = JSON.parse(Fs.readFileSync(Path.join(dir, "sealed.json"), "utf8"))
+        const data = Buffer.from(envelope.data, "base64")
+        data[0] = data[0]! ^ 1
+        Fs.writeFileSync(Path.join(dir, "sealed.json"), JSON.stringify({ ...envelope, data: data.toString("base64") }))
+        assert.strictEqual((yield* Effect.flip(sealed.load("sealed"))).reason, "Decryption")
+        // the next write replaces what cannot be read
+        assert.isTrue(yield* sealed.save("clear", { token: token("z"), version: 1 }))
+        assert.strictEqual(value(Option.getOrThrow(yield* sealed.load("clear")).token), "z")
+      }))
+
+    it.effect("keys: 64 hex digits or base64 of 32 bytes; anything else is refused without repeating it", () =>
+      Effect.gen(function*() {
+        const bytes = Crypto.randomBytes(32)
+        for (const good of [bytes.toString("hex"), bytes.toString("base64"), bytes.toString("base64url")]) {
+          assert.isTrue(FileTokenStore.parseEncryptionKey(Redacted.make(good))._tag === "Right")
+        }
+        const short = Crypto.randomBytes(16).toString("hex")
+        for (const bad of [short, "not a key at all!", Crypto.randomBytes(31).toString("base64"), ""]) {
+          assert.isTrue(FileTokenStore.parseEncryptionKey(Redacted.make(bad))._tag === "Left")
+        }
+        const error = yield* Effect.flip(
+          FileTokenStore.make({ directory: "/nonexistent", encryptionKey: Redacted.make(short) }).pipe(
+            Effect.provide(NodeFileSystem.layer)
+          )
+        )
+        assert.strictEqual(error._tag, "InvalidConfiguration")
+        assert.notInclude(`${String(error)} ${JSON.stringify(error)}`, short)
+      }))
+
+    it.scoped("layerConfig: TOKENWARDEN_STORE_DIRECTORY and a redacted TOKENWARDEN_STORE_KEY; a bad key names the variable", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const env = (map: Record<string, string>) =>
+          Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(map))))
+        const key = hexKey()
+        const context = yield* Layer.build(
+          FileTokenStore.layerConfig().pipe(
+            Layer.provide(env({ TOKENWARDEN_STORE_DIRECTORY: dir, TOKENWARDEN_STORE_KEY: key })),
+            Layer.provide(NodeFileSystem.layer)
+          )
+        )
+        const store = yield* TokenStore.TokenStoreTag.pipe(Effect.provide(context))
+        yield* store.save("k", { token: token("x"), version: 1 })
+        assert.strictEqual(
+          JSON.parse(Fs.readFileSync(Path.join(dir, "k.json"), "utf8")).format,
+          FileTokenStore.encryptedFormat
+        )
+        const bad = "abcdef"
+        const exit = yield* Effect.exit(Layer.build(
+          FileTokenStore.layerConfig().pipe(
+            Layer.provide(env({ TOKENWARDEN_STORE_DIRECTORY: dir, TOKENWARDEN_STORE_KEY: bad })),
+            Layer.provide(NodeFileSystem.layer)
+          )
+        ))
+        assert.isTrue(Exit.isFailure(exit))
+        const text = Exit.isFailure(exit) ? String(exit.cause) : ""
+        assert.include(text, "TOKENWARDEN_STORE_KEY")
+        assert.notInclude(text, bad)
+      }))
+  })
+
+  describe("two processes", () => {
+    it.live(
+      "concurrent writers of one key: the file is always one whole entry, and ends at the highest version",
+      () =>
+        Effect.gen(function*() {
+          const dir = yield* tempDir
+          const count = 150
+          const encryptionKey = hexKey()
+          const run = yield* runner("test/fixtures/file-writer.ts")
+          const writers = ["a", "b"].map((writer) =>
+            ChildProcess.spawn(run.command, run.args, {
+              env: {
+                ...process.env,
+                DIRECTORY: dir,
+                KEY: "k",
+                COUNT: String(count),
+                WRITER: writer,
+                ENCRYPTION_KEY: encryptionKey
+              },
+              stdio: ["pipe", "pipe", "pipe"]
+            })
+          )
+          yield* Effect.addFinalizer(() => Effect.sync(() => writers.forEach((w) => w.kill("SIGKILL"))))
+          const lines = writers.map((w) => {
+            const out: Array<string> = []
+            Readline.createInterface({ input: w.stdout! }).on("line", (line) => out.push(line))
+            return out
+          })
+          const stderr = writers.map((w) => {
+            let text = ""
+            w.stderr!.on("data", (chunk: Buffer) => void (text += chunk.toString("utf8")))
+            return () => text
+          })
+          const exited = writers.map((w) =>
+            new Promise<number | null>((resolve) => w.once("exit", (code) => resolve(code)))
+          )
+          // both ready, then both go at once
+          yield* Effect.gen(function*() {
+            while (!lines.every((out) => out.includes("ready"))) yield* Effect.sleep("20 millis")
+          }).pipe(Effect.timeoutFail({
+            duration: "20 seconds",
+            onTimeout: () => new Error(`writers not ready: ${stderr.map((f) => f()).join("\n")}`)
+          }))
+          writers.forEach((w) => w.stdin!.write("go\n"))
+          const reader = yield* makeStore({ directory: dir, encryptionKey: Redacted.make(encryptionKey) })
+          let reads = 0
+          let last = 0
+          let done = false
+          void Promise.all(exited).then(() => {
+            done = true
+          })
+          while (!done) {
+            const entry = yield* reader.load("k")
+            reads++
+            if (Option.isSome(entry)) {
+              assert.isAtLeast(entry.value.version, last, "versions never go back")
+              const writer = Redacted.value(entry.value.token.extra).writer
+              assert.strictEqual(
+                value(entry.value.token),
+                `${writer}-${entry.value.version}`,
+                "one writer's whole entry"
+              )
+              last = entry.value.version
+            }
+            yield* Effect.sleep("1 millis")
+          }
+          const codes = yield* Effect.promise(() => Promise.all(exited))
+          assert.deepStrictEqual(codes, [0, 0], stderr.map((f) => f()).join("\n"))
+          const results = lines.map((out) => JSON.parse(out.find((l) => l.startsWith("{"))!))
+          assert.strictEqual(
+            results[0].written + results[1].written + results[0].refused + results[1].refused,
+            2 * count
+          )
+          assert.isAtLeast(results[0].written + results[1].written, count, "every version written once at least")
+          assert.isTrue(
+            results[0].start < results[1].end && results[1].start < results[0].end,
+            "the two writers ran at the same time"
+          )
+          const final = Option.getOrThrow(yield* reader.load("k"))
+          assert.strictEqual(final.version, count)
+          assert.isAbove(reads, 10)
+          assert.deepStrictEqual(Fs.readdirSync(dir), ["k.json"])
+        }).pipe(Effect.scoped),
+      { timeout: 40_000 }
+    )
+  })
+})

@@ -1,0 +1,371 @@
+import { NodeHttpClient } from "@effect/platform-node"
+import { assert, it } from "@effect/vitest"
+import {
+  Chunk,
+  ConfigProvider,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Option,
+  Redacted,
+  Schedule,
+  Stream
+} from "effect"
+import { Redis } from "ioredis"
+import type { AccessToken } from "tokenwarden"
+import { ClientAuth, Grant, TokenSource, TokenStore } from "tokenwarden"
+import { AuthServer } from "tokenwarden/testing"
+import * as RedisTokenStore from "../src/RedisTokenStore.js"
+import * as RedisServer from "./fleet/redis.js"
+
+const token = (value: string, refreshToken?: string): AccessToken.AccessToken => ({
+  value: Redacted.make(value),
+  type: "Bearer",
+  issuedAt: 1_000,
+  expiresAt: 3_601_000,
+  lifetimeSource: "expires_in",
+  scopes: ["read"],
+  ...(refreshToken === undefined ? {} : { refreshToken: Redacted.make(refreshToken) }),
+  extra: Redacted.make({})
+})
+
+const value = (t: { readonly value: Redacted.Redacted }) => Redacted.value(t.value)
+
+interface Line {
+  readonly level: string
+  readonly message: string
+  readonly annotations: Record<string, unknown>
+}
+
+const collectLogs = () => {
+  const lines: Array<Line> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+    lines.push({ level: logLevel.label, message: text, annotations: Object.fromEntries(annotations) })
+  })
+  return { lines, layer: Logger.add(logger) }
+}
+
+// a raw connection to look at what the store wrote, as an operator would
+const raw = (url: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => new Redis(url, { maxRetriesPerRequest: 0, lazyConnect: false })),
+    (client) => Effect.sync(() => client.disconnect())
+  )
+
+const elapsed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const start = performance.now()
+    const result = yield* effect
+    return [result, performance.now() - start] as const
+  })
+
+RedisServer.describeRedis("RedisTokenStore", () => {
+  it.live("saves and loads entries; a save not above the stored version is refused", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const store = yield* RedisTokenStore.make({ url: server.url })
+      assert.isTrue(Option.isNone(yield* store.load("k")))
+      assert.isTrue(yield* store.save("k", { token: token("a1", "r1"), version: 2 }))
+      assert.isFalse(yield* store.save("k", { token: token("late"), version: 1 }))
+      assert.isFalse(yield* store.save("k", { token: token("same"), version: 2 }))
+      const loaded = Option.getOrThrow(yield* store.load("k"))
+      assert.strictEqual(loaded.version, 2)
+      assert.strictEqual(value(loaded.token), "a1")
+      assert.strictEqual(Redacted.value(loaded.token.refreshToken!), "r1")
+    }).pipe(Effect.scoped))
+
+  it.live("keys and messages: the entry under <prefix>token:<key>, only versions published, no secret", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const store = yield* RedisTokenStore.make({ url: server.url, keyPrefix: "app:" })
+      const listener = yield* raw(server.url)
+      const messages: Array<[string, string]> = []
+      listener.on("message", (channel: string, message: string) => void messages.push([channel, message]))
+      yield* Effect.promise(() => listener.subscribe("app:changes:cred"))
+      const refreshed = yield* store.refresh("cred", 0, Effect.succeed(token("secret-access", "secret-refresh")))
+      assert.isTrue(refreshed.fetched)
+      assert.strictEqual(refreshed.entry.version, 1)
+      const inspect = yield* raw(server.url)
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+      const keys = (yield* Effect.promise(() => inspect.keys("*"))).sort()
+      assert.deepStrictEqual(keys, ["app:fence:cred", "app:token:cred"], "the lease is released")
+      const stored = yield* Effect.promise(() => inspect.get("app:token:cred"))
+      assert.strictEqual(stored, TokenStore.encode(refreshed.entry))
+      assert.deepStrictEqual(messages, [["app:changes:cred", "1"], ["app:changes:cred", "released"]])
+    }).pipe(Effect.scoped))
+
+  it.live("a corrupted or foreign entry is a Corrupted StoreError; the next refresh replaces it", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const store = yield* RedisTokenStore.make({ url: server.url })
+      const client = yield* raw(server.url)
+      for (const garbage of ["{\"format\":\"tokenwarden/v1\",\"version\":3,\"tok", "{\"hello\":1}", "\u0000\u0001"]) {
+        yield* Effect.promise(() => client.set("tokenwarden:token:k", garbage))
+        const error = yield* Effect.flip(store.load("k"))
+        assert.strictEqual(error.reason, "Corrupted")
+      }
+      const refreshed = yield* store.refresh("k", 0, Effect.succeed(token("fresh")))
+      assert.isTrue(refreshed.fetched)
+      assert.strictEqual(value(Option.getOrThrow(yield* store.load("k")).token), "fresh")
+    }).pipe(Effect.scoped))
+
+  it.live("one refresher across processes: 2 connections × 5 concurrent refreshes, one fetch", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const a = yield* RedisTokenStore.make({ url: server.url })
+      const b = yield* RedisTokenStore.make({ url: server.url })
+      let fetches = 0
+      const fetch = Effect.sleep("300 millis").pipe(Effect.zipRight(Effect.sync(() => token(`t${++fetches}`))))
+      const results = yield* Effect.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).refresh("k", 0, fetch)),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(fetches, 1)
+      assert.strictEqual(results.filter((r) => r.fetched).length, 1)
+      assert.deepStrictEqual(new Set(results.map((r) => value(r.entry.token))), new Set(["t1"]))
+      assert.isTrue(results.every((r) => r.entry.version === 1))
+      // a process that knows version 1 refreshes again; one that knew 0 adopts version 1
+      const next = yield* b.refresh("k", 1, fetch)
+      assert.isTrue(next.fetched && next.entry.version === 2 && fetches === 2)
+      const adopted = yield* a.refresh("k", 0, fetch)
+      assert.isTrue(!adopted.fetched && adopted.entry.version === 2 && fetches === 2)
+    }).pipe(Effect.scoped))
+
+  it.live("a holder that died: another process takes over when its lease expires, not before", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const store = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "1 second" })
+      const client = yield* raw(server.url)
+      // the dead holder's lease, 800 ms left
+      yield* Effect.promise(() => client.set("tokenwarden:lease:k", "41", "PX", 800))
+      let fetches = 0
+      const [result, millis] = yield* elapsed(store.refresh("k", 0, Effect.sync(() => token(`t${++fetches}`))))
+      assert.isTrue(result.fetched)
+      assert.strictEqual(fetches, 1)
+      assert.isAtLeast(millis, 750, "waited for the lease")
+      assert.isBelow(millis, 800 + 600, "took over right after it expired")
+    }).pipe(Effect.scoped))
+
+  it.live("a waiting process wakes on the holder's write, well before the lease would expire", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const a = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "10 seconds" })
+      const b = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "10 seconds" })
+      const started = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(
+        a.refresh(
+          "k",
+          0,
+          Deferred.succeed(started, undefined).pipe(
+            Effect.zipRight(Effect.sleep("200 millis")),
+            Effect.as(token("by-a"))
+          )
+        )
+      )
+      yield* Deferred.await(started)
+      const [adopted, millis] = yield* elapsed(b.refresh("k", 0, Effect.die("b must not fetch")))
+      assert.isFalse(adopted.fetched)
+      assert.strictEqual(value(adopted.entry.token), "by-a")
+      assert.isBelow(millis, 1500)
+      assert.isTrue((yield* Fiber.join(holder)).fetched)
+    }).pipe(Effect.scoped))
+
+  it.live("a holder whose request failed releases the lease: a waiter refreshes at once, not at expiry", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const a = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "10 seconds" })
+      const b = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "10 seconds" })
+      const started = yield* Deferred.make<void>()
+      const failing = Deferred.succeed(started, undefined).pipe(
+        Effect.zipRight(Effect.sleep("200 millis")),
+        Effect.zipRight(Effect.fail("provider down" as const))
+      )
+      const holder = yield* Effect.fork(a.refresh("k", 0, failing))
+      yield* Deferred.await(started)
+      const [result, millis] = yield* elapsed(b.refresh("k", 0, Effect.succeed(token("by-b"))))
+      assert.strictEqual(yield* Effect.flip(Fiber.join(holder)), "provider down", "the failure passes through")
+      assert.isTrue(result.fetched)
+      assert.strictEqual(value(result.entry.token), "by-b")
+      assert.isBelow(millis, 2000)
+    }).pipe(Effect.scoped))
+
+  it.live("the lease renews while a slow request runs: nobody takes over a live holder", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const a = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "300 millis" })
+      const b = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "300 millis" })
+      const started = yield* Deferred.make<void>()
+      let fetches = 0
+      const slow = Deferred.succeed(started, undefined).pipe(
+        Effect.zipRight(Effect.sleep("1200 millis")),
+        Effect.map(() => token(`slow${++fetches}`))
+      )
+      const holder = yield* Effect.fork(a.refresh("k", 0, slow))
+      yield* Deferred.await(started)
+      const adopted = yield* b.refresh("k", 0, Effect.sync(() => token(`b${++fetches}`)))
+      assert.strictEqual(fetches, 1)
+      assert.strictEqual(value(adopted.entry.token), "slow1")
+      yield* Fiber.join(holder)
+    }).pipe(Effect.scoped))
+
+  it.live("fencing: a holder whose lease passed to another process does not write; its token is still returned", () =>
+    Effect.gen(function*() {
+      const logs = collectLogs()
+      yield* Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const store = yield* RedisTokenStore.make({ url: server.url })
+        const client = yield* raw(server.url)
+        // while the request runs, the lease expires and another process takes it (fence 99)
+        const fetch = Effect.promise(() => client.set("tokenwarden:lease:k", "99", "PX", 5000)).pipe(
+          Effect.as(token("late"))
+        )
+        const result = yield* store.refresh("k", 0, fetch)
+        assert.isTrue(result.fetched)
+        assert.strictEqual(value(result.entry.token), "late")
+        assert.isTrue(Option.isNone(yield* store.load("k")), "not written")
+        assert.strictEqual(yield* Effect.promise(() => client.get("tokenwarden:lease:k")), "99", "not released")
+      }).pipe(Effect.provide(logs.layer), Effect.scoped)
+      assert.isTrue(logs.lines.some((l) => l.message.includes("lease passed to another process")))
+    }))
+
+  it.live("changes: entries another process writes are emitted", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const a = yield* RedisTokenStore.make({ url: server.url })
+      const b = yield* RedisTokenStore.make({ url: server.url })
+      const seen = yield* a.changes("k").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+      yield* Effect.sleep("100 millis") // subscribed
+      yield* b.save("k", { token: token("one"), version: 1 })
+      yield* b.save("other", { token: token("elsewhere"), version: 5 })
+      yield* b.refresh("k", 1, Effect.succeed(token("two")))
+      const entries = Chunk.toArray(yield* Fiber.join(seen).pipe(Effect.timeout("5 seconds")))
+      assert.deepStrictEqual(entries.map((e) => [e.version, value(e.token)]), [[1, "one"], [2, "two"]])
+    }).pipe(Effect.scoped))
+
+  it.live("Redis unreachable: commands fail fast as Unavailable, refresh fails before fetching; it recovers", () =>
+    Effect.gen(function*() {
+      const logs = collectLogs()
+      yield* Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const store = yield* RedisTokenStore.make({ url: server.url })
+        yield* store.save("k", { token: token("before"), version: 1 })
+        yield* server.stop
+        yield* Effect.sleep("50 millis")
+        for (let i = 0; i < 3; i++) {
+          const [error, millis] = yield* elapsed(Effect.flip(store.load("k")))
+          assert.strictEqual(error.reason, "Unavailable")
+          assert.isBelow(millis, 500, "no hanging command")
+        }
+        let fetches = 0
+        const failed = yield* Effect.flip(store.refresh("k", 1, Effect.sync(() => token(`t${++fetches}`))))
+        assert.strictEqual(failed._tag, "StoreError")
+        assert.strictEqual(fetches, 0, "the source refreshes alone; the store does not fetch")
+        yield* server.start
+        // ioredis reconnects within its 2-second backoff cap
+        const back = yield* store.load("k").pipe(
+          Effect.retry({ times: 40, schedule: Schedule.spaced("100 millis") }),
+          Effect.timeout("6 seconds")
+        )
+        assert.isTrue(Option.isNone(back), "a restarted Redis without persistence is empty")
+        assert.isTrue(yield* store.save("k", { token: token("after"), version: 2 }))
+      }).pipe(Effect.provide(logs.layer), Effect.scoped)
+      const lost = logs.lines.filter((l) => l.message.startsWith("redis unreachable"))
+      const restored = logs.lines.filter((l) => l.message.startsWith("redis connection restored"))
+      assert.strictEqual(lost.length, 1, "logged once, not per attempt")
+      assert.strictEqual(restored.length, 1)
+    }))
+
+  it.live("an unreachable Redis at start does not fail the store, which connects once Redis is up", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      yield* server.stop
+      const store = yield* RedisTokenStore.make({ url: server.url })
+      const error = yield* Effect.flip(store.load("k"))
+      assert.strictEqual(error.reason, "Unavailable")
+      yield* server.start
+      yield* store.save("k", { token: token("x"), version: 1 }).pipe(
+        Effect.retry({ times: 40, schedule: Schedule.spaced("100 millis") }),
+        Effect.timeout("6 seconds")
+      )
+      assert.strictEqual(Option.getOrThrow(yield* store.load("k")).version, 1)
+    }).pipe(Effect.scoped, Effect.provide(Logger.remove(Logger.defaultLogger))))
+
+  it.live("the password is never logged nor kept in an error", () =>
+    Effect.gen(function*() {
+      const logs = collectLogs()
+      const password = "pa55-w0rd-s3cret"
+      yield* Effect.gen(function*() {
+        const server = yield* RedisServer.make({ password })
+        const store = yield* RedisTokenStore.make({ url: server.url, password: Redacted.make(password) })
+        assert.isTrue(yield* store.save("k", { token: token("x"), version: 1 }))
+        const wrong = "wrong-s3cret-value"
+        const refused = yield* Effect.exit(
+          RedisTokenStore.make({ url: `redis://:${wrong}@127.0.0.1:${server.port}` })
+        )
+        assert.isTrue(Exit.isFailure(refused))
+        const error = Exit.isFailure(refused) ? Option.getOrThrow(Exit.causeOption(refused)) : undefined
+        const text = `${String(error)} ${JSON.stringify(error)} ${JSON.stringify(logs.lines)}`
+        assert.include(text, "InvalidConfiguration")
+        assert.notInclude(text, wrong)
+        assert.notInclude(text, password)
+      }).pipe(Effect.provide(logs.layer), Effect.scoped)
+    }))
+
+  it.live("layerConfig reads REDIS_URL (redacted), REDIS_KEY_PREFIX, REDIS_LEASE_TTL; a wrong scheme names the variable", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const env = (map: Record<string, string>) =>
+        Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(map))))
+      const context = yield* Layer.build(
+        RedisTokenStore.layerConfig().pipe(
+          Layer.provide(env({ REDIS_URL: server.url, REDIS_KEY_PREFIX: "cfg:", REDIS_LEASE_TTL: "5 seconds" }))
+        )
+      )
+      const store = Context.get(context, TokenStore.TokenStoreTag)
+      yield* store.save("k", { token: token("x"), version: 1 })
+      const client = yield* raw(server.url)
+      assert.isNotNull(yield* Effect.promise(() => client.get("cfg:token:k")))
+      const bad = yield* Effect.exit(
+        Effect.provide(
+          TokenStore.TokenStoreTag,
+          RedisTokenStore.layerConfig().pipe(Layer.provide(env({ REDIS_URL: "http://x" })))
+        )
+      )
+      assert.isTrue(Exit.isFailure(bad))
+      assert.include(String(Exit.isFailure(bad) ? bad.cause : ""), "REDIS_URL")
+    }).pipe(Effect.scoped))
+
+  it.live("two TokenSources of one credential in two processes: one request, then one refresh for both", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const auth = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+      const source = (store: TokenStore.TokenStore) =>
+        TokenSource.make({
+          url: auth.tokenUrl,
+          clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+          grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] })
+        }).pipe(Effect.provideService(TokenStore.TokenStoreTag, store))
+      const a = yield* source(yield* RedisTokenStore.make({ url: server.url }))
+      const b = yield* source(yield* RedisTokenStore.make({ url: server.url }))
+      const first = yield* a.get
+      assert.strictEqual(value(yield* b.get), value(first))
+      assert.strictEqual(yield* auth.count(), 1)
+      const refreshed = yield* a.refresh
+      const adopted = yield* b.changes.pipe(
+        Stream.filter((s) => s._tag === "Valid" && value(s.token) !== value(first)),
+        Stream.runHead,
+        Effect.timeout("5 seconds")
+      )
+      assert.strictEqual(
+        Option.isSome(adopted) && adopted.value._tag === "Valid" && value(adopted.value.token),
+        value(refreshed)
+      )
+      assert.strictEqual(yield* auth.count("refresh_token"), 1)
+      assert.strictEqual(yield* auth.count("password"), 1)
+    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici)))
+})
