@@ -56,7 +56,17 @@ export * as Discovery from "./Discovery.js"
 /**
  * @since 0.1.0
  */
+export * as FileTokenStore from "./FileTokenStore.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Grant from "./Grant.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as RedisTokenStore from "./RedisTokenStore.js"
 
 /**
  * @since 0.1.0

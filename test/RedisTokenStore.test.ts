@@ -17,9 +17,8 @@ import {
 } from "effect"
 import { Redis } from "ioredis"
 import type { AccessToken } from "tokenwarden"
-import { ClientAuth, Grant, TokenSource, TokenStore } from "tokenwarden"
+import { ClientAuth, Grant, RedisTokenStore, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
-import * as RedisTokenStore from "../src/RedisTokenStore.js"
 import * as RedisServer from "./fleet/redis.js"
 
 const token = (value: string, refreshToken?: string): AccessToken.AccessToken => ({
