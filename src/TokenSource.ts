@@ -21,6 +21,7 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import type * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type * as Scope from "effect/Scope"
@@ -458,7 +459,9 @@ export const make = (
             yield* Queue.offer(wake, "reschedule")
           })
         ),
-        Effect.catchAll((e) => TokenStore.logStoreError(e, undefined)),
+        // a broken subscription (Redis gone, a watcher died) is logged and started again, with backoff
+        Effect.tapError((e) => TokenStore.logStoreError(e, undefined)),
+        Effect.retry(Schedule.exponential("1 second").pipe(Schedule.union(Schedule.spaced("1 minute")))),
         Effect.annotateLogs({ provider }),
         Effect.forkScoped
       )
