@@ -454,7 +454,8 @@ export const make = (
         Stream.runForEach((entry) =>
           Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
-            if (entry.version <= version || now >= RefreshPolicy.usableUntil(policy, entry.token)) return
+            // during an attempt its own outcome decides (the entry may be our own write coming back)
+            if (inFlight || entry.version <= version || now >= RefreshPolicy.usableUntil(policy, entry.token)) return
             yield* accept(entry.token, entry.version, "adopted")
             yield* Queue.offer(wake, "reschedule")
           })
