@@ -402,4 +402,113 @@ describe("AuthServer", () => {
       const held = yield* Fiber.join(fiber)
       assert.isTrue(Either.isLeft(held))
     }))
+
+  describe("provider hooks", () => {
+    it.scoped("grantTypes narrows the grants: others are unsupported_grant_type once the client is known", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({ grantTypes: ["client_credentials"] })
+        const auth = basic("client", "secret")
+        assert.strictEqual((yield* post(server.tokenUrl, CC, auth)).status, 200)
+        const password = yield* post(server.tokenUrl, "grant_type=password&username=user&password=pass", auth)
+        assert.deepStrictEqual([password.status, password.json.error], [400, "unsupported_grant_type"])
+        // client authentication comes first (RFC 6749 section 3.2.1)
+        const stranger = yield* post(server.tokenUrl, "grant_type=password", basic("client", "nope"))
+        assert.deepStrictEqual([stranger.status, stranger.json.error], [401, "invalid_client"])
+        assert.deepStrictEqual((yield* server.issued).map((t) => t.grantType), ["client_credentials"])
+        assert.strictEqual(yield* server.count("password"), 2)
+      }))
+
+    it.scoped("check sees the authenticated request and refuses with an RFC 6749 5.2 error", () =>
+      Effect.gen(function*() {
+        const seen: Array<AuthServer.TokenRequest> = []
+        const server = yield* AuthServer.make({
+          check: (request) => {
+            seen.push(request)
+            if (request.form.scope === undefined) return { error: "invalid_scope", description: "scope is required" }
+            return request.authMethod === "client_secret_post"
+              ? { status: 401, error: "invalid_client", description: "Basic only" }
+              : undefined
+          }
+        })
+        const auth = basic("client", "secret")
+        const ok = yield* post(server.tokenUrl, `${CC}&scope=a`, auth)
+        assert.strictEqual(ok.status, 200)
+        const noScope = yield* post(server.tokenUrl, CC, auth)
+        assert.deepStrictEqual([noScope.status, noScope.json], [400, {
+          error: "invalid_scope",
+          error_description: "scope is required"
+        }])
+        assert.strictEqual(noScope.headers.get("cache-control"), "no-store")
+        const viaPost = yield* post(server.tokenUrl, `${CC}&scope=a&client_id=client&client_secret=secret`)
+        assert.deepStrictEqual([viaPost.status, viaPost.json.error], [401, "invalid_client"])
+        assert.isNull(viaPost.headers.get("www-authenticate"))
+        // a request that fails client authentication never reaches the hook
+        assert.strictEqual((yield* post(server.tokenUrl, CC, basic("client", "nope"))).status, 401)
+        const { headers, ...first } = seen[0]!
+        assert.deepStrictEqual(first, {
+          grantType: "client_credentials",
+          clientId: "client",
+          authMethod: "client_secret_basic",
+          form: { grant_type: "client_credentials", scope: "a" }
+        })
+        assert.strictEqual(headers["content-type"], "application/x-www-form-urlencoded")
+        assert.lengthOf(seen, 3)
+        assert.deepStrictEqual((yield* server.requests).map((r) => r.outcome), ["token", "error", "error", "error"])
+        assert.lengthOf(yield* server.issued, 1)
+      }))
+
+    it.scoped("a 401 refusal after Basic authentication carries WWW-Authenticate", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({
+          check: () => ({ status: 401, error: "invalid_client", description: "not today" })
+        })
+        const refused = yield* post(server.tokenUrl, CC, basic("client", "secret"))
+        assert.deepStrictEqual([refused.status, refused.json.error], [401, "invalid_client"])
+        assert.strictEqual(refused.headers.get("www-authenticate"), "Basic realm=\"fake\"")
+      }))
+
+    it.scoped("shapeToken rewrites token answers only, and sees the request", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({
+          lifetimeSeconds: 60,
+          shapeToken: ({ refresh_token: _, ...body }, request) => ({
+            ...body,
+            expires_in: String(body.expires_in),
+            grant: request.grantType
+          })
+        })
+        const auth = basic("client", "secret")
+        const ok = yield* post(server.tokenUrl, "grant_type=password&username=user&password=pass&scope=a", auth)
+        assert.deepStrictEqual(Object.keys(ok.json), ["access_token", "token_type", "expires_in", "scope", "grant"])
+        assert.deepStrictEqual([ok.json.expires_in, ok.json.grant], ["60", "password"])
+        assert.strictEqual(ok.headers.get("pragma"), "no-cache")
+        // the refresh token was issued all the same: only the answer was rewritten
+        const refresh = (yield* server.issued)[0]?.refreshToken
+        const refreshed = yield* post(server.tokenUrl, `grant_type=refresh_token&refresh_token=${refresh}`, auth)
+        assert.strictEqual(refreshed.json.grant, "refresh_token")
+        const wrong = yield* post(server.tokenUrl, "grant_type=password&username=user&password=x", auth)
+        assert.deepStrictEqual(Object.keys(wrong.json), ["error", "error_description"])
+        yield* server.inject(AuthServer.Fault.body("{\"access_token\":\"x\"}", { contentType: "application/json" }))
+        assert.strictEqual((yield* post(server.tokenUrl, CC, auth)).text, "{\"access_token\":\"x\"}")
+      }))
+
+    it.scoped("an empty scope= is not echoed, nor carried into a refresh or a JWT", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({ jwtAccessTokens: true })
+        const auth = basic("client", "secret")
+        const first = yield* post(server.tokenUrl, "grant_type=password&username=user&password=pass&scope=", auth)
+        assert.strictEqual(first.status, 200)
+        assert.isFalse("scope" in first.json)
+        const claims = JSON.parse(Buffer.from(String(first.json.access_token).split(".")[1]!, "base64url").toString())
+        assert.isFalse("scope" in claims)
+        const refreshed = yield* post(
+          server.tokenUrl,
+          `grant_type=refresh_token&refresh_token=${first.json.refresh_token}`,
+          auth
+        )
+        assert.isFalse("scope" in refreshed.json)
+        const [request] = yield* server.requests
+        assert.strictEqual(request?.form.scope, "", "the request is recorded as sent")
+      }))
+  })
 })

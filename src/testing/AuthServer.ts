@@ -3,6 +3,9 @@
  * authentication, the four grants, PKCE, refresh-token rotation and revocation, a protected resource, and
  * injectable faults (error statuses, delays, dropped connections, malformed bodies).
  *
+ * A provider's fake is a configuration of this server: `grantTypes` narrows the grants, `check` refuses
+ * what the provider's document does not allow, and `shapeToken` writes the provider's token response.
+ *
  * Built on `node:http` rather than `@effect/platform`'s `HttpServer` because faults need raw control of the
  * socket (destroy it unanswered, write bytes no schema would produce).
  *
@@ -11,11 +14,11 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
-import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
+import type * as Http from "node:http"
+import type { Mutable, Reply } from "./internal/loopbackServer.js"
+import { headersOf, jsonReply, oauthError, readBody, send, serve } from "./internal/loopbackServer.js"
 
 /**
  * @since 0.1.0
@@ -103,6 +106,38 @@ export interface CodeRequest {
 }
 
 /**
+ * A token request that passed the generic checks (media type, single parameters, a `grant_type`, client
+ * authentication), as a provider hook sees it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenRequest {
+  readonly grantType: string
+  /** The authenticated client. */
+  readonly clientId: string
+  readonly authMethod: AuthMethod
+  /** The form body, decoded; no parameter is repeated (RFC 6749 section 3.2). */
+  readonly form: Readonly<Record<string, string>>
+  /** Lower-case names. */
+  readonly headers: Readonly<Record<string, string | undefined>>
+}
+
+/**
+ * What a `check` hook answers instead of a token: an RFC 6749 section 5.2 error.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Refusal {
+  /** Default 400; a 401 after Basic authentication gets `WWW-Authenticate`, as the server's own `invalid_client`. */
+  readonly status?: number
+  /** The RFC 6749 section 5.2 code: `invalid_request`, `invalid_scope`, `unauthorized_client`, ... */
+  readonly error: string
+  readonly description: string
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -131,6 +166,21 @@ export interface Options {
   readonly now?: () => number
   /** Authorization codes valid from the start, in addition to those from `issueCode`. */
   readonly codes?: ReadonlyArray<CodeRequest & { readonly code: string }>
+  /**
+   * The grants this server accepts, default all four; any other is refused with 400
+   * `unsupported_grant_type` once the client is authenticated.
+   */
+  readonly grantTypes?: ReadonlyArray<string>
+  /**
+   * A provider's own rules, run after client authentication and before the grant: a `Refusal` is
+   * answered as an RFC 6749 section 5.2 error and nothing is issued; `undefined` lets the request on.
+   */
+  readonly check?: (request: TokenRequest) => Refusal | undefined
+  /**
+   * Rewrites each token response body (RFC 6749 section 5.1) into a provider's shape: drop, add or
+   * reorder fields, rename them. Error answers and injected faults are never passed through it.
+   */
+  readonly shapeToken?: (body: Record<string, unknown>, request: TokenRequest) => Record<string, unknown>
 }
 
 /**
@@ -188,24 +238,6 @@ export interface AuthServer {
   readonly resourceCalls: Effect.Effect<{ readonly ok: number; readonly rejected: number }>
 }
 
-interface Reply {
-  readonly status: number
-  readonly headers: Record<string, string>
-  readonly body: string
-}
-
-type Mutable<A> = { -readonly [K in keyof A]: A[K] }
-
-const jsonReply = (status: number, body: unknown, headers: Record<string, string> = {}): Reply => ({
-  status,
-  // RFC 6749 section 5.1: token responses must not be cached
-  headers: { "Content-Type": "application/json", "Cache-Control": "no-store", Pragma: "no-cache", ...headers },
-  body: JSON.stringify(body)
-})
-
-const oauthError = (status: number, error: string, description: string, headers?: Record<string, string>): Reply =>
-  jsonReply(status, { error, error_description: description }, headers)
-
 const invalidGrant = (description: string) => oauthError(400, "invalid_grant", description)
 
 const errorCodes: Record<number, string> = {
@@ -215,11 +247,6 @@ const errorCodes: Record<number, string> = {
   503: "temporarily_unavailable"
 }
 const errorCodeFor = (status: number) => errorCodes[status] ?? (status >= 500 ? "server_error" : "invalid_request")
-
-const send = (res: Http.ServerResponse, reply: Reply): void => {
-  res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(Buffer.byteLength(reply.body)) })
-  res.end(reply.body)
-}
 
 const randomToken = (): string => Crypto.randomBytes(32).toString("base64url")
 
@@ -236,17 +263,12 @@ const formDecode = (s: string): string | undefined => {
   }
 }
 
+// RFC 6749 section 5.2: a 401 to a client that tried the Authorization header must carry WWW-Authenticate
+const basicChallenge = { "WWW-Authenticate": "Basic realm=\"fake\"" }
+
 const revoke = (entry: { revoked: boolean } | undefined): void => {
   if (entry !== undefined) entry.revoked = true
 }
-
-const readBody = (req: Http.IncomingMessage) =>
-  Effect.async<string, Error>((resume) => {
-    const chunks: Array<Buffer> = []
-    req.on("data", (chunk: Buffer) => chunks.push(chunk))
-    req.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
-    req.on("error", (error) => resume(Effect.fail(error)))
-  })
 
 /**
  * Starts the server on 127.0.0.1 with a random port; it stops, dropping open connections, when the scope closes.
@@ -274,7 +296,10 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
     const codes = new Map<string, CodeRequest>((options.codes ?? []).map((grant) => [grant.code, grant]))
     const resourceCalls = { ok: 0, rejected: 0 }
 
-    const issue = (clientId: string, grantType: string, scope: string | undefined, withRefresh: boolean): Reply => {
+    const issue = (request: TokenRequest, requestedScope: string | undefined, withRefresh: boolean): Reply => {
+      const { clientId, grantType } = request
+      // RFC 6749 section 3.3: `scope=` asks for no scope, so none is echoed (nor stored for a refresh)
+      const scope = requestedScope === "" ? undefined : requestedScope
       const issuedAt = now()
       const expiresAt = lifetime === undefined ? undefined : issuedAt + lifetime * 1000
       const accessToken = options.jwtAccessTokens === true
@@ -295,7 +320,7 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
           : { accessToken, refreshToken, expiresAt, grantType }
       )
       const expiresIn = options.expiresIn ?? "number"
-      return jsonReply(200, {
+      const body = {
         access_token: accessToken,
         token_type: options.tokenType ?? "Bearer",
         ...(lifetime === undefined || expiresIn === "omit"
@@ -303,7 +328,8 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
           : { expires_in: expiresIn === "string" ? String(lifetime) : lifetime }),
         ...(refreshToken === undefined ? {} : { refresh_token: refreshToken }),
         ...(scope === undefined ? {} : { scope })
-      })
+      }
+      return jsonReply(200, options.shapeToken === undefined ? body : options.shapeToken(body, request))
     }
 
     // RFC 6749 section 2.3: returns the authenticated client, or the error to answer with
@@ -316,7 +342,7 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
       const formSecret = params.get("client_secret") ?? undefined
       const basic = header !== undefined && /^basic /i.test(header)
       const invalidClient = (description: string) =>
-        oauthError(401, "invalid_client", description, basic ? { "WWW-Authenticate": "Basic realm=\"fake\"" } : {})
+        oauthError(401, "invalid_client", description, basic ? basicChallenge : {})
       const allow = (client: ClientRegistration, method: AuthMethod) => {
         const methods = client.authMethods ??
           (client.clientSecret === undefined ? ["none"] : ["client_secret_basic", "client_secret_post"])
@@ -359,13 +385,13 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
       return allow(client, method)
     }
 
-    const redeemCode = (client: ClientRegistration, params: URLSearchParams): Reply => {
+    const redeemCode = (request: TokenRequest, params: URLSearchParams): Reply => {
       const code = params.get("code")
       if (code === null) return oauthError(400, "invalid_request", "code is missing")
       const grant = codes.get(code)
       if (grant === undefined) return invalidGrant("unknown or already used code")
       codes.delete(code) // RFC 6749 section 4.1.2: single use, a failed attempt burns it too
-      if (grant.clientId !== client.clientId) return invalidGrant("code was issued to another client")
+      if (grant.clientId !== request.clientId) return invalidGrant("code was issued to another client")
       if (grant.redirectUri !== undefined && params.get("redirect_uri") !== grant.redirectUri) {
         return invalidGrant("redirect_uri does not match") // RFC 6749 section 4.1.3: identical, not equivalent
       }
@@ -377,7 +403,7 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
           : verifier
         if (computed !== grant.codeChallenge) return invalidGrant("code_verifier does not match the code_challenge")
       }
-      return issue(client.clientId, "authorization_code", grant.scope, issueRefresh)
+      return issue(request, grant.scope, issueRefresh)
     }
 
     const tokenRequest = (req: Http.IncomingMessage, params: URLSearchParams, record: Mutable<RecordedRequest>) => {
@@ -391,13 +417,29 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
       if (grantType === null || grantType === "") return oauthError(400, "invalid_request", "grant_type is missing")
       const client = authenticate(req.headers.authorization, params, record)
       if (!("clientId" in client)) return client
+      if (options.grantTypes !== undefined && !options.grantTypes.includes(grantType)) {
+        return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
+      }
+      const request: TokenRequest = {
+        grantType,
+        clientId: client.clientId,
+        authMethod: record.authMethod!, // set by a successful `authenticate`
+        form: record.form,
+        headers: record.headers
+      }
+      const refusal = options.check?.(request)
+      if (refusal !== undefined) {
+        const status = refusal.status ?? 400
+        const challenge = status === 401 && request.authMethod === "client_secret_basic" ? basicChallenge : {}
+        return oauthError(status, refusal.error, refusal.description, challenge)
+      }
       const scope = params.get("scope") ?? undefined
       switch (grantType) {
         case "client_credentials": {
-          if (record.authMethod === "none") {
+          if (request.authMethod === "none") {
             return oauthError(400, "unauthorized_client", "client_credentials needs a confidential client")
           }
-          return issue(client.clientId, grantType, scope, options.refreshTokensForClientCredentials ?? false)
+          return issue(request, scope, options.refreshTokensForClientCredentials ?? false)
         }
         case "password": {
           const [username, password] = [params.get("username"), params.get("password")]
@@ -405,21 +447,21 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
             return oauthError(400, "invalid_request", "username and password are required")
           }
           return users.some((u) => u.username === username && u.password === password)
-            ? issue(client.clientId, grantType, scope, issueRefresh)
+            ? issue(request, scope, issueRefresh)
             : invalidGrant("wrong username or password")
         }
         case "authorization_code":
-          return redeemCode(client, params)
+          return redeemCode(request, params)
         case "refresh_token": {
           const token = params.get("refresh_token")
           if (token === null) return oauthError(400, "invalid_request", "refresh_token is missing")
           const entry = refresh.get(token)
-          if (entry === undefined || entry.revoked || entry.clientId !== client.clientId) {
+          if (entry === undefined || entry.revoked || entry.clientId !== request.clientId) {
             return invalidGrant("refresh token is unknown, revoked or issued to another client")
           }
           if (rotate) entry.revoked = true
           // without rotation the response omits refresh_token: the client keeps the one it has (RFC 6749 section 6)
-          return issue(client.clientId, grantType, entry.scope, rotate && issueRefresh)
+          return issue(request, entry.scope, rotate && issueRefresh)
         }
         default:
           return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
@@ -450,9 +492,7 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
           grantType: params.get("grant_type") ?? undefined,
           form: Object.fromEntries(params),
           rawBody,
-          headers: Object.fromEntries(
-            Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : v])
-          ),
+          headers: headersOf(req),
           clientId: undefined,
           authMethod: undefined,
           outcome: "error"
@@ -488,35 +528,7 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
         send(res, reply)
       })
 
-    const set = yield* FiberSet.make<void, never>()
-    const run = yield* FiberSet.runtime(set)<never>()
-    const listener = (req: Http.IncomingMessage, res: Http.ServerResponse) => {
-      run(
-        handle(req, res).pipe(Effect.catchAllCause(() =>
-          Effect.sync(() => {
-            if (res.headersSent) res.destroy()
-            else send(res, oauthError(500, "server_error", "the fake server failed"))
-          })
-        ))
-      )
-    }
-
-    const server = yield* Effect.acquireRelease(
-      Effect.async<Http.Server>((resume) => {
-        const server = Http.createServer(listener)
-        server.once("error", (error) => resume(Effect.die(error)))
-        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-      }),
-      (server) =>
-        Effect.zipRight(
-          FiberSet.clear(set),
-          Effect.async<void>((resume) => {
-            server.close(() => resume(Effect.void))
-            server.closeAllConnections() // keep-alive sockets would hold close() open forever
-          })
-        )
-    )
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const url = yield* serve(handle)
 
     return {
       url,

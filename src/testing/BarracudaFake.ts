@@ -6,19 +6,13 @@
  * the number 3600 or, by option, as the String the parameter table documents; no refresh token.
  * Anything else gets an RFC 6749 section 5.2 error (400, or 401 for client authentication).
  *
- * It is a front on `AuthServer`: the front checks what the document requires and writes the
- * document's shape; the `AuthServer` behind it authenticates the client, issues, expires and revokes
- * tokens, and plays the injected faults.
+ * It is an `AuthServer` narrowed to that grant, checking the documented scopes and answering in the
+ * document's shape.
  *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
-import * as FiberSet from "effect/FiberSet"
+import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
 import * as AuthServer from "./AuthServer.js"
 
 /**
@@ -49,6 +43,18 @@ export interface BarracudaFake extends Omit<AuthServer.AuthServer, "issueCode" |
 // written from the document, not imported from the provider module, so that a typo there fails a test
 const documentedScopes = ["ess:account:read", "forensics:account:read", "forensics:account:write"]
 
+const check = ({ authMethod, form }: AuthServer.TokenRequest): AuthServer.Refusal | undefined => {
+  const requested = (form.scope ?? "").split(" ").filter((s) => s !== "")
+  if (requested.length === 0) return { error: "invalid_request", description: "scope is required" }
+  const unknown = requested.filter((s) => !documentedScopes.includes(s))
+  if (unknown.length > 0) return { error: "invalid_scope", description: `unknown scope: ${unknown.join(" ")}` }
+  // RFC 6749 section 2.3.1: one method per request, though the document shows both; the AuthServer
+  // refuses a Basic header with a client_secret already, this refuses one with a client_id too
+  return authMethod === "client_secret_basic" && form.client_id !== undefined
+    ? { error: "invalid_request", description: "client credentials both in the Basic header and in the body" }
+    : undefined
+}
+
 /**
  * Starts the fake on 127.0.0.1 with a random port; it stops when the scope closes.
  *
@@ -56,214 +62,23 @@ const documentedScopes = ["ess:account:read", "forensics:account:read", "forensi
  * @category constructors
  */
 export const make = (options: Options = {}): Effect.Effect<BarracudaFake, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const inner = yield* AuthServer.make({
-      clients: [{
-        clientId: options.clientId ?? "bts-client",
-        clientSecret: options.clientSecret ?? "bts-secret",
-        basicEncoding: "plain"
-      }],
-      users: [],
-      lifetimeSeconds: options.lifetimeSeconds ?? 3600,
-      expiresIn: options.expiresIn ?? "number",
-      path: "/token"
+  AuthServer.make({
+    clients: [{
+      clientId: options.clientId ?? "bts-client",
+      clientSecret: options.clientSecret ?? "bts-secret",
+      basicEncoding: "plain"
+    }],
+    users: [],
+    lifetimeSeconds: options.lifetimeSeconds ?? 3600,
+    expiresIn: options.expiresIn ?? "number",
+    path: "/token",
+    grantTypes: ["client_credentials"],
+    check,
+    // the document's four fields, in its order
+    shapeToken: (token) => ({
+      access_token: token.access_token,
+      expires_in: token.expires_in,
+      token_type: token.token_type,
+      scope: options.grantedScope ?? token.scope
     })
-    const server = yield* front(inner, "/token", {
-      check: (form, headers) => {
-        const grantType = form.get("grant_type")
-        if (grantType === null || grantType === "") return oauthError(400, "invalid_request", "grant_type is required")
-        if (grantType !== "client_credentials") {
-          return oauthError(400, "unsupported_grant_type", "grant_type must be client_credentials")
-        }
-        const scope = form.get("scope")
-        const requested = (scope ?? "").split(" ").filter((s) => s !== "")
-        if (requested.length === 0) return oauthError(400, "invalid_request", "scope is required")
-        const unknown = requested.filter((s) => !documentedScopes.includes(s))
-        if (unknown.length > 0) return oauthError(400, "invalid_scope", `unknown scope: ${unknown.join(" ")}`)
-        // RFC 6749 section 2.3.1: one method per request, though the document shows both
-        if (/^basic /i.test(headers.authorization ?? "") && (form.has("client_id") || form.has("client_secret"))) {
-          return oauthError(400, "invalid_request", "client credentials both in the Basic header and in the body")
-        }
-        return undefined
-      },
-      reshape: (token) => ({
-        access_token: token.access_token,
-        expires_in: token.expires_in,
-        token_type: token.token_type,
-        scope: options.grantedScope ?? token.scope
-      })
-    })
-    return {
-      ...server,
-      tokenUrl: server.url + "/token",
-      resourceUrl: server.url + "/resource",
-      revokeAccessToken: inner.revokeAccessToken,
-      revokeAll: inner.revokeAll,
-      setLifetime: inner.setLifetime,
-      issued: inner.issued,
-      resourceCalls: inner.resourceCalls
-    } satisfies BarracudaFake
-  })
-
-// The front below is the same in the three provider fakes (Baruwa, barapi.cloud, Barracuda): it
-// records each request, plays faults, refuses what `check` refuses, forwards the rest to the
-// `AuthServer`, and rewrites a token with `reshape`.
-
-interface Reply {
-  readonly status: number
-  readonly headers: Record<string, string>
-  readonly body: string
-}
-
-type Mutable<A> = { -readonly [K in keyof A]: A[K] }
-
-const jsonReply = (status: number, body: unknown): Reply => ({
-  status,
-  // RFC 6749 section 5.1: token responses must not be cached
-  headers: { "Content-Type": "application/json", "Cache-Control": "no-store", Pragma: "no-cache" },
-  body: JSON.stringify(body)
-})
-
-const oauthError = (status: number, error: string, description: string): Reply =>
-  jsonReply(status, { error, error_description: description })
-
-const send = (res: Http.ServerResponse, reply: Reply): void => {
-  res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(Buffer.byteLength(reply.body)) })
-  res.end(reply.body)
-}
-
-const readBody = (req: Http.IncomingMessage) =>
-  Effect.async<string, Error>((resume) => {
-    const chunks: Array<Buffer> = []
-    req.on("data", (chunk: Buffer) => chunks.push(chunk))
-    req.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
-    req.on("error", (error) => resume(Effect.fail(error)))
-  })
-
-// the method a request authenticates with and the client id as sent (not yet form-decoded)
-const clientOf = (header: string | undefined, form: URLSearchParams) => {
-  if (header !== undefined && /^basic /i.test(header)) {
-    const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8")
-    const colon = decoded.indexOf(":")
-    return { authMethod: "client_secret_basic" as const, clientId: colon < 0 ? undefined : decoded.slice(0, colon) }
-  }
-  const clientId = form.get("client_id") ?? undefined
-  const authMethod: AuthServer.AuthMethod | undefined = clientId === undefined
-    ? undefined
-    : form.has("client_secret")
-    ? "client_secret_post"
-    : "none"
-  return { authMethod, clientId }
-}
-
-const forwardedHeaders = ["authorization", "content-type", "accept"]
-const answeredHeaders = ["content-type", "cache-control", "pragma", "retry-after", "www-authenticate"]
-
-const front = (
-  inner: AuthServer.AuthServer,
-  path: string,
-  provider: {
-    /** The error to answer instead of forwarding, for what the provider's document does not allow. */
-    readonly check: (form: URLSearchParams, headers: Http.IncomingHttpHeaders) => Reply | undefined
-    /** The provider's shape of a token response. */
-    readonly reshape: (token: Record<string, unknown>) => Record<string, unknown>
-  }
-) =>
-  Effect.gen(function*() {
-    const liveClock = Clock.make()
-    const faults: Array<AuthServer.Fault> = []
-    const requests: Array<Mutable<AuthServer.RecordedRequest>> = []
-    // one request at a time reaches the AuthServer, so a fault handed to it is played on that request
-    const lock = yield* Effect.makeSemaphore(1)
-
-    const forward = (url: string, req: Http.IncomingMessage, body: string | undefined, fault?: AuthServer.Fault) => {
-      const request = Effect.tryPromise(async (): Promise<Reply> => {
-        const headers: Record<string, string> = {}
-        for (const name of forwardedHeaders) {
-          const value = req.headers[name]
-          if (typeof value === "string") headers[name] = value
-        }
-        const response = await fetch(url, {
-          method: req.method ?? "GET",
-          headers,
-          redirect: "manual",
-          ...(body === undefined ? {} : { body })
-        })
-        const answered: Record<string, string> = {}
-        for (const name of answeredHeaders) {
-          const value = response.headers.get(name)
-          if (value !== null) answered[name] = value
-        }
-        return { status: response.status, headers: answered, body: await response.text() }
-      })
-      return lock.withPermits(1)(fault === undefined ? request : Effect.zipRight(inner.inject(fault), request))
-    }
-
-    const handle = (req: Http.IncomingMessage, res: Http.ServerResponse) =>
-      Effect.gen(function*() {
-        const pathname = new URL(req.url ?? "/", "http://127.0.0.1").pathname
-        if (pathname === "/resource") return send(res, yield* forward(inner.resourceUrl, req, undefined))
-        const rawBody = yield* readBody(req)
-        const form = new URLSearchParams(rawBody)
-        const record: Mutable<AuthServer.RecordedRequest> = {
-          method: req.method ?? "",
-          path: pathname,
-          grantType: form.get("grant_type") ?? undefined,
-          form: Object.fromEntries(form),
-          rawBody,
-          headers: Object.fromEntries(
-            Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : v])
-          ),
-          ...clientOf(req.headers.authorization, form),
-          outcome: "error"
-        }
-        requests.push(record)
-        if (pathname !== path) return send(res, oauthError(404, "invalid_request", "not found"))
-        if (req.method !== "POST") return send(res, { status: 405, headers: { Allow: "POST" }, body: "" })
-        const fault = faults.shift()
-        if (fault !== undefined) {
-          record.outcome = "fault"
-          // the AuthServer plays the fault and the front passes its answer on untouched; a Drop
-          // fails the forward, and the front drops this connection in turn
-          if (fault._tag !== "Delay") return send(res, yield* forward(inner.tokenUrl, req, rawBody, fault))
-          yield* Effect.sleep(Duration.millis(fault.millis)).pipe(Effect.withClock(liveClock))
-        }
-        const refused = provider.check(form, req.headers)
-        const reply = refused ?? (yield* forward(inner.tokenUrl, req, rawBody))
-        record.outcome = reply.status === 200 ? "token" : "error"
-        send(res, reply.status === 200 ? jsonReply(200, provider.reshape(JSON.parse(reply.body))) : reply)
-      })
-
-    const set = yield* FiberSet.make<void, never>()
-    const run = yield* FiberSet.runtime(set)<never>()
-    const listener = (req: Http.IncomingMessage, res: Http.ServerResponse) => {
-      run(handle(req, res).pipe(Effect.catchAllCause(() => Effect.sync(() => req.socket.destroy()))))
-    }
-    const server = yield* Effect.acquireRelease(
-      Effect.async<Http.Server>((resume) => {
-        const server = Http.createServer(listener)
-        server.once("error", (error) => resume(Effect.die(error)))
-        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-      }),
-      (server) =>
-        Effect.zipRight(
-          FiberSet.clear(set),
-          Effect.async<void>((resume) => {
-            server.close(() => resume(Effect.void))
-            server.closeAllConnections() // keep-alive sockets would hold close() open forever
-          })
-        )
-    )
-
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      inject: (...more: ReadonlyArray<AuthServer.Fault>) => Effect.sync(() => void faults.push(...more)),
-      requests: Effect.sync((): ReadonlyArray<AuthServer.RecordedRequest> => requests.map((r) => ({ ...r }))),
-      count: (grantType?: string) =>
-        Effect.sync(() =>
-          requests.filter((r) =>
-            r.path === path && r.method === "POST" && (grantType === undefined || r.grantType === grantType)
-          ).length
-        )
-    }
   })

@@ -7,18 +7,18 @@
  * It is a front in front of `AuthServer`: Buddy's own rules (the redirect rule, the 16 scopes, Basic
  * only for client credentials and the secret in the body only for the code exchange, `redirect_uri` iff
  * it was sent to authorize) are checked here; issuing, client authentication, single-use codes,
- * revocation and injected faults are `AuthServer`'s, reached over loopback HTTP.
+ * revocation, injected faults and the sample's answer shape are `AuthServer`'s, reached over loopback HTTP.
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
 import { checkRedirectUri, isScope } from "../providers/Buddy.js"
 import * as AuthServer from "./AuthServer.js"
+import type { Mutable, Reply } from "./internal/loopbackServer.js"
+import { headersOf, jsonReply, oauthError, readBody, send, serve } from "./internal/loopbackServer.js"
 
 /**
  * @since 0.1.0
@@ -99,36 +99,6 @@ export interface BuddyFake {
   readonly issued: Effect.Effect<ReadonlyArray<AuthServer.IssuedToken>>
 }
 
-interface Reply {
-  readonly status: number
-  readonly headers: Readonly<Record<string, string>>
-  readonly body: string
-}
-
-type Mutable<A> = { -readonly [K in keyof A]: A[K] }
-
-const json = (status: number, body: unknown, headers: Record<string, string> = {}): Reply => ({
-  status,
-  headers: { "Content-Type": "application/json", "Cache-Control": "no-store", ...headers },
-  body: JSON.stringify(body)
-})
-
-const oauthError = (status: number, error: string, description: string): Reply =>
-  json(status, { error, error_description: description })
-
-const send = (res: Http.ServerResponse, reply: Reply): void => {
-  res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(Buffer.byteLength(reply.body)) })
-  res.end(reply.body)
-}
-
-const readBody = (req: Http.IncomingMessage) =>
-  Effect.async<string>((resume) => {
-    const chunks: Array<Buffer> = []
-    req.on("data", (chunk: Buffer) => chunks.push(chunk))
-    req.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
-    req.on("error", () => resume(Effect.succeed("")))
-  })
-
 const hopByHop = new Set(["connection", "content-length", "date", "keep-alive", "transfer-encoding"])
 
 // one plain HTTP exchange; undefined when the connection broke (an injected Drop)
@@ -187,14 +157,17 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
       clients: [{ clientId, clientSecret, basicEncoding: "plain" }],
       lifetimeSeconds: options.lifetimeSeconds,
       issueRefreshTokens: false,
-      path: "/oauth2/token"
+      path: "/oauth2/token",
+      // the issuing server echoes the scopes asked for (a code carries those sent to authorize);
+      // Buddy's sample answer has none, so only `grantedScope` writes one
+      shapeToken: ({ scope, ...token }) => {
+        const granted = options.grantedScope?.(scopeList(typeof scope === "string" ? scope : null))
+        return granted === undefined ? token : { ...token, scope: granted }
+      }
     })
     const requests: Array<Mutable<RecordedRequest>> = []
-    // codes handed out at authorize: what the exchange must match; a code refused here is burnt
-    const pending = new Map<
-      string,
-      { readonly redirectUri: string | undefined; readonly scopes: ReadonlyArray<string> }
-    >()
+    // codes authorized without a redirect_uri, whose exchange must send none; a code refused here is burnt
+    const withoutRedirect = new Set<string>()
     const burnt = new Set<string>()
     let decision: "approve" | "deny" = "approve"
 
@@ -223,8 +196,11 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
         if (scopes.length === 0) return back({ error: "invalid_scope", error_description: "scope is required" })
         if (!scopes.every(isScope)) return back({ error: "invalid_scope", error_description: "unknown scope" })
         if (decision === "deny") return back({ error: "access_denied", error_description: "the user refused" })
-        const code = yield* inner.issueCode(redirectUri === undefined ? { clientId } : { clientId, redirectUri })
-        pending.set(code, { redirectUri, scopes })
+        const scope = scopes.join(" ")
+        const code = yield* inner.issueCode(
+          redirectUri === undefined ? { clientId, scope } : { clientId, redirectUri, scope }
+        )
+        if (redirectUri === undefined) withoutRedirect.add(code)
         return back({ code })
       })
 
@@ -236,9 +212,6 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
         }
         if (repeated(params)) return oauthError(400, "invalid_request", "repeated parameter")
         const authorization = req.headers.authorization
-        const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" }
-        let body = rawBody
-        let requested: ReadonlyArray<string> = []
         switch (params.get("grant_type")) {
           case "client_credentials": {
             if (authorization === undefined || !/^basic /i.test(authorization)) {
@@ -251,12 +224,9 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
                 "client_credentials takes the credentials in the Basic header only"
               )
             }
-            requested = scopeList(params.get("scope"))
+            const requested = scopeList(params.get("scope"))
             if (requested.length === 0) return oauthError(400, "invalid_scope", "scope is required")
             if (!requested.every(isScope)) return oauthError(400, "invalid_scope", "unknown scope")
-            headers.Authorization = authorization
-            // the issuing server would echo the scope; Buddy's sample answer has none
-            body = "grant_type=client_credentials"
             break
           }
           case "authorization_code": {
@@ -271,15 +241,13 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
               if (!params.has(field)) return oauthError(400, "invalid_request", `${field} is missing`)
             }
             const code = params.get("code")!
-            const grant = pending.get(code)
-            pending.delete(code)
+            const unredirected = withoutRedirect.delete(code)
             if (burnt.has(code)) return oauthError(400, "invalid_grant", "unknown or already used code")
             // the issuing server checks an identical redirect_uri when one was sent; Buddy also wants none otherwise
-            if (grant !== undefined && grant.redirectUri === undefined && params.has("redirect_uri")) {
+            if (unredirected && params.has("redirect_uri")) {
               burnt.add(code)
               return oauthError(400, "invalid_grant", "redirect_uri was not sent to authorize")
             }
-            requested = grant?.scopes ?? []
             break
           }
           case null:
@@ -288,16 +256,9 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
           default:
             return oauthError(400, "unsupported_grant_type", "Buddy knows authorization_code and client_credentials")
         }
-        const reply = yield* exchange(inner.tokenUrl, { method: "POST", headers, body })
-        if (reply === undefined || reply.status !== 200 || options.grantedScope === undefined) return reply
-        const scope = options.grantedScope(requested)
-        const issued = new Set((yield* inner.issued).map((t) => t.accessToken))
-        const answer = Either.try(() => JSON.parse(reply.body) as Record<string, unknown>)
-        // only answers the issuing server made get a scope; an injected fault's body passes as it is
-        if (scope === undefined || Either.isLeft(answer) || !issued.has(String(answer.right.access_token))) {
-          return reply
-        }
-        return json(200, { ...answer.right, scope }, { Pragma: "no-cache" })
+        const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" }
+        if (authorization !== undefined) headers.Authorization = authorization
+        return yield* exchange(inner.tokenUrl, { method: "POST", headers, body: rawBody })
       })
 
     const apiStep = (req: Http.IncomingMessage) =>
@@ -307,7 +268,7 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
           method: "GET",
           headers: authorization === undefined ? {} : { Authorization: authorization }
         })
-        return reply?.status === 200 ? json(200, { id: 1, name: "Buddy Fake", email: "fake@example.com" }) : reply
+        return reply?.status === 200 ? jsonReply(200, { id: 1, name: "Buddy Fake", email: "fake@example.com" }) : reply
       })
 
     const handle = (req: Http.IncomingMessage, res: Http.ServerResponse) =>
@@ -321,9 +282,7 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
           path: target.pathname,
           rawQuery,
           rawBody,
-          headers: Object.fromEntries(
-            Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : v])
-          ),
+          headers: headersOf(req),
           params: Object.fromEntries(params),
           status: 0
         }
@@ -335,42 +294,13 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
           ? yield* tokenStep(req, rawBody, params)
           : route === "GET /user"
           ? yield* apiStep(req)
-          : json(404, { errors: [{ message: "not found" }] })
+          : jsonReply(404, { errors: [{ message: "not found" }] })
         if (reply === undefined) return req.socket.destroy()
         record.status = reply.status
         send(res, reply)
       })
 
-    const set = yield* FiberSet.make<void, never>()
-    const run = yield* FiberSet.runtime(set)<never>()
-    const listener = (req: Http.IncomingMessage, res: Http.ServerResponse) => {
-      run(
-        handle(req, res).pipe(
-          Effect.catchAllCause(() =>
-            Effect.sync(() => {
-              if (res.headersSent) res.destroy()
-              else send(res, oauthError(500, "server_error", "the fake failed"))
-            })
-          )
-        )
-      )
-    }
-    const server = yield* Effect.acquireRelease(
-      Effect.async<Http.Server>((resume) => {
-        const server = Http.createServer(listener)
-        server.once("error", (error) => resume(Effect.die(error)))
-        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-      }),
-      (server) =>
-        Effect.zipRight(
-          FiberSet.clear(set),
-          Effect.async<void>((resume) => {
-            server.close(() => resume(Effect.void))
-            server.closeAllConnections()
-          })
-        )
-    )
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const url = yield* serve(handle)
 
     const visit = (authorizeUrl: string, answer: "approve" | "deny" = "approve") =>
       Effect.suspend(() => {
