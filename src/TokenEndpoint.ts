@@ -4,10 +4,8 @@
  *
  * @since 0.1.0
  */
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -16,16 +14,14 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import type { AccessToken, LifetimeSource } from "./AccessToken.js"
 import * as ClientAuth from "./ClientAuth.js"
 import * as Grant from "./Grant.js"
-import { type Answer, fromErrorAnswer, fromOAuthError, malformed, parseJson, refused } from "./internal/failure.js"
+import { exchange, type Exchanged, successJson as acceptedJson } from "./internal/exchange.js"
+import { fromErrorAnswer, fromOAuthError, malformed } from "./internal/failure.js"
 import { peekExpiry } from "./internal/jwt.js"
-import { errorCode } from "./internal/transport.js"
 import { checkEndpoint, publicUrl } from "./internal/url.js"
-import type { InvalidConfiguration, TokenError } from "./TokenError.js"
-import { TransportError } from "./TokenError.js"
+import type { InvalidConfiguration, TokenError, TransportError } from "./TokenError.js"
 import * as TokenMetrics from "./TokenMetrics.js"
 import { ErrorResponse, TokenResponse } from "./TokenResponse.js"
 
@@ -70,32 +66,9 @@ export interface TokenEndpoint {
   readonly request: (grant: Grant.Grant, previous?: AccessToken | undefined) => Effect.Effect<AccessToken, TokenError>
 }
 
-/** Bodies are read up to this size: a token response is a few kilobytes at most. */
-const MAX_BODY_BYTES = 1024 * 1024
-
 const decodeToken = Schema.decodeUnknownEither(TokenResponse)
 const decodeError = Schema.decodeUnknownOption(ErrorResponse)
 const knownFields = new Set(["access_token", "token_type", "expires_in", "refresh_token", "scope"])
-
-// reads the body up to the cap; an oversized body is reported, never buffered whole
-const readBody = (response: HttpClientResponse.HttpClientResponse) =>
-  Effect.gen(function*() {
-    const length = Number(response.headers["content-length"] ?? "0")
-    if (length > MAX_BODY_BYTES) return { text: "", tooLarge: true }
-    const state = yield* response.stream.pipe(
-      Stream.runFoldWhile(
-        { chunks: [] as Array<Uint8Array>, size: 0, tooLarge: false },
-        (s) => !s.tooLarge,
-        (s, chunk) => {
-          s.size += chunk.length
-          if (s.size > MAX_BODY_BYTES) s.tooLarge = true
-          else s.chunks.push(chunk)
-          return s
-        }
-      )
-    )
-    return { text: Buffer.concat(state.chunks).toString("utf8"), tooLarge: state.tooLarge }
-  })
 
 const scopesOf = (grant: Grant.Grant): ReadonlyArray<string> => grant.scopes
 
@@ -119,8 +92,7 @@ export const make = (
     const defaultLifetime = options.defaultLifetime === undefined
       ? undefined
       : Duration.toMillis(options.defaultLifetime)
-    // token requests never follow redirects (the secret would follow them), and carry no trace headers
-    const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+    const client = yield* HttpClient.HttpClient
     const target = parsed.toString()
 
     const send = (grant: Grant.Grant) => {
@@ -128,40 +100,11 @@ export const make = (
       const form = new URLSearchParams()
       for (const [key, value] of [...Grant.params(grant, separator), ...auth.params]) form.append(key, value)
       // URLSearchParams writes a space as "+", the form encoding some providers' scope joiners rely on
-      const body = form.toString()
       const request = HttpClientRequest.post(target).pipe(
         HttpClientRequest.setHeaders({ ...options.headers, ...auth.headers, accept: "application/json" }),
-        HttpClientRequest.bodyText(body, "application/x-www-form-urlencoded")
+        HttpClientRequest.bodyText(form.toString(), "application/x-www-form-urlencoded")
       )
-      return client.execute(request).pipe(
-        Effect.flatMap((response) => Effect.map(readBody(response), (body) => ({ response, body }))),
-        // the user's fetch options (a proxy dispatcher, say) stay; only redirects are overridden
-        Effect.provideServiceEffect(
-          FetchHttpClient.RequestInit,
-          Effect.map(Effect.serviceOption(FetchHttpClient.RequestInit), (init): globalThis.RequestInit => ({
-            ...Option.getOrUndefined(init),
-            redirect: "manual"
-          }))
-        ),
-        Effect.scoped,
-        Effect.catchTags({
-          RequestError: (e) =>
-            Effect.fail(
-              new TransportError({
-                method: "POST",
-                url,
-                reason: e.reason === "Encode" || e.reason === "InvalidUrl" ? "Encode" : "Connection",
-                code: errorCode(e.cause)
-              })
-            ),
-          ResponseError: (e) =>
-            Effect.fail(new TransportError({ method: "POST", url, reason: "Body", code: errorCode(e.cause) }))
-        }),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () => new TransportError({ method: "POST", url, reason: "Timeout" })
-        })
-      )
+      return exchange(client, request, { url, timeout })
     }
 
     const toToken = (
@@ -209,25 +152,12 @@ export const make = (
       Effect.gen(function*() {
         const start = yield* Clock.currentTimeMillis
         const exit = yield* Effect.either(send(grant))
-        const now = yield* Clock.currentTimeMillis
-        yield* Metric.update(TokenMetrics.refreshLatency.pipe(Metric.tagged("provider", provider)), now - start)
+        const end = yield* Clock.currentTimeMillis
+        yield* Metric.update(TokenMetrics.refreshLatency.pipe(Metric.tagged("provider", provider)), end - start)
         if (Either.isLeft(exit)) return yield* Effect.fail(exit.left)
-        const { body, response } = exit.right
-        const answer: Answer = {
-          method: "POST",
-          url,
-          status: response.status,
-          contentType: response.headers["content-type"],
-          retryAfter: response.headers["retry-after"],
-          body: body.text,
-          now
-        }
-        if (body.tooLarge) return yield* Effect.fail(refused(answer, "body larger than 1 MiB"))
-        if (response.status >= 300 && response.status < 400) {
-          return yield* Effect.fail(refused(answer, "redirect refused"))
-        }
-        if (response.status < 200 || response.status >= 300) return yield* Effect.fail(fromErrorAnswer(answer))
-        const json = parseJson(body.text)
+        const exchanged = exit.right
+        const { answer } = exchanged
+        const json = yield* successJson(exchanged)
         if (typeof json !== "object" || json === null || Array.isArray(json)) {
           return yield* Effect.fail(malformed(answer, json, "not a token response"))
         }
@@ -241,7 +171,7 @@ export const make = (
           // never the ParseError's message: it prints the offending wire value, maybe a live token
           return yield* Effect.fail(malformed(answer, json, "not a valid token response"))
         }
-        return toToken(grant, decoded.right, json as Record<string, unknown>, now, previous)
+        return toToken(grant, decoded.right, json as Record<string, unknown>, answer.now, previous)
       }).pipe(
         Effect.withSpan("TokenEndpoint.request", {
           attributes: { provider, url, grant_type: Grant.grantType(grant) },
@@ -275,10 +205,7 @@ export interface Call {
  *
  * @internal
  */
-export interface Called {
-  readonly answer: Answer
-  readonly tooLarge: boolean
-}
+export type Called = Exchanged
 
 /**
  * Sends a `Call`; fails only when no answer came (or the URL is refused before sending).
@@ -293,8 +220,6 @@ export const call = (
     const auth = options.clientAuth === undefined
       ? { headers: {}, params: [] }
       : ClientAuth.apply(yield* ClientAuth.validate(options.clientAuth))
-    const url = publicUrl(parsed)
-    const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
     const headers = { ...options.headers, ...auth.headers, accept: "application/json" }
     const form = new URLSearchParams()
     for (const [key, value] of [...(options.params ?? []), ...auth.params]) form.append(key, value)
@@ -304,45 +229,10 @@ export const call = (
         HttpClientRequest.setHeaders(headers),
         HttpClientRequest.bodyText(form.toString(), "application/x-www-form-urlencoded")
       )
-    const { body, response } = yield* client.execute(request).pipe(
-      Effect.flatMap((response) => Effect.map(readBody(response), (body) => ({ response, body }))),
-      Effect.provideServiceEffect(
-        FetchHttpClient.RequestInit,
-        Effect.map(Effect.serviceOption(FetchHttpClient.RequestInit), (init): globalThis.RequestInit => ({
-          ...Option.getOrUndefined(init),
-          redirect: "manual"
-        }))
-      ),
-      Effect.scoped,
-      Effect.catchTags({
-        RequestError: (e) =>
-          Effect.fail(
-            new TransportError({
-              method: options.method,
-              url,
-              reason: e.reason === "Encode" || e.reason === "InvalidUrl" ? "Encode" : "Connection",
-              code: errorCode(e.cause)
-            })
-          ),
-        ResponseError: (e) =>
-          Effect.fail(new TransportError({ method: options.method, url, reason: "Body", code: errorCode(e.cause) }))
-      }),
-      Effect.timeoutFail({
-        duration: Duration.decode(options.timeout ?? Duration.seconds(30)),
-        onTimeout: () => new TransportError({ method: options.method, url, reason: "Timeout" })
-      })
-    )
-    const now = yield* Clock.currentTimeMillis
-    const answer: Answer = {
-      method: options.method,
-      url,
-      status: response.status,
-      contentType: response.headers["content-type"],
-      retryAfter: response.headers["retry-after"],
-      body: body.text,
-      now
-    }
-    return { answer, tooLarge: body.tooLarge }
+    return yield* exchange(yield* HttpClient.HttpClient, request, {
+      url: publicUrl(parsed),
+      timeout: options.timeout ?? Duration.seconds(30)
+    })
   })
 
 /**
@@ -351,10 +241,4 @@ export const call = (
  *
  * @internal
  */
-export const successJson = (called: Called): Effect.Effect<unknown, TokenError> => {
-  const { answer, tooLarge } = called
-  if (tooLarge) return Effect.fail(refused(answer, "body larger than 1 MiB"))
-  if (answer.status >= 300 && answer.status < 400) return Effect.fail(refused(answer, "redirect refused"))
-  if (answer.status < 200 || answer.status >= 300) return Effect.fail(fromErrorAnswer(answer))
-  return Effect.succeed(parseJson(answer.body))
-}
+export const successJson = (called: Called): Effect.Effect<unknown, TokenError> => acceptedJson(called, fromErrorAnswer)

@@ -12,11 +12,8 @@
  *
  * @since 0.1.0
  */
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -28,13 +25,12 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import { cleanDescription } from "../internal/excerpt.js"
+import { exchange, successJson } from "../internal/exchange.js"
 import { type Answer, fromErrorAnswer, malformed, parseJson } from "../internal/failure.js"
-import { errorCode } from "../internal/transport.js"
 import { checkEndpoint, publicUrl } from "../internal/url.js"
 import type { TokenError } from "../TokenError.js"
-import { BadRequest, InvalidClient, InvalidConfiguration, TransportError } from "../TokenError.js"
+import { BadRequest, InvalidClient, InvalidConfiguration } from "../TokenError.js"
 
 /**
  * `https://api.baack.co`, from the representation's `scope`.
@@ -259,27 +255,6 @@ export interface Options {
   readonly timeout?: Duration.DurationInput | undefined
 }
 
-/** Bodies are read up to this size; an API client list of thousands fits easily. */
-const MAX_BODY_BYTES = 1024 * 1024
-
-const readBody = (response: HttpClientResponse.HttpClientResponse) =>
-  Effect.gen(function*() {
-    if (Number(response.headers["content-length"] ?? "0") > MAX_BODY_BYTES) return { text: "", tooLarge: true }
-    const read = yield* response.stream.pipe(
-      Stream.runFoldWhile(
-        { chunks: [] as Array<Uint8Array>, size: 0, tooLarge: false },
-        (s) => !s.tooLarge,
-        (s, chunk) => {
-          s.size += chunk.length
-          if (s.size > MAX_BODY_BYTES) s.tooLarge = true
-          else s.chunks.push(chunk)
-          return s
-        }
-      )
-    )
-    return { text: Buffer.concat(read.chunks).toString("utf8"), tooLarge: read.tooLarge }
-  })
-
 const ApiErrorCode = Schema.Struct({ code: Schema.optional(Schema.String), message: Schema.optional(Schema.String) })
 const decodeApiErrorCode = Schema.decodeUnknownOption(ApiErrorCode)
 
@@ -343,59 +318,25 @@ export const make = (
         return Effect.succeed(url)
       })
 
-    // one call: the JSON body of a 2xx answer, or the answer classified as an error
-    const send = (method: "GET" | "POST" | "PUT" | "DELETE", location: URL, body?: unknown) =>
-      Effect.gen(function*() {
-        const url = publicUrl(location)
-        let request = HttpClientRequest.make(method)(location.toString()).pipe(
-          HttpClientRequest.setHeaders({
-            accept: "application/json",
-            authorization: `Bearer ${Redacted.value(options.rootToken)}`
-          })
+    // one call: the JSON body of a 2xx answer, or the answer classified as an error; the root token
+    // never follows a redirect (the exchange refuses them)
+    const send = (method: "GET" | "POST" | "PUT" | "DELETE", location: URL, body?: unknown) => {
+      const request = HttpClientRequest.make(method)(location.toString()).pipe(
+        HttpClientRequest.setHeaders({
+          accept: "application/json",
+          authorization: `Bearer ${Redacted.value(options.rootToken)}`
+        })
+      )
+      return exchange(
+        client,
+        body === undefined ? request : HttpClientRequest.bodyText(request, JSON.stringify(body), "application/json"),
+        { url: publicUrl(location), timeout }
+      ).pipe(
+        Effect.flatMap((exchanged) =>
+          Effect.map(successJson(exchanged, classify), (json) => ({ answer: exchanged.answer, json }))
         )
-        if (body !== undefined) request = HttpClientRequest.bodyText(request, JSON.stringify(body), "application/json")
-        const { response, text } = yield* client.execute(request).pipe(
-          Effect.flatMap((response) => Effect.map(readBody(response), (text) => ({ response, text }))),
-          // the root token must not follow a redirect to another host; the user's other fetch options stay
-          Effect.provideServiceEffect(
-            FetchHttpClient.RequestInit,
-            Effect.map(Effect.serviceOption(FetchHttpClient.RequestInit), (init): globalThis.RequestInit => ({
-              ...Option.getOrUndefined(init),
-              redirect: "manual"
-            }))
-          ),
-          Effect.scoped,
-          Effect.catchTags({
-            RequestError: (e) =>
-              new TransportError({
-                method,
-                url,
-                reason: e.reason === "Encode" || e.reason === "InvalidUrl" ? "Encode" : "Connection",
-                code: errorCode(e.cause)
-              }),
-            ResponseError: (e) => new TransportError({ method, url, reason: "Body", code: errorCode(e.cause) })
-          }),
-          Effect.timeoutFail({
-            duration: timeout,
-            onTimeout: () => new TransportError({ method, url, reason: "Timeout" })
-          })
-        )
-        const answer: Answer = {
-          method,
-          url,
-          status: response.status,
-          contentType: response.headers["content-type"],
-          retryAfter: response.headers["retry-after"],
-          body: text.text,
-          now: yield* Clock.currentTimeMillis
-        }
-        if (text.tooLarge) return yield* malformed({ ...answer, body: "" }, undefined, "body larger than 1 MiB")
-        if (answer.status >= 300 && answer.status < 400) {
-          return yield* malformed({ ...answer, body: "" }, undefined, "redirect refused")
-        }
-        if (answer.status < 200 || answer.status >= 300) return yield* Effect.fail(classify(answer))
-        return { answer, json: parseJson(answer.body) }
-      })
+      )
+    }
 
     const one = (result: { readonly answer: Answer; readonly json: unknown }) =>
       Either.match(decodeClient(result.json), {
