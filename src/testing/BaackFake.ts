@@ -14,11 +14,10 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
-import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
+import type * as Http from "node:http"
+import { headersOf, readBody, send, serve } from "./internal/loopbackServer.js"
 
 /**
  * One injected answer, given to the next authenticated request instead of its real answer.
@@ -105,14 +104,6 @@ const apiError = (status: number, code: string, message: string, errors?: Readon
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const PREFIX = "/n/v1/apiclient/"
-
-const readBody = (req: Http.IncomingMessage) =>
-  Effect.async<string>((resume) => {
-    const chunks: Array<Buffer> = []
-    req.on("data", (chunk: Buffer) => chunks.push(chunk))
-    req.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
-    req.on("error", () => resume(Effect.succeed("")))
-  })
 
 const safeDecode = (s: string): string | undefined => {
   try {
@@ -252,38 +243,17 @@ export const make = (options: Options = {}): Effect.Effect<BaackFake, never, Sco
         requests.push({
           method: req.method ?? "",
           path,
-          headers: Object.fromEntries(
-            Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : v])
-          ),
+          headers: headersOf(req),
           rawBody,
           status: reply.status
         })
-        res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(Buffer.byteLength(reply.body)) })
-        res.end(reply.body)
+        send(res, reply)
       })
 
-    const set = yield* FiberSet.make<void, never>()
-    const run = yield* FiberSet.runtime(set)<never>()
-    const server = yield* Effect.acquireRelease(
-      Effect.async<Http.Server>((resume) => {
-        const server = Http.createServer((req, res) => {
-          run(handle(req, res).pipe(Effect.catchAllCause(() => Effect.sync(() => res.destroy()))))
-        })
-        server.once("error", (error) => resume(Effect.die(error)))
-        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-      }),
-      (server) =>
-        Effect.zipRight(
-          FiberSet.clear(set),
-          Effect.async<void>((resume) => {
-            server.close(() => resume(Effect.void))
-            server.closeAllConnections()
-          })
-        )
-    )
+    const url = yield* serve(handle)
 
     return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      url,
       rootToken,
       companyUrn,
       requests: Effect.sync(() => requests.slice()),

@@ -8,11 +8,10 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
-import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
+import type * as Http from "node:http"
+import { readBody, send, serve } from "./internal/loopbackServer.js"
 
 /**
  * One answer to a device code poll: an RFC 8628 section 3.5 outcome, or an HTTP error status (503
@@ -106,14 +105,6 @@ const userCode = () => {
   const chars = Array.from(Crypto.randomBytes(8), (b) => alphabet[b % alphabet.length])
   return `${chars.slice(0, 4).join("")}-${chars.slice(4).join("")}`
 }
-
-const readBody = (req: Http.IncomingMessage) =>
-  Effect.async<string, Error>((resume) => {
-    const chunks: Array<Buffer> = []
-    req.on("data", (chunk: Buffer) => chunks.push(chunk))
-    req.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
-    req.on("error", (error) => resume(Effect.fail(error)))
-  })
 
 /**
  * Starts the fake on 127.0.0.1 with a random port; its clock is the `Clock` of the fiber running
@@ -234,30 +225,10 @@ export const make = (options: Options = {}): Effect.Effect<DeviceFake, never, Sc
           : pathname === "/token"
           ? token(form)
           : oauthError("invalid_request", 404)
-        res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(Buffer.byteLength(reply.body)) })
-        res.end(reply.body)
+        send(res, reply)
       })
 
-    const set = yield* FiberSet.make<void, never>()
-    const run = yield* FiberSet.runtime(set)<never>()
-    const server = yield* Effect.acquireRelease(
-      Effect.async<Http.Server>((resume) => {
-        const server = Http.createServer((req, res) => {
-          run(handle(req, res).pipe(Effect.catchAllCause(() => Effect.sync(() => res.destroy()))))
-        })
-        server.once("error", (error) => resume(Effect.die(error)))
-        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-      }),
-      (server) =>
-        Effect.zipRight(
-          FiberSet.clear(set),
-          Effect.async<void>((resume) => {
-            server.close(() => resume(Effect.void))
-            server.closeAllConnections()
-          })
-        )
-    )
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    url = yield* serve(handle)
 
     return {
       url,
