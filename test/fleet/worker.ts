@@ -2,10 +2,12 @@
  * One process of the fleet test: a password-grant TokenSource on the shared Redis store, asking for a
  * token every ~100 ms and reporting on stdout, one JSON object a line:
  * - `{"type":"ready"}` once the source is built;
- * - `{"type":"get", "ok", "at", "waited", "expiresAt", "valid", "status", "statusAt", "fp"}` per `get`:
- *   `valid` compares expiresAt with this process's clock, `status` is the fake server's `/resource`
- *   answer (checked with its own clock) received at `statusAt`, `fp` a fingerprint of the token
- *   (never the token);
+ * - `{"type":"get", "ok", "started", "at", "waited", "issuedAt", "expiresAt", "status", "statusAt", "fp"}`
+ *   per `get`, called at `started` and returned at `at` (the source decided in between: under load
+ *   `at` can be a few hundred ms after the decision); `issuedAt` and `expiresAt` are the token's
+ *   lifetime as the source reckons it (from when the process that fetched it read the response),
+ *   `status` is the fake server's `/resource` answer for this very token (checked with the server's
+ *   clock), received at `statusAt`; `fp` a fingerprint of the token (never the token);
  * - `{"type":"log", "level", "message", "annotations"}` for each log line of the library.
  *
  * env: TOKEN_URL, RESOURCE_URL, REDIS_URL, WORKER_ID, LEASE_TTL_MS
@@ -76,7 +78,7 @@ const program = Effect.gen(function*() {
     const result = yield* Effect.either(Effect.timeout(source.get, "15 seconds"))
     const at = yield* Clock.currentTimeMillis
     if (Either.isLeft(result)) {
-      emit({ type: "get", ok: false, at, waited: at - started, error: result.left._tag })
+      emit({ type: "get", ok: false, started, at, waited: at - started, error: result.left._tag })
     } else {
       const token = result.right
       const status = yield* resourceStatus(token)
@@ -84,10 +86,11 @@ const program = Effect.gen(function*() {
       emit({
         type: "get",
         ok: true,
+        started,
         at,
         waited: at - started,
+        issuedAt: token.issuedAt,
         expiresAt: token.expiresAt,
-        valid: token.expiresAt !== undefined && token.expiresAt > at,
         status,
         statusAt,
         fp: fingerprint(Redacted.value(token.value))
