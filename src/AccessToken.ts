@@ -17,7 +17,7 @@ export interface AccessToken {
   readonly value: Redacted.Redacted<string>
   /** The token type, `Bearer` for nearly every provider (normalised from any casing). */
   readonly type: string
-  /** When it was received, in Clock milliseconds. */
+  /** When it was requested, in Clock milliseconds: its lifetime counts from then, never later than the server's. */
   readonly issuedAt: number
   /** When it expires, in Clock milliseconds; absent when the provider gave no lifetime and none could be inferred. */
   readonly expiresAt?: number | undefined

@@ -171,7 +171,9 @@ export const make = (
           // never the ParseError's message: it prints the offending wire value, maybe a live token
           return yield* Effect.fail(malformed(answer, json, "not a valid token response"))
         }
-        return toToken(grant, decoded.right, json as Record<string, unknown>, answer.now, previous)
+        // the lifetime counts from when the request was sent: the server started it no earlier, so our
+        // expiry is never later than the server's, however long the answer took to arrive
+        return toToken(grant, decoded.right, json as Record<string, unknown>, start, previous)
       }).pipe(
         Effect.withSpan("TokenEndpoint.request", {
           attributes: { provider, url, grant_type: Grant.grantType(grant) },
