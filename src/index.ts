@@ -91,7 +91,17 @@ export * as TokenError from "./TokenError.js"
 /**
  * @since 0.1.0
  */
+export * as TokenClient from "./TokenClient.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as TokenMetrics from "./TokenMetrics.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TokenPool from "./TokenPool.js"
 
 /**
  * @since 0.1.0

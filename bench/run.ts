@@ -1,0 +1,172 @@
+/**
+ * `npm run bench`: tokenwarden side by side with google-auth-library, simple-oauth2, openid-client,
+ * @azure/identity and a hand-written fetch-and-cache baseline, all against one loopback TLS token
+ * server (its own process, a self-signed CA trusted only by this run's processes).
+ *
+ *   npm run bench                      full run (about 10 minutes)
+ *   npm run bench -- --quick           every scenario, smaller (under 2 minutes)
+ *   npm run bench -- --smoke           tiny, for the test that keeps the benchmark from rotting
+ *   options: --latency <ms> (herd scenario server latency, default 50), --out <dir>,
+ *            --only hot,herd,expiry,memory,spread,soak
+ *
+ * Results go to bench/results/ as Markdown and JSON (smoke: a temporary directory unless --out).
+ */
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { makeCerts, removeCerts } from "./lib/certs.js"
+import { pooled, runWorker, startServer } from "./lib/processes.js"
+import { render, type Report, type Scenario, scenarioNames } from "./lib/report.js"
+import type { Job, JobResult } from "./worker.js"
+
+type Mode = "full" | "quick" | "smoke"
+
+const args = process.argv.slice(2)
+const flag = (name: string) => args.includes(`--${name}`)
+const option = (name: string) => {
+  const i = args.indexOf(`--${name}`)
+  return i === -1 ? undefined : args[i + 1]
+}
+const mode: Mode = flag("smoke") ? "smoke" : flag("quick") ? "quick" : "full"
+const latency = Number(option("latency") ?? 50)
+const only = option("only")?.split(",") as Array<Scenario> | undefined
+const benchDir = Path.dirname(fileURLToPath(import.meta.url))
+const outDir = option("out") ??
+  (mode === "smoke" ? Fs.mkdtempSync(Path.join(Os.tmpdir(), "tokenwarden-smoke-")) : Path.join(benchDir, "results"))
+
+/** Which libraries each scenario compares (tokenwarden as the per-credential source, facade and pool). */
+export const lineup: Record<Scenario, ReadonlyArray<string>> = {
+  hot: ["tws", "twf", "twp", "google", "simple", "openid", "azure", "base"],
+  herd: ["tws", "twf", "twp", "google", "simple", "openid", "azure", "base"],
+  expiry: ["tws", "twf", "twp", "google", "simple", "openid", "azure", "base"],
+  memory: ["twp", "tws", "google", "simple", "openid", "azure", "base"],
+  spread: ["twp", "google", "simple", "openid", "azure", "base"],
+  soak: ["tws", "twf", "twp", "google", "simple", "openid", "azure", "base"]
+}
+
+/** Libraries that send one request per waiting caller: in a quick run their herd is smaller (each caller is a TLS connection). */
+const unshared = ["simple", "openid", "azure"]
+
+const settings = {
+  smoke: {
+    hot: { iterations: 2_000, rounds: 2 },
+    herd: { callers: 200, unsharedCallers: 200, usable: 1, delay: 10 },
+    expiry: { usable: 1, duration: 2.5, delay: 100, faults: 0, interval: 5 },
+    memory: [{ count: 50, libs: lineup.memory }, { count: 100, libs: lineup.memory }],
+    spread: { tokens: 200, otherTokens: 20, usable: 1, concurrency: 16 },
+    soak: { usable: 1, duration: 3, delay: 10, faults: 30, interval: 5 }
+  },
+  quick: {
+    hot: { iterations: 300_000, rounds: 5 },
+    herd: { callers: 10_000, unsharedCallers: 1_000, usable: 3, delay: latency },
+    expiry: { usable: 1.5, duration: 5, delay: 100, faults: 0, interval: 1 },
+    // 100,000 only where it takes seconds: the lazy libraries need minutes and gigabytes (full run)
+    memory: [{ count: 10_000, libs: lineup.memory }, { count: 100_000, libs: ["twp", "base"] }],
+    spread: { tokens: 20_000, otherTokens: 2_000, usable: 3, concurrency: 16 },
+    soak: { usable: 2, duration: 20, delay: 20, faults: 30, interval: 2 }
+  },
+  full: {
+    hot: { iterations: 2_000_000, rounds: 7 },
+    herd: { callers: 10_000, unsharedCallers: 10_000, usable: 5, delay: latency },
+    expiry: { usable: 3, duration: 16, delay: 100, faults: 0, interval: 1 },
+    memory: [{ count: 10_000, libs: lineup.memory }, { count: 100_000, libs: lineup.memory }],
+    spread: { tokens: 100_000, otherTokens: 10_000, usable: 4, concurrency: 16 },
+    soak: { usable: 2, duration: 180, delay: 20, faults: 30, interval: 2 }
+  }
+}[mode]
+
+const jobsOf = (scenario: Scenario): Array<Job> => {
+  switch (scenario) {
+    case "memory":
+      return settings.memory.flatMap(({ count, libs }) =>
+        libs.map((lib): Job => ({
+          scenario,
+          lib,
+          variant: String(count),
+          params: { count, concurrency: 32 }
+        }))
+      )
+    case "herd":
+      return lineup[scenario].map((lib): Job => ({
+        scenario,
+        lib,
+        params: {
+          ...settings.herd,
+          callers: unshared.includes(lib) ? settings.herd.unsharedCallers : settings.herd.callers
+        }
+      }))
+    default:
+      return lineup[scenario].map((lib): Job => ({ scenario, lib, params: settings[scenario] }))
+  }
+}
+
+/**
+ * Timing scenarios run one child at a time; memory, spread and soak count things a busy CPU does not
+ * change (heap bytes, requests per second of schedule, wrong tokens), so their children overlap.
+ */
+const concurrencyOf: Record<Scenario, number> = { hot: 1, herd: 1, expiry: 1, memory: 2, spread: 3, soak: 8 }
+
+const machine = () => ({
+  cpu: Os.cpus()[0]?.model ?? "unknown",
+  cores: Os.cpus().length,
+  memoryGiB: Math.round(Os.totalmem() / 2 ** 30 * 10) / 10,
+  platform: `${Os.platform()} ${Os.release()}`,
+  loadAverage: Os.loadavg().map((l) => Math.round(l * 100) / 100)
+})
+
+const main = async () => {
+  const started = Date.now()
+  const certs = makeCerts()
+  const server = await startServer(certs)
+  const results: Array<JobResult> = []
+  try {
+    const scenarios = scenarioNames.filter((s) => only === undefined || only.includes(s))
+    if (mode === "smoke") {
+      // one child per scenario, all at once: the figures only have to exist
+      const perScenario = await Promise.all(scenarios.map((s) => runWorker(certs, server.origin, jobsOf(s))))
+      results.push(...perScenario.flat())
+    } else {
+      for (const scenario of scenarios) {
+        const t = Date.now()
+        process.stdout.write(`${scenario}: `)
+        const done = await pooled(jobsOf(scenario), concurrencyOf[scenario], async (job) => {
+          const [result] = await runWorker(certs, server.origin, [job])
+          process.stdout.write(result!.error === undefined ? "." : "x")
+          return result!
+        })
+        results.push(...done)
+        process.stdout.write(` ${((Date.now() - t) / 1000).toFixed(0)} s\n`)
+      }
+    }
+  } finally {
+    await server.stop()
+    removeCerts(certs)
+  }
+  const report: Report = {
+    date: new Date().toISOString(),
+    mode,
+    node: process.version,
+    machine: machine(),
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    settings,
+    lineup,
+    results
+  }
+  const markdown = render(report)
+  console.log("\n" + markdown)
+  Fs.mkdirSync(outDir, { recursive: true })
+  const stamp = report.date.slice(0, 16).replace(/[:T]/g, "-")
+  const base = Path.join(outDir, `${stamp}-${mode}`)
+  Fs.writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n")
+  Fs.writeFileSync(`${base}.md`, markdown + "\n")
+  console.log(`results: ${base}.md, ${base}.json`)
+  const failed = results.filter((r) => r.error !== undefined)
+  for (const f of failed) console.error(`${f.scenario}/${f.lib}${f.variant ? `/${f.variant}` : ""}: ${f.error}`)
+  if (failed.length > 0) process.exitCode = 1
+}
+
+main().catch((error: unknown) => {
+  console.error(error)
+  process.exitCode = 1
+})
