@@ -149,16 +149,13 @@ RedisServer.describeRedis("a fleet of processes on one credential", () => {
         const startup = (yield* now) - startedAt
 
         // What the server knows of a token: when it issued it and when it stops accepting it. What the
-        // fleet knows: the process that asked for it reckons its lifetime from when it read the response
-        // (`AccessToken.issuedAt`), `late` after the server's issue, and the others adopt that reckoning
-        // through Redis. The policy holds back only the last tenth of a lifetime (300 ms here), so on a
-        // loaded machine, where the response's way takes longer than that, a token is handed out after
-        // the server-side expiry, yet within its life as the fleet could know it, and `/resource`
-        // refuses it: counted below, not a wrong token. A wrong token is one the server never issued, one
-        // refused before its server-side expiry (revoked, another issuance), one whose reckoning the
-        // server's record or the fleet's contradicts, or one handed out after its life as the fleet
-        // could know it. A `get` decides between `started` and `at`, which under load lie a few hundred
-        // ms apart: judged at `started`.
+        // fleet knows: the process that asked for it reckons its lifetime from when it sent the request
+        // (`AccessToken.issuedAt`), so never later than the server's issue, and the others adopt that
+        // reckoning through Redis. `late` is that reckoning minus the server's issue: never above 0. A
+        // token handed out after its reckoned life, or refused by `/resource` before its server-side
+        // expiry, is a wrong token; so is one the server never issued, or one whose reckoning the
+        // server's record or the fleet's contradicts. A `get` decides between `started` and `at`, which
+        // under load lie a few hundred ms apart: judged at `started`.
         const serverSide = new Map<string, { readonly issuedAt: number; readonly expiresAt: number }>()
         // how the fleet reckons each token: the first report of it, and when it was first handed out
         const reckoned = new Map<
@@ -190,7 +187,8 @@ RedisServer.describeRedis("a fleet of processes on one credential", () => {
           if (g.issuedAt !== fleet.issuedAt || g.expiresAt !== fleet.expiresAt) return "reckoned unlike elsewhere"
           if (g.expiresAt - g.issuedAt !== LIFETIME) return `a lifetime of ${g.expiresAt - g.issuedAt} ms`
           const late = g.issuedAt - issued.issuedAt
-          if (late < 0) return `reckoned from ${-late} ms before the server issued it`
+          // a lifetime counts from the request, so it starts no later than the server's issue
+          if (late > 0) return `reckoned from ${late} ms after the server issued it`
           if (g.issuedAt > fleet.first) {
             return `reckoned from ${g.issuedAt - fleet.first} ms after it was first handed out`
           }
