@@ -30,6 +30,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { AccessToken } from "./AccessToken.js"
 import * as DeviceFlow from "./DeviceFlow.js"
 import * as Grant from "./Grant.js"
+import { dynamic } from "./internal/dynamicEffect.js"
 import { sleepUntil } from "./internal/sleepUntil.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
@@ -127,6 +128,7 @@ export const make = (
     // Written only by the refresh fiber (and `invalidate`), read by everyone: JS runs one fiber at a
     // time and none of these updates spans a yield, so plain variables are safe and keep `get` cheap.
     let current = none
+    const clock = yield* Effect.clock
     let outcome = yield* Deferred.make<AccessToken, TokenError>()
     let inFlight = false
     let refreshToken: Redacted.Redacted<string> | undefined = grant._tag === "RefreshToken"
@@ -397,10 +399,12 @@ export const make = (
         return next
       })
 
-    const get: Effect.Effect<AccessToken, TokenError> = Effect.flatMap(
-      Clock.currentTimeMillis,
-      (now) => current.token !== undefined && now < current.usableUntil ? Effect.succeed(current.token) : slowGet(now)
-    )
+    // a valid token is one `Exit` read against the source's Clock (the one its refreshes are timed by):
+    // the cost of a `Ref.get`, where `Clock.currentTimeMillis` + `flatMap` costs three operations
+    const get: Effect.Effect<AccessToken, TokenError> = dynamic(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return current.token !== undefined && now < current.usableUntil ? Exit.succeed(current.token) : slowGet(now)
+    })
 
     const getValidFor = (duration: Duration.DurationInput) =>
       Effect.gen(function*() {
