@@ -31,7 +31,8 @@ export interface RefreshPolicy {
   readonly maxLead: Duration.Duration
   /**
    * A token is not handed out in the last stretch of its life (clock skew, time on the wire): at most
-   * this long, and at most a tenth of its lifetime.
+   * this long, and at most a tenth of its lifetime. While the provider is failing it still is, until
+   * it expires: a token with seconds left serves a caller better than an error.
    */
   readonly expirySkew: Duration.Duration
   /** The retry schedule for transient failures; its delays, capped and jittered, space the attempts. */

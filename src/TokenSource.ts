@@ -137,6 +137,9 @@ export const make = (
     // an authorization code is single use, and a refresh-token grant is just its refresh token
     let grantUsable = grant._tag !== "RefreshToken"
     let previous: AccessToken | undefined
+    // the latest token accepted and not refused by the API: handed out past its usable time, until
+    // it expires, only while the provider is failing
+    let lastGood: AccessToken | undefined
     // the version of the token held, as the store counts them: a store entry above it is newer
     let version = 0
 
@@ -251,6 +254,7 @@ export const make = (
         const random = yield* Random.next
         const refreshAt = RefreshPolicy.refreshAt(policy, token, random)
         previous = token
+        lastGood = token
         refreshToken = token.refreshToken
         version = entryVersion
         yield* publish(TokenState.Valid({ token }), refreshAt)
@@ -394,8 +398,14 @@ export const make = (
       Effect.flatMap(SubscriptionRef.get(state), (s) => {
         const token = usableToken(now)
         if (Option.isSome(token)) return Effect.succeed(token.value)
-        // no valid token and the provider is failing: fail at once with the last error, never hang
-        if (s._tag === "Failed" || s._tag === "Retrying") return Effect.fail(s.error)
+        if (s._tag === "Failed" || s._tag === "Retrying") {
+          // the provider is failing: the last token is handed out until it expires (its skew margin
+          // spent rather than a caller failed), then the last error at once, never a hang
+          const last = lastGood
+          return last !== undefined && last.expiresAt !== undefined && now < last.expiresAt
+            ? Effect.succeed(last)
+            : Effect.fail(s.error)
+        }
         return next
       })
 
@@ -418,7 +428,8 @@ export const make = (
 
     const invalidate = (token?: AccessToken) =>
       Effect.suspend(() => {
-        if (token !== undefined && token !== current.token) return Effect.void
+        if (token !== undefined && token !== current.token && token !== lastGood) return Effect.void
+        lastGood = undefined
         // nothing can replace it without a person (a used authorization code, no refresh token): say
         // so at once instead of pretending a request is under way
         if (refreshToken === undefined && !grantUsable) {

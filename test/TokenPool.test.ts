@@ -289,6 +289,41 @@ describe("TokenPool", () => {
         assert.strictEqual(healed._tag, "Right")
       }).pipe(Effect.provide(HttpLive)))
 
+    it.scoped("while the provider fails, hands out the last token past its usable time until it expires", () =>
+      Effect.gen(function*() {
+        // 600 s tokens: usable until 590 s (10 s skew), refreshed from 300 s (no jitter)
+        const server = yield* AuthServer.make({ lifetimeSeconds: 600 })
+        const pool = yield* TokenPool.make({ policy: noJitter, idleTimeToLive: "1 day" })
+        const key = credential(server, "a")
+        const token = yield* pool.get(key)
+        yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
+        for (let i = 0; i < 59; i++) {
+          yield* TestClock.adjust("10 seconds")
+          yield* eventually(pool.stats, (s) => s.inFlight === 0 && s.queued === 0, "attempts to end")
+        }
+        // 590 s: no usable token, but the last one has 10 s left
+        assert.strictEqual(value(yield* pool.get(key)), value(token))
+        yield* TestClock.adjust("10 seconds")
+        // 600 s: expired, so the last error at once
+        assert.strictEqual((yield* Effect.flip(pool.get(key)))._tag, "ServerError")
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("a last token the API refused is not handed out while the provider fails", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({ lifetimeSeconds: 600 })
+        const pool = yield* TokenPool.make({ policy: noJitter, idleTimeToLive: "1 day" })
+        const key = credential(server, "a")
+        const token = yield* pool.get(key)
+        yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
+        for (let i = 0; i < 59; i++) {
+          yield* TestClock.adjust("10 seconds")
+          yield* eventually(pool.stats, (s) => s.inFlight === 0 && s.queued === 0, "attempts to end")
+        }
+        yield* pool.invalidate(key, token)
+        // the refused token is never handed out again: the next attempt's error instead
+        assert.strictEqual((yield* Effect.flip(pool.get(key)))._tag, "ServerError")
+      }).pipe(Effect.provide(HttpLive)))
+
     it.scoped("a permanent error fails get at once without hammering the provider; refresh tries again", () =>
       Effect.gen(function*() {
         const server = yield* AuthServer.make()

@@ -146,6 +146,34 @@ describe("TokenSource", () => {
         assert.isTrue(attempts >= 4 && (yield* server.count()) === 10, "8 failures, then success")
       }).pipe(Effect.provide(HttpLive)))
 
+    it.scoped("while the provider fails, hands out the last token past its usable time until it expires", () =>
+      Effect.gen(function*() {
+        // 100 s tokens: usable until 90 s (10 s skew), refreshed from about 50 s
+        const { server, source } = yield* setup({ lifetimeSeconds: 100 })
+        const token = yield* source.get
+        yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
+        for (let i = 0; i < 46; i++) yield* TestClock.adjust("2 seconds").pipe(Effect.zipRight(settle))
+        // 92 s: no usable token, but the last one has 8 s left
+        yield* waitFor(source, (s) => s._tag === "Retrying" && Option.isNone(s.token))
+        assert.strictEqual(value(yield* source.get), value(token))
+        yield* TestClock.adjust("8 seconds")
+        // 100 s: expired, so the last error at once
+        assert.strictEqual((yield* Effect.flip(source.get))._tag, "ServerError")
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("a last token the API refused is not handed out while the provider fails", () =>
+      Effect.gen(function*() {
+        const { server, source } = yield* setup({ lifetimeSeconds: 100 })
+        const token = yield* source.get
+        yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
+        for (let i = 0; i < 46; i++) yield* TestClock.adjust("2 seconds").pipe(Effect.zipRight(settle))
+        yield* waitFor(source, (s) => s._tag === "Retrying" && Option.isNone(s.token))
+        yield* source.invalidate(token)
+        yield* settle
+        // the refused token is never handed out again: the next attempt's error instead
+        assert.strictEqual((yield* Effect.flip(source.get))._tag, "ServerError")
+      }).pipe(Effect.provide(HttpLive)))
+
     it.scoped("a permanent error is not retried: the source waits for refresh", () =>
       Effect.gen(function*() {
         const { server, source } = yield* setup({ lifetimeSeconds: 3600 })
