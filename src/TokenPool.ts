@@ -605,15 +605,26 @@ export const make = (
         return Effect.succeed(entry.token!)
       }
       if (entry.status === Status.Retrying || entry.status === Status.Failed) {
-        // the provider is failing: the last token is handed out until it expires (its skew margin
-        // spent rather than a caller failed), then the last error at once, never a hang
-        const last = entry.token
-        return last !== undefined && !entry.invalidated && last.expiresAt !== undefined && now < last.expiresAt
-          ? Effect.succeed(last)
-          : Effect.fail(entry.error!)
+        // the provider is failing: the last token until it expires, then the last error at once
+        const last = lastValid(entry, now)
+        return last !== undefined ? Effect.succeed(last) : Effect.fail(entry.error!)
       }
       enqueue(entry, true)
-      return join(entry)
+      // if the request fails, the last token still serves until it expires
+      return Effect.catchAll(join(entry), (error) => {
+        const last = lastValid(entry, clock.unsafeCurrentTimeMillis())
+        return last !== undefined ? Effect.succeed(last) : Effect.fail(error)
+      })
+    }
+
+    // The last token, while it has not expired and the API has not refused it, when the provider is
+    // failing: its skew margin is spent rather than a caller failed.
+    const lastValid = (entry: Entry, now: number): AccessToken | undefined => {
+      const last = entry.token
+      return last !== undefined && !entry.invalidated && !entry.released && last.expiresAt !== undefined &&
+          now < last.expiresAt
+        ? last
+        : undefined
     }
 
     const next = (entry: Entry): Effect.Effect<AccessToken, TokenError> =>

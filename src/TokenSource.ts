@@ -394,19 +394,25 @@ export const make = (
       return Deferred.await(d)
     })
 
+    // The last token accepted, while it has not expired, when the provider is failing: its skew margin
+    // is spent rather than a caller failed.
+    const lastValid = (now: number) =>
+      lastGood !== undefined && lastGood.expiresAt !== undefined && now < lastGood.expiresAt ? lastGood : undefined
+
     const slowGet = (now: number): Effect.Effect<AccessToken, TokenError> =>
       Effect.flatMap(SubscriptionRef.get(state), (s) => {
         const token = usableToken(now)
         if (Option.isSome(token)) return Effect.succeed(token.value)
         if (s._tag === "Failed" || s._tag === "Retrying") {
-          // the provider is failing: the last token is handed out until it expires (its skew margin
-          // spent rather than a caller failed), then the last error at once, never a hang
-          const last = lastGood
-          return last !== undefined && last.expiresAt !== undefined && now < last.expiresAt
-            ? Effect.succeed(last)
-            : Effect.fail(s.error)
+          // the provider is failing: the last token until it expires, then the last error at once
+          const last = lastValid(now)
+          return last !== undefined ? Effect.succeed(last) : Effect.fail(s.error)
         }
-        return next
+        // a request under way or wanted: if it fails, the last token still serves until it expires
+        return Effect.catchAll(next, (error) => {
+          const last = lastValid(clock.unsafeCurrentTimeMillis())
+          return last !== undefined ? Effect.succeed(last) : Effect.fail(error)
+        })
       })
 
     // a valid token is one `Exit` read against the source's Clock (the one its refreshes are timed by):

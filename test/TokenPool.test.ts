@@ -308,6 +308,22 @@ describe("TokenPool", () => {
         assert.strictEqual((yield* Effect.flip(pool.get(key)))._tag, "ServerError")
       }).pipe(Effect.provide(HttpLive)))
 
+    it.scoped("a caller waiting on a request that fails past the usable time gets the last token", () =>
+      Effect.gen(function*() {
+        // 600 s tokens: refreshed at 450 s (no jitter), usable until 590 s
+        const server = yield* AuthServer.make({ lifetimeSeconds: 600 })
+        const pool = yield* TokenPool.make({ policy: noJitter, idleTimeToLive: "1 day" })
+        const key = credential(server, "a")
+        const token = yield* pool.get(key)
+        // the refresh is held for a second of real time, then refused with a 503
+        yield* server.inject(AuthServer.Fault.delay(1000, AuthServer.Fault.unavailable()))
+        yield* TestClock.adjust("460 seconds")
+        yield* TestClock.adjust("131 seconds")
+        assert.strictEqual((yield* pool.stats).inFlight, 1, "the request is still under way")
+        assert.strictEqual(value(yield* pool.get(key)), value(token))
+        assert.strictEqual(yield* server.count(), 2)
+      }).pipe(Effect.provide(HttpLive)))
+
     it.scoped("a last token the API refused is not handed out while the provider fails", () =>
       Effect.gen(function*() {
         const server = yield* AuthServer.make({ lifetimeSeconds: 600 })

@@ -161,6 +161,20 @@ describe("TokenSource", () => {
         assert.strictEqual((yield* Effect.flip(source.get))._tag, "ServerError")
       }).pipe(Effect.provide(HttpLive)))
 
+    it.scoped("a caller waiting on a request that fails past the usable time gets the last token", () =>
+      Effect.gen(function*() {
+        // 100 s tokens: refreshed at 65-70 s, usable until 90 s
+        const { server, source } = yield* setup({ lifetimeSeconds: 100 })
+        const token = yield* source.get
+        // the refresh is held for a second of real time, then refused with a 503
+        yield* server.inject(AuthServer.Fault.delay(1000, AuthServer.Fault.unavailable()))
+        yield* TestClock.adjust("80 seconds")
+        yield* TestClock.adjust("11 seconds")
+        assert.strictEqual((yield* source.state)._tag, "Refreshing", "the request is still under way")
+        assert.strictEqual(value(yield* source.get), value(token))
+        assert.strictEqual(yield* server.count(), 2)
+      }).pipe(Effect.provide(HttpLive)))
+
     it.scoped("a last token the API refused is not handed out while the provider fails", () =>
       Effect.gen(function*() {
         const { server, source } = yield* setup({ lifetimeSeconds: 100 })

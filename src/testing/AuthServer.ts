@@ -55,7 +55,7 @@ export type Fault =
     readonly contentType?: string
     readonly headers?: Record<string, string>
   }
-  | { readonly _tag: "Delay"; readonly millis: number }
+  | { readonly _tag: "Delay"; readonly millis: number; readonly then?: Fault }
   | { readonly _tag: "Drop" }
   | { readonly _tag: "Body"; readonly status?: number; readonly body: string; readonly contentType?: string }
 
@@ -78,8 +78,8 @@ export const Fault = {
   rateLimited: (retryAfterSeconds: number): Fault => statusFault(429, retryAfterSeconds),
   /** 503 `{"error":"temporarily_unavailable"}`, with `Retry-After` when given. */
   unavailable: (retryAfterSeconds?: number): Fault => statusFault(503, retryAfterSeconds),
-  /** Waits `millis` of real time (not the TestClock), then answers normally. */
-  delay: (millis: number): Fault => ({ _tag: "Delay", millis }),
+  /** Waits `millis` of real time (not the TestClock), then answers normally, or with the fault `then`. */
+  delay: (millis: number, then?: Fault): Fault => then === undefined ? { _tag: "Delay", millis } : { _tag: "Delay", millis, then },
   /** Destroys the socket without answering. */
   drop: (): Fault => ({ _tag: "Drop" }),
   /** Writes `body` as is (default status 200, content type `text/html`). */
@@ -500,9 +500,9 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
         requests.push(record)
         if (pathname !== path) return send(res, oauthError(404, "invalid_request", "not found"))
         if (req.method !== "POST") return send(res, { status: 405, headers: { Allow: "POST" }, body: "" })
-        const fault = faults.shift()
-        if (fault !== undefined) {
-          record.outcome = "fault"
+        let fault = faults.shift()
+        if (fault !== undefined) record.outcome = "fault"
+        while (fault !== undefined) {
           switch (fault._tag) {
             case "Drop":
               return void req.socket.destroy()
@@ -521,6 +521,7 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
             case "Delay":
               // real time, so a client timeout under TestClock fires while the server still holds the request
               yield* Effect.sleep(Duration.millis(fault.millis)).pipe(Effect.withClock(liveClock))
+              fault = fault.then
           }
         }
         const reply = tokenRequest(req, params, record)
