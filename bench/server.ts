@@ -147,7 +147,8 @@ server.on("request", (req, res) => {
   })
 })
 
-server.listen(0, "127.0.0.1", () => {
+// a deep accept queue: a library that opens one connection per waiting caller opens thousands at once
+server.listen({ port: 0, host: "127.0.0.1", backlog: 65535 }, () => {
   console.log(`LISTENING ${(server.address() as AddressInfo).port}`)
 })
 process.on("disconnect", () => process.exit(0))

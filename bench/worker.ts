@@ -20,6 +20,8 @@ export interface Job {
 export interface JobResult extends Job {
   readonly value?: unknown
   readonly error?: string
+  /** Wall-clock time of the job in its child, seconds. */
+  readonly seconds?: number
 }
 
 const runJob = (origin: string, job: Job): Promise<unknown> => {
@@ -47,10 +49,14 @@ const main = async () => {
   const jobs = JSON.parse(jobsJson) as ReadonlyArray<Job>
   const results: Array<JobResult> = []
   for (const job of jobs) {
+    const start = Date.now()
+    const seconds = () => Math.round((Date.now() - start) / 100) / 10
     try {
-      results.push({ ...job, value: await runJob(origin, job) })
+      const value = await runJob(origin, job)
+      results.push({ ...job, value, seconds: seconds() })
     } catch (error) {
-      results.push({ ...job, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) })
+      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      results.push({ ...job, error: message, seconds: seconds() })
     }
   }
   process.stdout.write(`RESULT ${JSON.stringify(results)}\n`)

@@ -14,6 +14,12 @@ import { tokenPath } from "./tenant.js"
 export interface Holder {
   /** One `get` as an application calls it. */
   readonly get: () => Promise<unknown>
+  /**
+   * What an application must keep to use this token again (the memory scenario keeps it): the
+   * library's object for it by default (this holder); `null` when nothing is needed (a TokenPool key is
+   * built again from the application's own data whenever it asks).
+   */
+  readonly handle?: unknown
   /** tokenwarden only: the Effect a program yields for a token (direct once the source is built). */
   readonly effect?: () => Effect.Effect<unknown, unknown>
 }
@@ -39,6 +45,8 @@ export interface Library {
   readonly name: string
   /** How long before expiry the library stops handing a token out (its refresh margin), seconds. */
   readonly margin: (lifetime: number) => number
+  /** How coarse its expiry check is, seconds (MSAL counts whole seconds). */
+  readonly granularity?: number
   readonly open: (options: SessionOptions) => Promise<Session>
   /** The access token string in what `get` resolved with. */
   readonly tokenOf: (result: unknown) => string
@@ -54,15 +62,18 @@ export const lifetimeFor = (library: Library, usable: number): number => {
 /** How long a library hands out a token of this lifetime, seconds. */
 export const usableFor = (library: Library, lifetime: number): number => lifetime - library.margin(lifetime)
 
-const clientId = (i: number) => `client-${i}`
-const scopeOf = (i: number) => `api://bench-${i}/.default`
+// One client registration per provider, as a platform has: tokens differ by tenant (subject) and scope.
+const clientId = (_i: number) => "platform-client"
+const scopeOf = (i: number) => `api://tenant-${i}/.default`
 const secret = "bench-secret"
 const quiet = Logger.minimumLogLevel(LogLevel.None)
 const effectRuntime = () => ManagedRuntime.make(Layer.merge(NodeHttpClient.layerUndici, quiet))
 
+const platformAuth = ClientAuth.basic(clientId(0), Redacted.make(secret))
+
 const sourceOptions = (options: SessionOptions, i: number): TokenSource.Options => ({
   url: options.origin + tokenPath(options.tenant),
-  clientAuth: ClientAuth.basic(clientId(i), Redacted.make(secret)),
+  clientAuth: platformAuth,
   grant: Grant.clientCredentials({ scopes: [scopeOf(i)] })
 })
 
@@ -168,9 +179,11 @@ const pool: Library = {
     return {
       run: (effect) => runtime.runPromise(effect),
       holder: (i) => {
-        const credential: TokenPool.Credential = { ...sourceOptions(options, i), subject: `tenant-${i}` }
-        const effect = () => tokens.get(credential)
-        return { effect, get: () => runtime.runPromise(effect()) }
+        // built once per holder and reused, as an application keeps its tenants' credentials; the
+        // memory scenario keeps no holder (`handle: null`), so only what the pool retains is counted
+        let credential: TokenPool.Credential | undefined
+        const effect = () => tokens.get(credential ??= { ...sourceOptions(options, i), subject: `tenant-${i}` })
+        return { effect, get: () => runtime.runPromise(effect()), handle: null }
       },
       close: async () => {
         await Effect.runPromise(Scope.close(scope, Exit.void))
@@ -215,12 +228,13 @@ const simple: Library = {
   tokenOf: (result) => (result as { token: { access_token: string } }).token.access_token,
   open: async (options) => {
     const { ClientCredentials } = await import("simple-oauth2")
+    // one client for the provider; a token per tenant scope
+    const client = new ClientCredentials({
+      client: { id: clientId(0), secret },
+      auth: { tokenHost: options.origin, tokenPath: tokenPath(options.tenant) }
+    })
     return {
       holder: (i) => {
-        const client = new ClientCredentials({
-          client: { id: clientId(i), secret },
-          auth: { tokenHost: options.origin, tokenPath: tokenPath(options.tenant) }
-        })
         let token: Awaited<ReturnType<typeof client.getToken>> | undefined
         return {
           get: async () => {
@@ -246,9 +260,10 @@ const openid: Library = {
       issuer: `${options.origin}/${options.tenant}/v2.0`,
       token_endpoint: options.origin + tokenPath(options.tenant)
     }
+    // one configuration for the provider; a token per tenant scope
+    const config = new client.Configuration(server, clientId(0), secret)
     return {
       holder: (i) => {
-        const config = new client.Configuration(server, clientId(i), secret)
         let response: Awaited<ReturnType<typeof client.clientCredentialsGrant>> | undefined
         let expiresAt = 0
         return {
@@ -274,6 +289,7 @@ const azure: Library = {
   id: "azure",
   name: "@azure/identity",
   margin: () => 300,
+  granularity: 1,
   tokenOf: (result) => (result as { token: string }).token,
   open: async (options) => {
     const { ClientSecretCredential } = await import("@azure/identity")

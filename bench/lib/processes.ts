@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Job, JobResult } from "../worker.js"
+import type { Bundle } from "./bundle.js"
 import type { Certs } from "./certs.js"
 
 const benchDir = Path.dirname(Path.dirname(fileURLToPath(import.meta.url)))
@@ -13,12 +14,10 @@ export interface Server {
   readonly stop: () => Promise<void>
 }
 
-export const startServer = (certs: Certs): Promise<Server> =>
+export const startServer = (bundle: Bundle, certs: Certs): Promise<Server> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [
-      "--import",
-      "tsx",
-      Path.join(benchDir, "server.ts"),
+      bundle.server,
       certs.certFile,
       certs.keyFile
     ], {
@@ -52,16 +51,19 @@ const stopChild = (child: ChildProcess) =>
  * Runs jobs in a new child process that trusts the run's CA (and nothing is trusted more widely).
  * The heap limit is raised: 100,000 tokens of some libraries take gigabytes.
  */
-export const runWorker = (certs: Certs, origin: string, jobs: ReadonlyArray<Job>): Promise<Array<JobResult>> =>
+export const runWorker = (
+  bundle: Bundle,
+  certs: Certs,
+  origin: string,
+  jobs: ReadonlyArray<Job>
+): Promise<Array<JobResult>> =>
   new Promise((resolve) => {
     const child = spawn(
       process.execPath,
       [
         "--expose-gc",
         "--max-old-space-size=8192",
-        "--import",
-        "tsx",
-        Path.join(benchDir, "worker.ts"),
+        bundle.worker,
         origin,
         JSON.stringify(jobs)
       ],
@@ -82,21 +84,3 @@ export const runWorker = (certs: Certs, origin: string, jobs: ReadonlyArray<Job>
       resolve(jobs.map((job) => ({ ...job, error: reason })))
     })
   })
-
-/** Runs tasks with at most `limit` at a time, keeping their order in the result. */
-export const pooled = async <A, B>(
-  items: ReadonlyArray<A>,
-  limit: number,
-  f: (a: A) => Promise<B>
-): Promise<Array<B>> => {
-  const results = new Array<B>(items.length)
-  let next = 0
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++
-      results[i] = await f(items[i]!)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
-  return results
-}

@@ -106,8 +106,9 @@ const hotSection = (report: Report, targets: Array<Target>) => {
   return [
     "## 1. Hot path: one `get` of a valid token",
     "",
-    "Sequential calls in a loop: `yield* get` inside one Effect program for tokenwarden's Effect API (beside the",
-    "floor, a loop of `yield* Ref.get(ref)` in the same process and rounds), `await get()` for Promise APIs.",
+    "Sequential calls in a loop, as many as fit in a fixed time per round: `yield* get` inside one Effect",
+    "program for tokenwarden's Effect API (beside the floor, a loop of `yield* Ref.get(ref)` in the same",
+    "process and rounds), `await get()` for Promise APIs.",
     "Median of the rounds.",
     "",
     table(["get", "per call", "× baseline", "× Ref.get floor"], rows)
@@ -119,13 +120,15 @@ const herdSection = (report: Report, targets: Array<Target>) => {
   const callers = baseline?.callers ?? valueOf<HerdResult>(report, "herd", "tws")?.callers ?? NaN
   const rows = report.lineup.herd.map((lib) => {
     const v = valueOf<HerdResult>(report, "herd", lib)
-    if (v === undefined) return failedRow(report, "herd", lib, 11)
+    if (v === undefined) return failedRow(report, "herd", lib, 13)
     if (lib === "tws" || lib === "twp" || lib === "twf") {
       targets.push({
         name: `herd (${nameOf(lib)}): token requests for ${formatCount(v.callers)} callers, cold / at expiry`,
-        measured: `${v.cold.requests} / ${v.expiry.requests}`,
+        measured: `${v.cold.requests} / ${v.expiry.requests} while answering (${v.ahead} refreshed ahead)`,
         target: "1 / 1",
-        met: v.cold.requests === 1 && v.expiry.requests === 1
+        // one request replaces the first token, ahead of the herd or while it waits; a second refresh
+        // ahead is the next token's own schedule, not the herd's doing
+        met: v.cold.requests === 1 && v.expiry.requests + Math.min(v.ahead, 1) === 1
       })
       targets.push({
         name: `herd (${nameOf(lib)}): p99 at expiry vs p99 of the same herd on a hot token`,
@@ -143,9 +146,11 @@ const herdSection = (report: Report, targets: Array<Target>) => {
       formatMillis(v.cold.p50),
       formatMillis(v.cold.p99),
       formatMillis(v.hot.p99),
+      formatCount(v.ahead),
       formatCount(v.expiry.requests),
       formatMillis(v.expiry.p50),
       formatMillis(v.expiry.p99),
+      formatRatio(v.expiry.p99, v.hot.p99),
       baseline === undefined ? "—" : formatRatio(v.expiry.p99, baseline.expiry.p99),
       String(v.cold.errors + v.hot.errors + v.expiry.errors)
     ]
@@ -157,8 +162,12 @@ const herdSection = (report: Report, targets: Array<Target>) => {
     "token (its own refresh margin: 5 minutes before expiry for google-auth-library, @azure/identity and the",
     "documented simple-oauth2/openid-client patterns; tokenwarden refreshes in the background before then).",
     "Latency is from the herd's arrival to each caller's token; requests are those the server received",
-    "during that phase (at expiry: since the hot herd, so a proactive refresh counts). Effect callers are",
-    "fibers forked in a loop, Promise callers are calls in a loop; *hot p99* is the floor of each mechanism.",
+    "while the herd was answered. *Refreshed ahead*: requests a proactive library sent on its own schedule",
+    "before the expiry herd (it refreshes no earlier than half-way through a lifetime, so every request",
+    "from then on counts here, even one that falls while a slow cold herd is still being forked): the",
+    "refresh of the first token, and with these seconds-long tokens sometimes the next token's too.",
+    "Effect callers are fibers forked in a loop, Promise callers are calls in a loop; *hot p99* is the",
+    "floor of each mechanism.",
     "",
     table(
       [
@@ -168,9 +177,11 @@ const herdSection = (report: Report, targets: Array<Target>) => {
         "cold p50",
         "cold p99",
         "hot p99",
+        "refreshed ahead",
         "at expiry: requests",
         "at expiry p50",
         "at expiry p99",
+        "at expiry ÷ hot (p99)",
         "p99 at expiry × baseline",
         "errors"
       ],
@@ -250,10 +261,13 @@ const memorySection = (report: Report, targets: Array<Target>) => {
   return [
     "## 4. Memory per held token",
     "",
-    "Heap used after GC (`node --expose-gc`, a child process per library and count), minus the heap before",
-    "the tokens, divided by their count. Each token is a distinct credential (client id and scope), fetched",
-    "and held the way the library is used: its client object per credential; for tokenwarden one TokenPool,",
-    "with the application's credential object kept alive beside it, as it is for every other library.",
+    "Heap used after GC (`node --expose-gc`, a child process per library and count) once the tokens are",
+    "held, minus the heap before them (after a warm-up of a tenth as many tokens), divided by their count.",
+    "As a platform holds them: one client registration for the provider, a token per tenant and scope. Each",
+    "library keeps what it needs to use a token again: an OAuth2Client per user (google-auth-library), a",
+    "ClientSecretCredential per tenant (@azure/identity), the token response per scope over one shared",
+    "client (simple-oauth2, openid-client), a TokenSource per credential, or one TokenPool whose keys the",
+    "application builds again from its own data when it asks (nothing else kept per token).",
     "",
     table(
       [
@@ -299,10 +313,10 @@ const spreadSection = (report: Report, targets: Array<Target>) => {
     "How the token server sees one refresh cycle. *Window*: from the first refresh of the cycle to the",
     "last; *peak ÷ avg*: the busiest second against the window's average; *peak share*: the share of",
     "all the tokens refreshed in the busiest second (1/window at best, 100 % when all refresh at once).",
-    "tokenwarden runs on TestClock: its refresh times come from the Effect Clock, so 1-hour tokens issued",
-    "at one virtual instant are stepped through their refresh window a virtual second at a time, each",
-    "step waiting (in real time) for every request due; this measures the schedule exactly, at full",
-    "scale, without waiting 40 minutes. The other libraries have no schedule (a token is refreshed when",
+    "tokenwarden runs on a virtual Effect Clock (its refresh times come from the Clock), so 20-minute",
+    "tokens issued at one virtual instant are stepped through their refresh window a second at a time,",
+    "each step waiting (in real time) for every request due; this measures the schedule exactly, at full",
+    "scale, without waiting 15 minutes. The other libraries have no schedule (a token is refreshed when",
     "a caller asks after the library's margin): they run in real time with every token asked for every",
     "200 ms, and the server's arrival times are counted per second.",
     "",
@@ -326,7 +340,8 @@ const spreadSection = (report: Report, targets: Array<Target>) => {
 
 const soakSection = (report: Report, targets: Array<Target>) => {
   const baseline = valueOf<StreamResult>(report, "soak", "base")
-  const duration = (report.settings as { soak?: { duration?: number } }).soak?.duration ?? NaN
+  const soak = (report.settings as { soak?: { duration?: number; usable?: number } }).soak
+  const duration = soak?.duration ?? NaN
   const rows = report.lineup.soak.map((lib) => {
     const v = valueOf<StreamResult>(report, "soak", lib)
     if (v === undefined) return failedRow(report, "soak", lib, 9)
@@ -354,8 +369,12 @@ const soakSection = (report: Report, targets: Array<Target>) => {
     `## 6. Fault soak: ${duration} s of refreshes with 30 % of token requests failing`,
     "",
     "503s and 429s (both with Retry-After: 1) and connection resets, 20 ms latency, a caller every 2 ms,",
-    "tokens a library hands out for about 2 seconds. *Expired*: `get` returned a token past its expiry;",
-    "*failed while valid*: `get` failed while a token this library had already handed out was still valid.",
+    `tokens a library hands out for about ${
+      soak?.usable ?? NaN
+    } seconds. *Expired*: \`get\` returned a token past its expiry;`,
+    "*failed while valid*: `get` failed while a token this library had already handed out had more left",
+    "than the usual expiry margin (10 % of its lifetime, at most 10 s: the margin tokenwarden keeps), the",
+    "same rule for every library whatever margin it keeps itself.",
     "",
     table(
       [

@@ -79,7 +79,8 @@ export const Fault = {
   /** 503 `{"error":"temporarily_unavailable"}`, with `Retry-After` when given. */
   unavailable: (retryAfterSeconds?: number): Fault => statusFault(503, retryAfterSeconds),
   /** Waits `millis` of real time (not the TestClock), then answers normally, or with the fault `then`. */
-  delay: (millis: number, then?: Fault): Fault => then === undefined ? { _tag: "Delay", millis } : { _tag: "Delay", millis, then },
+  delay: (millis: number, then?: Fault): Fault =>
+    then === undefined ? { _tag: "Delay", millis } : { _tag: "Delay", millis, then },
   /** Destroys the socket without answering. */
   drop: (): Fault => ({ _tag: "Drop" }),
   /** Writes `body` as is (default status 200, content type `text/html`). */

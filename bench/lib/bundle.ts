@@ -1,0 +1,61 @@
+/**
+ * The child processes (token server, workers) run from one esbuild bundle made at the start of a run:
+ * starting a child through tsx costs about 2 s of CPU to compile the sources, and a run starts dozens.
+ * Packages stay external (node loads them as installed); `tokenwarden` resolves to the sources.
+ */
+import { build } from "esbuild"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+
+const benchDir = Path.dirname(Path.dirname(fileURLToPath(import.meta.url)))
+const root = Path.dirname(benchDir)
+
+export interface Bundle {
+  readonly dir: string
+  readonly worker: string
+  readonly server: string
+}
+
+/**
+ * Bundles bench/worker.ts and bench/server.ts into a directory of its own under node_modules/.cache
+ * (inside the project, so that node finds the external packages), removed by `removeBundle`.
+ */
+export const bundle = async (): Promise<Bundle> => {
+  const cache = Path.join(root, "node_modules", ".cache")
+  Fs.mkdirSync(cache, { recursive: true })
+  const dir = Fs.mkdtempSync(Path.join(cache, "tokenwarden-bench-"))
+  const manifest = JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8")) as {
+    readonly dependencies?: Record<string, string>
+    readonly devDependencies?: Record<string, string>
+    readonly peerDependencies?: Record<string, string>
+  }
+  const external = Object.keys({
+    ...manifest.dependencies,
+    ...manifest.devDependencies,
+    ...manifest.peerDependencies
+  }).flatMap((name) => [name, `${name}/*`])
+  await build({
+    entryPoints: { worker: Path.join(benchDir, "worker.ts"), server: Path.join(benchDir, "server.ts") },
+    outdir: dir,
+    outExtension: { ".js": ".mjs" },
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    external,
+    logLevel: "error",
+    plugins: [{
+      name: "tokenwarden-sources",
+      setup(b) {
+        b.onResolve({ filter: /^tokenwarden(\/testing)?$/ }, (args) => ({
+          path: Path.join(root, "src", args.path === "tokenwarden" ? "index.ts" : "testing/index.ts")
+        }))
+      }
+    }]
+  })
+  return { dir, worker: Path.join(dir, "worker.mjs"), server: Path.join(dir, "server.mjs") }
+}
+
+/** Removes a bundle made by `bundle`. */
+export const removeBundle = (made: Bundle): void => Fs.rmSync(made.dir, { recursive: true, force: true })
