@@ -3,11 +3,12 @@
  * @azure/identity and a hand-written fetch-and-cache baseline, all against one loopback TLS token
  * server (its own process, a self-signed CA trusted only by this run's processes).
  *
- *   npm run bench                      full run (about 10 minutes)
+ *   npm run bench                      full run (about 11 minutes)
  *   npm run bench -- --quick           every scenario, smaller (under 2 minutes)
  *   npm run bench -- --smoke           tiny, for the test that keeps the benchmark from rotting
  *   options: --latency <ms> (herd scenario server latency, default 50), --out <dir>,
  *            --only hot,herd,expiry,memory,spread,soak
+ *   npm run bench -- --render <results.json>   writes that run's Markdown again (after a report change)
  *
  * Results go to bench/results/ as Markdown and JSON (smoke: a temporary directory unless --out).
  */
@@ -147,9 +148,9 @@ const main = async () => {
     } else {
       // Timing scenarios: one child at a time, first every library's hot path, then a child per library
       // for its herd and expiry. Counting scenarios: the soaks all at once (they mostly wait) and the
-      // memory and spread children (CPU-bound), the longest first: in a quick run one at a time beside
-      // the herd and expiry children (whose latencies then carry that load) and two at a time after
-      // them, in a full run two at a time after them.
+      // memory and spread children (CPU-bound), the longest first, one at a time beside the herd and
+      // expiry children (whose latencies, milliseconds against microseconds between the libraries,
+      // then carry that load; the run would not fit its time otherwise) and two at a time after them.
       const byLibrary = (jobs: ReadonlyArray<Job>) =>
         [...new Set(jobs.map((j) => j.lib))].map((lib) => jobs.filter((j) => j.lib === lib))
       const timed = byLibrary(scenarios.filter((s) => timing.includes(s)).flatMap(jobsOf))
@@ -172,9 +173,9 @@ const main = async () => {
         timed.map((jobs) => jobs.filter((j) => j.scenario !== "hot"))
       ]
       for (const jobs of hotJobs) if (jobs.length > 0) results.push(...await runChild(jobs))
-      const early = mode === "quick" ? [runSoaks(), heavyLane()] : []
+      const early = [runSoaks(), heavyLane()]
       for (const jobs of otherTimed) if (jobs.length > 0) results.push(...await runChild(jobs))
-      await Promise.all(mode === "quick" ? [...early, heavyLane()] : [runSoaks(), heavyLane(), heavyLane()])
+      await Promise.all([...early, heavyLane()])
       process.stdout.write(` ${((Date.now() - t) / 1000).toFixed(0)} s\n`)
     }
   } finally {
@@ -205,7 +206,16 @@ const main = async () => {
   if (failed.length > 0) process.exitCode = 1
 }
 
-main().catch((error: unknown) => {
+/** Renders a saved run's JSON as Markdown again, beside it. */
+const rerender = (file: string) => {
+  const report = JSON.parse(Fs.readFileSync(file, "utf8")) as Report
+  const target = file.replace(/\.json$/, ".md")
+  Fs.writeFileSync(target, render(report) + "\n")
+  console.log(`rendered: ${target}`)
+}
+
+const renderFile = option("render")
+;(renderFile !== undefined ? Promise.resolve(rerender(renderFile)) : main()).catch((error: unknown) => {
   console.error(error)
   process.exitCode = 1
 })

@@ -393,6 +393,55 @@ const soakSection = (report: Report, targets: Array<Target>) => {
   ].join("\n")
 }
 
+/** One row per library across the scenarios: the table the README carries. */
+const glanceSection = (report: Report) => {
+  const libs = [...new Set(scenarioNames.flatMap((s) => report.lineup[s]))]
+  const counts = [...new Set(report.results.filter((r) => r.scenario === "memory").map((r) => r.variant!))]
+    .sort((a, b) => Number(a) - Number(b))
+  const rows = libs.map((lib) => {
+    const hot = valueOf<ReadonlyArray<HotRow>>(report, "hot", lib)?.find((r) => !r.name.startsWith("Ref.get"))
+    const herd = valueOf<HerdResult>(report, "herd", lib)
+    const expiry = valueOf<StreamResult>(report, "expiry", lib)
+    const spread = valueOf<SpreadResult>(report, "spread", lib)
+    const soak = valueOf<StreamResult>(report, "soak", lib)
+    return [
+      nameOf(lib),
+      hot === undefined ? "—" : `${Math.round(hot.ns)} ns`,
+      herd === undefined ? "—" : `${formatCount(herd.expiry.requests)} for ${formatCount(herd.callers)}`,
+      herd === undefined ? "—" : formatMillis(herd.expiry.p99),
+      expiry === undefined ? "—" : formatMillis(expiry.max),
+      ...counts.map((count) => {
+        const v = valueOf<MemoryResult>(report, "memory", lib, count)
+        return v === undefined ? "—" : formatBytes(v.bytesPerToken)
+      }),
+      spread === undefined ? "—" : formatRatio(spread.peakPerSecond, spread.averagePerSecond),
+      soak === undefined ? "—" : `${soak.expired} / ${soak.failedWhileValid}`
+    ]
+  })
+  return [
+    "## At a glance",
+    "",
+    "Per library: one `get` of a valid token; requests sent while a herd of callers waited at expiry, and",
+    "its p99; the slowest `get` across expiries with 100 ms server latency; heap per held token; the",
+    "busiest second of a refresh cycle against its average; expired tokens returned / failures while a",
+    "valid token existed under 30 % injected faults. Details and ratios in the sections below.",
+    "",
+    table(
+      [
+        "library",
+        "hot get",
+        "herd at expiry: requests",
+        "herd p99",
+        "slowest get across expiries",
+        ...counts.map((c) => `memory @ ${formatCount(Number(c))}`),
+        "refresh peak ÷ avg",
+        "soak: expired / failed"
+      ],
+      rows
+    )
+  ].join("\n")
+}
+
 export const render = (report: Report): string => {
   const targets: Array<Target> = []
   const sections = [
@@ -416,6 +465,8 @@ export const render = (report: Report): string => {
       ["target", "measured", "wanted", ""],
       targets.map((t) => [t.name, t.measured, t.target, t.met === undefined ? "" : mark(t.met)])
     ),
+    "",
+    glanceSection(report),
     "",
     ...sections.flatMap((s) => [s, ""])
   ].join("\n")
