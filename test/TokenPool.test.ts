@@ -31,6 +31,16 @@ const eventually = <A>(effect: Effect.Effect<A>, check: (a: A) => boolean, what:
     return assert.fail(`timed out waiting for ${what}`)
   })
 
+/** Makes every request fail from now on and steps a 600 s token (no jitter) to 590 s, its usable end. */
+const failUntilUsableEnds = (server: AuthServer.AuthServer, pool: TokenPool.TokenPool) =>
+  Effect.gen(function*() {
+    yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
+    for (let i = 0; i < 59; i++) {
+      yield* TestClock.adjust("10 seconds")
+      yield* eventually(pool.stats, (s) => s.inFlight === 0 && s.queued === 0, "attempts to end")
+    }
+  })
+
 const all = <A, E>(effects: Iterable<Effect.Effect<A, E>>) => Effect.all(effects, { concurrency: "unbounded" })
 
 describe("TokenPool", () => {
@@ -296,11 +306,7 @@ describe("TokenPool", () => {
         const pool = yield* TokenPool.make({ policy: noJitter, idleTimeToLive: "1 day" })
         const key = credential(server, "a")
         const token = yield* pool.get(key)
-        yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
-        for (let i = 0; i < 59; i++) {
-          yield* TestClock.adjust("10 seconds")
-          yield* eventually(pool.stats, (s) => s.inFlight === 0 && s.queued === 0, "attempts to end")
-        }
+        yield* failUntilUsableEnds(server, pool)
         // 590 s: no usable token, but the last one has 10 s left
         assert.strictEqual(value(yield* pool.get(key)), value(token))
         yield* TestClock.adjust("10 seconds")
@@ -330,11 +336,7 @@ describe("TokenPool", () => {
         const pool = yield* TokenPool.make({ policy: noJitter, idleTimeToLive: "1 day" })
         const key = credential(server, "a")
         const token = yield* pool.get(key)
-        yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
-        for (let i = 0; i < 59; i++) {
-          yield* TestClock.adjust("10 seconds")
-          yield* eventually(pool.stats, (s) => s.inFlight === 0 && s.queued === 0, "attempts to end")
-        }
+        yield* failUntilUsableEnds(server, pool)
         yield* pool.invalidate(key, token)
         // the refused token is never handed out again: the next attempt's error instead
         assert.strictEqual((yield* Effect.flip(pool.get(key)))._tag, "ServerError")
