@@ -6,6 +6,19 @@ import { HttpLive, noJitter, settle, setup, waitFor, waitForNewToken } from "./u
 
 const value = (token: { readonly value: Redacted.Redacted }) => Redacted.value(token.value)
 
+/**
+ * A source of 100 s tokens (refreshed at 65-70 s, usable until 90 s) whose provider fails every request
+ * from the first token on, stepped to 92 s: Retrying, with no usable token.
+ */
+const failingPastUsable = Effect.gen(function*() {
+  const { server, source } = yield* setup({ lifetimeSeconds: 100 })
+  const token = yield* source.get
+  yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
+  for (let i = 0; i < 46; i++) yield* TestClock.adjust("2 seconds").pipe(Effect.zipRight(settle))
+  yield* waitFor(source, (s) => s._tag === "Retrying" && Option.isNone(s.token))
+  return { source, token }
+})
+
 describe("TokenSource", () => {
   describe("proactive refresh", () => {
     it.scoped("refreshes every token of a day of 1-hour lifetimes before it expires", () =>
@@ -148,13 +161,8 @@ describe("TokenSource", () => {
 
     it.scoped("while the provider fails, hands out the last token past its usable time until it expires", () =>
       Effect.gen(function*() {
-        // 100 s tokens: usable until 90 s (10 s skew), refreshed from about 50 s
-        const { server, source } = yield* setup({ lifetimeSeconds: 100 })
-        const token = yield* source.get
-        yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
-        for (let i = 0; i < 46; i++) yield* TestClock.adjust("2 seconds").pipe(Effect.zipRight(settle))
+        const { source, token } = yield* failingPastUsable
         // 92 s: no usable token, but the last one has 8 s left
-        yield* waitFor(source, (s) => s._tag === "Retrying" && Option.isNone(s.token))
         assert.strictEqual(value(yield* source.get), value(token))
         yield* TestClock.adjust("8 seconds")
         // 100 s: expired, so the last error at once
@@ -177,11 +185,7 @@ describe("TokenSource", () => {
 
     it.scoped("a last token the API refused is not handed out while the provider fails", () =>
       Effect.gen(function*() {
-        const { server, source } = yield* setup({ lifetimeSeconds: 100 })
-        const token = yield* source.get
-        yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
-        for (let i = 0; i < 46; i++) yield* TestClock.adjust("2 seconds").pipe(Effect.zipRight(settle))
-        yield* waitFor(source, (s) => s._tag === "Retrying" && Option.isNone(s.token))
+        const { source, token } = yield* failingPastUsable
         yield* source.invalidate(token)
         yield* settle
         // the refused token is never handed out again: the next attempt's error instead
