@@ -1,4 +1,5 @@
 import * as effectEslint from "@effect/eslint-plugin"
+import regexp from "eslint-plugin-regexp"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
@@ -6,6 +7,7 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   ...effectEslint.configs.dprint,
   {
+    plugins: { regexp },
     languageOptions: { parser: tseslint.parser, ecmaVersion: 2022, sourceType: "module" },
     rules: {
       "no-console": "error",
@@ -16,6 +18,9 @@ export default tseslint.config(
       "@typescript-eslint/no-namespace": "off",
       "@typescript-eslint/no-empty-object-type": "off",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      // every string a server sends passes through our regexes: none may backtrack super-linearly
+      "regexp/no-super-linear-backtracking": "error",
+      "regexp/no-super-linear-move": "error",
       "@effect/dprint": ["error", {
         config: {
           indentWidth: 2,

@@ -15,7 +15,7 @@ import type * as Scope from "effect/Scope"
 import type * as Grant from "./Grant.js"
 import { cleanDescription } from "./internal/excerpt.js"
 import { malformed } from "./internal/failure.js"
-import { checkEndpoint } from "./internal/url.js"
+import { checkEndpoint, trimTrailingSlashes } from "./internal/url.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
 import type { TokenError } from "./TokenError.js"
 import { InvalidConfiguration } from "./TokenError.js"
@@ -118,7 +118,7 @@ export type DiscoveryError = IssuerMismatch | MetadataNotFound | TokenError
  */
 export const wellKnownUrls = (issuer: URL): ReadonlyArray<string> => {
   // RFC 8414 section 3: a terminating "/" is removed before inserting
-  const path = issuer.pathname.replace(/\/+$/, "")
+  const path = trimTrailingSlashes(issuer.pathname)
   const urls = [
     `${issuer.origin}/.well-known/oauth-authorization-server${path}`,
     `${issuer.origin}${path}/.well-known/openid-configuration`,

@@ -46,3 +46,14 @@ export const publicUrl = (url: string | URL): string => {
     return "<invalid url>"
   }
 }
+
+/**
+ * The text without its trailing slashes (a loop: `/\/+$/` takes quadratic time on many slashes).
+ *
+ * @internal
+ */
+export const trimTrailingSlashes = (text: string): string => {
+  let end = text.length
+  while (end > 0 && text.charCodeAt(end - 1) === 47) end--
+  return text.slice(0, end)
+}

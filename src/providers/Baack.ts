@@ -28,7 +28,7 @@ import * as Schema from "effect/Schema"
 import { cleanDescription } from "../internal/excerpt.js"
 import { exchange, successJson } from "../internal/exchange.js"
 import { type Answer, fromErrorAnswer, malformed, parseJson } from "../internal/failure.js"
-import { checkEndpoint, publicUrl } from "../internal/url.js"
+import { checkEndpoint, publicUrl, trimTrailingSlashes } from "../internal/url.js"
 import type { TokenError } from "../TokenError.js"
 import { BadRequest, InvalidClient, InvalidConfiguration } from "../TokenError.js"
 
@@ -302,7 +302,7 @@ export const make = (
     if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(Redacted.value(options.rootToken))) {
       return yield* new InvalidConfiguration({ reason: "Baack: the root token is empty or not a bearer token" })
     }
-    const prefix = base.pathname.replace(/\/+$/, "") + "/n/v1/apiclient/"
+    const prefix = trimTrailingSlashes(base.pathname) + "/n/v1/apiclient/"
     const client = yield* HttpClient.HttpClient
     const timeout = Duration.decode(options.timeout ?? Duration.seconds(30))
 

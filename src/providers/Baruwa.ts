@@ -22,6 +22,7 @@ import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type * as ClientAuth from "../ClientAuth.js"
 import * as Grant from "../Grant.js"
+import { trimTrailingSlashes } from "../internal/url.js"
 import type * as RefreshPolicy from "../RefreshPolicy.js"
 import type { TokenError } from "../TokenError.js"
 import * as TokenSource from "../TokenSource.js"
@@ -43,7 +44,7 @@ export const tokenPath = "/api/v1/oauth/token"
  * @category constructors
  */
 export const tokenUrl = (baseUrl: string | URL, path: string = tokenPath): string =>
-  `${String(baseUrl).replace(/\/+$/, "")}/${path.replace(/^\/+/, "")}`
+  `${trimTrailingSlashes(String(baseUrl))}/${path.replace(/^\/+/, "")}`
 
 /**
  * Options of a Baruwa token source.

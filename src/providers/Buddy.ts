@@ -24,7 +24,7 @@ import type { AccessToken } from "../AccessToken.js"
 import * as AuthorizationCode from "../AuthorizationCode.js"
 import * as ClientAuth from "../ClientAuth.js"
 import * as Grant from "../Grant.js"
-import { checkEndpoint } from "../internal/url.js"
+import { checkEndpoint, trimTrailingSlashes } from "../internal/url.js"
 import type * as RefreshPolicy from "../RefreshPolicy.js"
 import type { InvalidRequest, OAuthError, StateMismatch, TokenError } from "../TokenError.js"
 import { InvalidConfiguration } from "../TokenError.js"
@@ -114,7 +114,7 @@ export interface WebFlowOptions extends SourceOptions {
 
 const endpoint = (baseUrl: string | URL | undefined, path: string) =>
   Effect.map(checkEndpoint(baseUrl ?? defaultBaseUrl, "Buddy base URL"), (url) => {
-    url.pathname = url.pathname.replace(/\/+$/, "") + path
+    url.pathname = trimTrailingSlashes(url.pathname) + path
     url.search = ""
     url.hash = ""
     return url.toString()
