@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import * as Grant from "./Grant.js"
-import { cleanDescription } from "./internal/excerpt.js"
+import { cleanOptional, MaxLength, Sent } from "./internal/scrub.js"
 import { checkEndpoint, publicUrl } from "./internal/url.js"
 import type { InvalidConfiguration } from "./TokenError.js"
 import { InvalidRequest, OAuthError, StateMismatch } from "./TokenError.js"
@@ -127,8 +127,8 @@ export const callback = (
           method: "GET",
           url: where,
           status: 0,
-          error: cleanDescription(error) ?? "unknown",
-          description: cleanDescription(params.get("error_description") ?? undefined)
+          error: cleanOptional(error, Sent.empty, MaxLength.code) ?? "unknown",
+          description: cleanOptional(params.get("error_description"), Sent.empty, MaxLength.description)
         })
       )
     }

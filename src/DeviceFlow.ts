@@ -24,9 +24,17 @@ import type { TokenError } from "./TokenError.js"
 import { OAuthError } from "./TokenError.js"
 import { ExpiresIn } from "./TokenResponse.js"
 
+// what is shown to the user and logged: no control character (a forged log line, a terminal escape)
+const Shown = Schema.NonEmptyString.pipe(
+  Schema.maxLength(2048),
+  Schema.pattern(/^[^\u0000-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]+$/)
+)
+
 /**
  * The device authorization response (RFC 8628 section 3.2). `verification_url` is Google's spelling
- * of `verification_uri`; either is accepted. Unknown fields are kept.
+ * of `verification_uri`; either is accepted. Unknown fields are kept; an optional field sent as `null`
+ * counts as absent. The user code and the URIs are shown and logged, so a control character in them
+ * is refused.
  *
  * @since 0.1.0
  * @category schemas
@@ -34,12 +42,12 @@ import { ExpiresIn } from "./TokenResponse.js"
 export const DeviceAuthorizationResponse = Schema.Struct(
   {
     device_code: Schema.Redacted(Schema.NonEmptyString),
-    user_code: Schema.NonEmptyString,
-    verification_uri: Schema.optional(Schema.NonEmptyString),
-    verification_url: Schema.optional(Schema.NonEmptyString),
-    verification_uri_complete: Schema.optional(Schema.NonEmptyString),
+    user_code: Shown,
+    verification_uri: Schema.optionalWith(Shown, { nullable: true }),
+    verification_url: Schema.optionalWith(Shown, { nullable: true }),
+    verification_uri_complete: Schema.optionalWith(Shown, { nullable: true }),
     expires_in: ExpiresIn,
-    interval: Schema.optional(ExpiresIn)
+    interval: Schema.optionalWith(ExpiresIn, { nullable: true })
   },
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
 )

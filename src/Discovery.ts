@@ -13,8 +13,8 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Grant from "./Grant.js"
-import { cleanDescription } from "./internal/excerpt.js"
 import { malformed } from "./internal/failure.js"
+import { clean, MaxLength, Sent } from "./internal/scrub.js"
 import { checkEndpoint, trimTrailingSlashes } from "./internal/url.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
 import type { TokenError } from "./TokenError.js"
@@ -26,7 +26,7 @@ const Names = Schema.Array(Schema.String)
 
 /**
  * Authorization server metadata as the server writes it (RFC 8414 section 2): `issuer` and
- * `token_endpoint` are required here, the rest optional; unknown fields are kept.
+ * `token_endpoint` are required here, the rest optional (`null` counts as absent); unknown fields are kept.
  *
  * @since 0.1.0
  * @category schemas
@@ -35,16 +35,16 @@ export const Metadata = Schema.Struct(
   {
     issuer: Schema.NonEmptyString,
     token_endpoint: Endpoint,
-    authorization_endpoint: Schema.optional(Endpoint),
-    revocation_endpoint: Schema.optional(Endpoint),
-    introspection_endpoint: Schema.optional(Endpoint),
-    device_authorization_endpoint: Schema.optional(Endpoint),
-    jwks_uri: Schema.optional(Endpoint),
-    grant_types_supported: Schema.optional(Names),
-    token_endpoint_auth_methods_supported: Schema.optional(Names),
-    code_challenge_methods_supported: Schema.optional(Names),
-    scopes_supported: Schema.optional(Names),
-    response_types_supported: Schema.optional(Names)
+    authorization_endpoint: Schema.optionalWith(Endpoint, { nullable: true }),
+    revocation_endpoint: Schema.optionalWith(Endpoint, { nullable: true }),
+    introspection_endpoint: Schema.optionalWith(Endpoint, { nullable: true }),
+    device_authorization_endpoint: Schema.optionalWith(Endpoint, { nullable: true }),
+    jwks_uri: Schema.optionalWith(Endpoint, { nullable: true }),
+    grant_types_supported: Schema.optionalWith(Names, { nullable: true }),
+    token_endpoint_auth_methods_supported: Schema.optionalWith(Names, { nullable: true }),
+    code_challenge_methods_supported: Schema.optionalWith(Names, { nullable: true }),
+    scopes_supported: Schema.optionalWith(Names, { nullable: true }),
+    response_types_supported: Schema.optionalWith(Names, { nullable: true })
   },
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
 )
@@ -190,7 +190,7 @@ export const discover = (
           new IssuerMismatch({
             url: called.answer.url,
             expected: issuer,
-            actual: cleanDescription(metadata.issuer) ?? ""
+            actual: clean(metadata.issuer, Sent.empty, MaxLength.description)
           })
         )
       }

@@ -20,6 +20,7 @@ import * as Grant from "./Grant.js"
 import { exchange, type Exchanged, successJson as acceptedJson } from "./internal/exchange.js"
 import { fromErrorAnswer, fromOAuthError, malformed } from "./internal/failure.js"
 import { peekExpiry } from "./internal/jwt.js"
+import { isHeaderSafe, Sent } from "./internal/scrub.js"
 import { checkEndpoint, publicUrl } from "./internal/url.js"
 import type { InvalidConfiguration, TokenError, TransportError } from "./TokenError.js"
 import * as TokenMetrics from "./TokenMetrics.js"
@@ -70,6 +71,21 @@ const decodeToken = Schema.decodeUnknownEither(TokenResponse)
 const decodeError = Schema.decodeUnknownOption(ErrorResponse)
 const knownFields = new Set(["access_token", "token_type", "expires_in", "refresh_token", "scope"])
 
+// RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+const b64token = /^[\w.~+/-]+=*$/
+
+// what a body that is no valid token response fails on, when it can be said without quoting a value
+const whyInvalid = (json: object): string => {
+  const { access_token, token_type } = json as { readonly access_token?: unknown; readonly token_type?: unknown }
+  if (typeof access_token === "string" && access_token !== "" && !isHeaderSafe(access_token)) {
+    return "not a valid token response: access_token holds characters a header cannot carry"
+  }
+  if (typeof token_type === "string" && token_type !== "" && !isHeaderSafe(token_type)) {
+    return "not a valid token response: token_type holds characters a header cannot carry"
+  }
+  return "not a valid token response"
+}
+
 const scopesOf = (grant: Grant.Grant): ReadonlyArray<string> => grant.scopes
 
 /**
@@ -94,17 +110,22 @@ export const make = (
       : Duration.toMillis(options.defaultLifetime)
     const client = yield* HttpClient.HttpClient
     const target = parsed.toString()
+    // RFC 6750 allows fewer characters than real providers put in their tokens: say so once, then go on
+    let warnedSyntax = false
 
-    const send = (grant: Grant.Grant) => {
+    const send = (grant: Grant.Grant, previous: AccessToken | undefined) => {
       const auth = ClientAuth.apply(clientAuth)
+      const params = [...Grant.params(grant, separator), ...auth.params]
+      const headers = { ...options.headers, ...auth.headers, accept: "application/json" }
       const form = new URLSearchParams()
-      for (const [key, value] of [...Grant.params(grant, separator), ...auth.params]) form.append(key, value)
+      for (const [key, value] of params) form.append(key, value)
       // URLSearchParams writes a space as "+", the form encoding some providers' scope joiners rely on
       const request = HttpClientRequest.post(target).pipe(
-        HttpClientRequest.setHeaders({ ...options.headers, ...auth.headers, accept: "application/json" }),
+        HttpClientRequest.setHeaders(headers),
         HttpClientRequest.bodyText(form.toString(), "application/x-www-form-urlencoded")
       )
-      return exchange(client, request, { url, timeout })
+      const sent = Sent.fromRequest({ params, headers, also: [previous?.value] })
+      return exchange(client, request, { url, timeout, sent })
     }
 
     const toToken = (
@@ -151,7 +172,7 @@ export const make = (
     const request = (grant: Grant.Grant, previous?: AccessToken) =>
       Effect.gen(function*() {
         const start = yield* Clock.currentTimeMillis
-        const exit = yield* Effect.either(send(grant))
+        const exit = yield* Effect.either(send(grant, previous))
         const end = yield* Clock.currentTimeMillis
         yield* Metric.update(TokenMetrics.refreshLatency.pipe(Metric.tagged("provider", provider)), end - start)
         if (Either.isLeft(exit)) return yield* Effect.fail(exit.left)
@@ -169,7 +190,13 @@ export const make = (
             return yield* Effect.fail(fromOAuthError(answer, error.value))
           }
           // never the ParseError's message: it prints the offending wire value, maybe a live token
-          return yield* Effect.fail(malformed(answer, json, "not a valid token response"))
+          return yield* Effect.fail(malformed(answer, json, whyInvalid(json)))
+        }
+        if (!warnedSyntax && !b64token.test(Redacted.value(decoded.right.access_token))) {
+          warnedSyntax = true
+          yield* Effect.logWarning(
+            "the access token is outside RFC 6750 b64token syntax; it is sent as it is (warned once per endpoint)"
+          ).pipe(Effect.annotateLogs({ provider }))
         }
         // the lifetime counts from when the request was sent: the server started it no earlier, so our
         // expiry is never later than the server's, however long the answer took to arrive
@@ -223,8 +250,9 @@ export const call = (
       ? { headers: {}, params: [] }
       : ClientAuth.apply(yield* ClientAuth.validate(options.clientAuth))
     const headers = { ...options.headers, ...auth.headers, accept: "application/json" }
+    const params = [...(options.params ?? []), ...auth.params]
     const form = new URLSearchParams()
-    for (const [key, value] of [...(options.params ?? []), ...auth.params]) form.append(key, value)
+    for (const [key, value] of params) form.append(key, value)
     const request = options.method === "GET"
       ? HttpClientRequest.get(parsed.toString()).pipe(HttpClientRequest.setHeaders(headers))
       : HttpClientRequest.post(parsed.toString()).pipe(
@@ -233,7 +261,8 @@ export const call = (
       )
     return yield* exchange(yield* HttpClient.HttpClient, request, {
       url: publicUrl(parsed),
-      timeout: options.timeout ?? Duration.seconds(30)
+      timeout: options.timeout ?? Duration.seconds(30),
+      sent: Sent.fromRequest({ params, headers })
     })
   })
 

@@ -325,8 +325,9 @@ export class TransportError extends Schema.TaggedError<TransportError>("tokenwar
 /**
  * The server answered something that is neither a token nor an error we understand: an HTML page
  * from a proxy, truncated JSON, a JSON array, a token with `expires_in: -5`. Of a JSON body only the
- * field names are kept (a broken token response still holds live tokens); of any other body a short
- * excerpt with anything that looks like a credential masked.
+ * field names are kept (a broken token response still holds live tokens); of a text body a short
+ * excerpt, cleaned (see the README's security section); of a binary or compressed body nothing. It is
+ * permanent, except for a 2xx without a body (`retryable`).
  *
  * @since 0.1.0
  * @category errors
@@ -339,13 +340,15 @@ export class MalformedResponse extends Schema.TaggedError<MalformedResponse>("to
     contentType: Schema.optional(Schema.String),
     reason: Schema.String,
     fields: Schema.optional(Schema.Array(Schema.String)),
-    excerpt: Schema.optional(Schema.String)
+    excerpt: Schema.optional(Schema.String),
+    /** Whether asking again may succeed: a 2xx without a body, which a proxy or a restarting server cut short. */
+    retryable: Schema.optional(Schema.Boolean)
   }
 ) {
   readonly [TypeId] = TypeId
   /** @since 0.1.0 */
   get transient(): boolean {
-    return false
+    return this.retryable === true
   }
   /** @since 0.1.0 */
   override get message(): string {

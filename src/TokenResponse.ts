@@ -20,12 +20,22 @@ export const ExpiresIn = Schema.Union(Schema.Int, Schema.compose(Digits, Schema.
 )
 
 /**
- * `token_type`, matched case-insensitively: any casing of `bearer` becomes `Bearer`, other types are kept.
+ * A value that goes into an HTTP header as it is: visible ASCII, no space, no control character.
+ * A token that cannot is refused when the response is decoded, not when it is first used.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const TokenType = Schema.transform(Schema.NonEmptyString, Schema.String, {
+export const HeaderSafe = Schema.NonEmptyString.pipe(Schema.pattern(/^[\x21-\x7e]+$/))
+
+/**
+ * `token_type`, matched case-insensitively: any casing of `bearer` becomes `Bearer`, other types are
+ * kept. It is written before the token in the `Authorization` header, so it must be header-safe.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TokenType = Schema.transform(HeaderSafe, Schema.String, {
   strict: true,
   decode: (s) => s.toLowerCase() === "bearer" ? "Bearer" : s,
   encode: (s) => s
@@ -44,18 +54,21 @@ export const Scope = Schema.transform(Schema.String, Schema.Array(Schema.String)
 })
 
 /**
- * A successful token response. Unknown fields are kept (the index signature), not dropped.
+ * A successful token response. Unknown fields are kept (the index signature), not dropped. An
+ * optional field sent as `null` counts as absent, as many servers write it. The access token must be
+ * header-safe (`HeaderSafe`); a token outside RFC 6750's stricter `b64token` syntax is accepted, as
+ * real providers issue such tokens.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const TokenResponse = Schema.Struct(
   {
-    access_token: Schema.Redacted(Schema.NonEmptyString),
+    access_token: Schema.Redacted(HeaderSafe),
     token_type: TokenType,
-    expires_in: Schema.optional(ExpiresIn),
-    refresh_token: Schema.optional(Schema.Redacted(Schema.NonEmptyString)),
-    scope: Schema.optional(Scope)
+    expires_in: Schema.optionalWith(ExpiresIn, { nullable: true }),
+    refresh_token: Schema.optionalWith(Schema.Redacted(Schema.NonEmptyString), { nullable: true }),
+    scope: Schema.optionalWith(Scope, { nullable: true })
   },
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
 )
@@ -69,15 +82,16 @@ export const TokenResponse = Schema.Struct(
 export type TokenResponse = typeof TokenResponse.Type
 
 /**
- * An error response. Only `error` is required; the others are kept when they are strings.
+ * An error response. Only `error` is required; the others are kept when they are strings (`null` counts
+ * as absent). What they say is cleaned before an error keeps it.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const ErrorResponse = Schema.Struct({
   error: Schema.NonEmptyString,
-  error_description: Schema.optional(Schema.String),
-  error_uri: Schema.optional(Schema.String)
+  error_description: Schema.optionalWith(Schema.String, { nullable: true }),
+  error_uri: Schema.optionalWith(Schema.String, { nullable: true })
 })
 
 /**

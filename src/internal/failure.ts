@@ -4,7 +4,7 @@ import * as Schema from "effect/Schema"
 import type { TokenError } from "../TokenError.js"
 import * as E from "../TokenError.js"
 import { ErrorResponse } from "../TokenResponse.js"
-import { cleanDescription, excerpt } from "./excerpt.js"
+import { cleanOptional, MaxLength, type Sent } from "./scrub.js"
 
 /**
  * What a failed (or undecodable) HTTP answer looked like, with the body already read and capped.
@@ -18,7 +18,11 @@ export interface Answer {
   readonly contentType: string | undefined
   readonly retryAfter: string | undefined
   readonly body: string
+  /** Whether the body may be quoted: text of a textual content type, not compressed or binary bytes. */
+  readonly textual: boolean
   readonly now: number
+  /** The values the request carried: scrubbed from everything the server says. */
+  readonly sent: Sent
 }
 
 /**
@@ -27,7 +31,7 @@ export interface Answer {
  * @internal
  */
 export const parseRetryAfter = (value: string | undefined, now: number): Duration.Duration | undefined => {
-  if (value === undefined) return undefined
+  if (value === undefined || value.length > 64) return undefined
   const trimmed = value.trim()
   if (/^\d{1,10}$/.test(trimmed)) return Duration.seconds(Number(trimmed))
   const date = Date.parse(trimmed)
@@ -35,13 +39,13 @@ export const parseRetryAfter = (value: string | undefined, now: number): Duratio
 }
 
 /**
- * Parses a body as JSON, or gives undefined.
+ * Parses a body as JSON (after a byte order mark, which some servers write), or gives undefined.
  *
  * @internal
  */
 export const parseJson = (body: string): unknown => {
   try {
-    return JSON.parse(body)
+    return JSON.parse(body.charCodeAt(0) === 0xfeff ? body.slice(1) : body)
   } catch {
     return undefined
   }
@@ -61,12 +65,21 @@ const oauthClasses = {
 // API error representations (Baack): {"code": "...", "message": "...", "errors": [{code, field, message}]}
 const ApiErrorBody = Schema.Struct({
   code: Schema.NonEmptyString,
-  message: Schema.optional(Schema.String),
-  errors: Schema.optional(Schema.Array(Schema.Unknown))
+  message: Schema.optionalWith(Schema.String, { nullable: true }),
+  errors: Schema.optionalWith(Schema.Array(Schema.Unknown), { nullable: true })
 })
 const decodeApiError = Schema.decodeUnknownOption(ApiErrorBody)
 const decodeDetail = Schema.decodeUnknownOption(E.ApiErrorDetail)
-const cleanString = (u: unknown) => typeof u === "string" ? cleanDescription(u) : undefined
+
+/**
+ * What the server said, cleaned for an error: its `error` or API `code`, description and URI.
+ *
+ * @internal
+ */
+export const said = (answer: Answer) => ({
+  code: (u: unknown) => cleanOptional(u, answer.sent, MaxLength.code),
+  description: (u: unknown) => cleanOptional(u, answer.sent, MaxLength.description)
+})
 
 /**
  * Turns an OAuth error body into its tagged error. Used for error statuses and for a 200 that
@@ -75,13 +88,14 @@ const cleanString = (u: unknown) => typeof u === "string" ? cleanDescription(u) 
  * @internal
  */
 export const fromOAuthError = (answer: Answer, body: ErrorResponse): TokenError => {
+  const cleaned = said(answer)
   const fields = {
     method: answer.method,
     url: answer.url,
     status: answer.status,
-    error: cleanDescription(body.error) ?? "unknown",
-    description: cleanDescription(body.error_description),
-    errorUri: cleanDescription(body.error_uri)
+    error: cleaned.code(body.error) ?? "unknown",
+    description: cleaned.description(body.error_description),
+    errorUri: cleaned.description(body.error_uri)
   }
   const retryAfter = parseRetryAfter(answer.retryAfter, answer.now)
   if (answer.status === 429) return new E.RateLimited({ ...fields, retryAfter })
@@ -114,12 +128,13 @@ export const fromErrorAnswer = (answer: Answer): TokenError => {
   if (answer.status === 429) return new E.RateLimited({ ...base, retryAfter })
   if (answer.status >= 500 || answer.status === 408) return new E.ServerError({ ...base, retryAfter })
   const api = decodeApiError(json)
+  const cleaned = said(answer)
   // RFC 6749 section 5.2: a 401 means the client failed to authenticate, whatever representation the body uses
   if (answer.status === 401) {
     return new E.InvalidClient({
       ...base,
       error: "invalid_client",
-      description: Option.isSome(api) ? cleanDescription(api.value.message) : undefined
+      description: Option.isSome(api) ? cleaned.description(api.value.message) : undefined
     })
   }
   if (Option.isSome(api)) {
@@ -128,14 +143,19 @@ export const fromErrorAnswer = (answer: Answer): TokenError => {
         onNone: () => [],
         onSome: (detail) => [
           new E.ApiErrorDetail({
-            code: cleanString(detail.code),
-            field: cleanString(detail.field),
-            message: cleanString(detail.message)
+            code: cleaned.code(detail.code),
+            field: cleaned.code(detail.field),
+            message: cleaned.description(detail.message)
           })
         ]
       })
     )
-    const fields = { ...base, code: api.value.code, description: cleanDescription(api.value.message), details }
+    const fields = {
+      ...base,
+      code: cleaned.code(api.value.code) ?? "unknown",
+      description: cleaned.description(api.value.message),
+      details
+    }
     return api.value.code === "INVALID_REPRESENTATION"
       ? new E.InvalidRepresentation(fields)
       : new E.BadRequest(fields)
@@ -150,34 +170,40 @@ export const fromErrorAnswer = (answer: Answer): TokenError => {
  * @internal
  */
 export const refused = (answer: Answer, reason: string): E.MalformedResponse =>
-  new E.MalformedResponse({
-    method: answer.method,
-    url: answer.url,
-    status: answer.status,
-    contentType: answer.contentType,
-    reason
-  })
+  new E.MalformedResponse({ ...where(answer), reason })
+
+const where = (answer: Answer) => ({
+  method: answer.method,
+  url: answer.url,
+  status: answer.status,
+  contentType: cleanOptional(answer.contentType, answer.sent, MaxLength.code)
+})
 
 /**
  * A `MalformedResponse` for a body we could not use: of JSON only the field names are kept (a broken
- * token response still holds live tokens), of anything else a masked excerpt.
+ * token response still holds live tokens), of text a cleaned excerpt, of anything else nothing. A 2xx
+ * without a body is transient: a proxy or a server restarting cut it short.
  *
  * @internal
  */
 export const malformed = (answer: Answer, json: unknown, reason: string): E.MalformedResponse => {
-  const base = { method: answer.method, url: answer.url, status: answer.status, contentType: answer.contentType }
+  const base = where(answer)
   if (json !== undefined) {
     const fields = typeof json === "object" && json !== null && !Array.isArray(json) ? Object.keys(json) : []
     const shape = Array.isArray(json) ? "a JSON array" : json === null ? "JSON null" : `a JSON ${typeof json}`
     return new E.MalformedResponse({
       ...base,
       reason: typeof json === "object" && json !== null && !Array.isArray(json) ? reason : `${reason}: ${shape}`,
-      fields: fields.slice(0, 32).map((f) => cleanDescription(f)?.slice(0, 64) ?? "")
+      fields: fields.slice(0, 32).map((f) => cleanOptional(f, answer.sent, MaxLength.field) ?? "")
     })
+  }
+  if (answer.body === "") {
+    const success = answer.status >= 200 && answer.status < 300
+    return new E.MalformedResponse({ ...base, reason: `${reason}: empty body`, retryable: success || undefined })
   }
   return new E.MalformedResponse({
     ...base,
-    reason: answer.body === "" ? `${reason}: empty body` : `${reason}: not JSON`,
-    excerpt: answer.body === "" ? undefined : excerpt(answer.body)
+    reason: `${reason}: not JSON`,
+    excerpt: answer.textual ? cleanOptional(answer.body, answer.sent, MaxLength.excerpt) : undefined
   })
 }

@@ -25,9 +25,9 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { cleanDescription } from "../internal/excerpt.js"
 import { exchange, successJson } from "../internal/exchange.js"
-import { type Answer, fromErrorAnswer, malformed, parseJson } from "../internal/failure.js"
+import { type Answer, fromErrorAnswer, malformed, parseJson, said } from "../internal/failure.js"
+import { Sent } from "../internal/scrub.js"
 import { checkEndpoint, publicUrl, trimTrailingSlashes } from "../internal/url.js"
 import type { TokenError } from "../TokenError.js"
 import { BadRequest, InvalidClient, InvalidConfiguration } from "../TokenError.js"
@@ -255,19 +255,23 @@ export interface Options {
   readonly timeout?: Duration.DurationInput | undefined
 }
 
-const ApiErrorCode = Schema.Struct({ code: Schema.optional(Schema.String), message: Schema.optional(Schema.String) })
+const ApiErrorCode = Schema.Struct({
+  code: Schema.optionalWith(Schema.String, { nullable: true }),
+  message: Schema.optionalWith(Schema.String, { nullable: true })
+})
 const decodeApiErrorCode = Schema.decodeUnknownOption(ApiErrorCode)
 
 // by the API code where the body names one, else by status (PROVIDERS.md); what the core classifies
 // as token-endpoint answers (429, 5xx, INVALID_REPRESENTATION, other codes) is classified the same way
 const classify = (answer: Answer): ApiError => {
   const body = Option.getOrUndefined(decodeApiErrorCode(parseJson(answer.body)))
+  const cleaned = said(answer)
   const fields = {
     method: answer.method,
     url: answer.url,
     status: answer.status,
-    code: cleanDescription(body?.code),
-    description: cleanDescription(body?.message)
+    code: cleaned.code(body?.code),
+    description: cleaned.description(body?.message)
   }
   // RFC 6750 section 3.1: a refused bearer token is `invalid_token`; here it is the root client's credential
   if (answer.status === 401) {
@@ -321,16 +325,12 @@ export const make = (
     // one call: the JSON body of a 2xx answer, or the answer classified as an error; the root token
     // never follows a redirect (the exchange refuses them)
     const send = (method: "GET" | "POST" | "PUT" | "DELETE", location: URL, body?: unknown) => {
-      const request = HttpClientRequest.make(method)(location.toString()).pipe(
-        HttpClientRequest.setHeaders({
-          accept: "application/json",
-          authorization: `Bearer ${Redacted.value(options.rootToken)}`
-        })
-      )
+      const headers = { accept: "application/json", authorization: `Bearer ${Redacted.value(options.rootToken)}` }
+      const request = HttpClientRequest.make(method)(location.toString()).pipe(HttpClientRequest.setHeaders(headers))
       return exchange(
         client,
         body === undefined ? request : HttpClientRequest.bodyText(request, JSON.stringify(body), "application/json"),
-        { url: publicUrl(location), timeout }
+        { url: publicUrl(location), timeout, sent: Sent.fromRequest({ headers }) }
       ).pipe(
         Effect.flatMap((exchanged) =>
           Effect.map(successJson(exchanged, classify), (json) => ({ answer: exchanged.answer, json }))
