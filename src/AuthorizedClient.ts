@@ -14,18 +14,23 @@
  * @since 0.1.0
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as AccessToken from "./AccessToken.js"
-import { cleanDescription } from "./internal/excerpt.js"
+import { challengeParams } from "./internal/challenge.js"
+import { cleanOptional, MaxLength, Sent } from "./internal/scrub.js"
 import { checkEndpoint, publicUrl } from "./internal/url.js"
 import type { InvalidConfiguration, TokenError } from "./TokenError.js"
 import type { TokenSource } from "./TokenSource.js"
@@ -112,13 +117,110 @@ const discard = (response: HttpClientResponse.HttpClientResponse) =>
     Effect.ignore
   )
 
-// RFC 6750 section 3: `Bearer realm="x", error="invalid_token", error_description="expired"`
-const challenge = (header: string | undefined, name: string): string | undefined => {
-  if (header === undefined) return undefined
-  const match = new RegExp(`(?:^|[\\s,])${name}="((?:[^"\\\\]|\\\\.)*)"`, "i").exec(header) ??
-    new RegExp(`(?:^|[\\s,])${name}=([^\\s,"]+)`, "i").exec(header)
-  return cleanDescription(match?.[1]?.replace(/\\(.)/g, "$1"))
+const redactedValue = "<redacted>"
+
+// the platform's errors keep the request (and the response keeps it too), and their String, JSON and
+// inspect forms print its headers in clear outside a fiber: what reaches the user holds a copy whose
+// credential-bearing headers say "<redacted>"
+const withoutCredentials = (
+  request: HttpClientRequest.HttpClientRequest,
+  names: ReadonlyArray<string | RegExp>
+): HttpClientRequest.HttpClientRequest => {
+  let out = request
+  for (const [name, value] of Object.entries(Headers.redact(request.headers, names))) {
+    if (Redacted.isRedacted(value)) out = HttpClientRequest.setHeader(out, name, redactedValue)
+  }
+  return out
 }
+
+const redactedHeaders = (headers: Headers.Headers, names: ReadonlyArray<string | RegExp>): Headers.Headers =>
+  Headers.fromInput(
+    Object.fromEntries(
+      Object.entries(Headers.redact(headers, names)).map((
+        [name, value]
+      ) => [name, Redacted.isRedacted(value) ? redactedValue : value])
+    )
+  )
+
+// the response with the redacted request, printed with its credential-bearing headers redacted (and
+// without its body); everything else (status, headers, body) is read from it as it was, and a failure
+// to read the body is the same error with the redacted request and this response
+const responseWithout = (
+  response: HttpClientResponse.HttpClientResponse,
+  request: HttpClientRequest.HttpClientRequest,
+  names: ReadonlyArray<string | RegExp>
+): HttpClientResponse.HttpClientResponse => {
+  const json = () => ({
+    _id: "@effect/platform/HttpClientResponse",
+    request: request.toJSON(),
+    status: response.status,
+    headers: redactedHeaders(response.headers, names)
+  })
+  const self: HttpClientResponse.HttpClientResponse = Object.create(response, {
+    request: { value: request },
+    toJSON: { value: json },
+    toString: { value: () => Inspectable.format(json()) },
+    [Inspectable.NodeInspectSymbol]: { value: json }
+  })
+  const redact = (error: HttpClientError.ResponseError) =>
+    new HttpClientError.ResponseError({
+      request,
+      response: self,
+      reason: error.reason,
+      ...(error.cause === undefined ? {} : { cause: error.cause }),
+      ...(error.description === undefined ? {} : { description: error.description })
+    })
+  for (const body of ["json", "text", "arrayBuffer", "formData", "urlParamsBody"] as const) {
+    Object.defineProperty(self, body, { get: () => Effect.mapError(response[body], redact) })
+  }
+  Object.defineProperty(self, "stream", { get: () => Stream.mapError(response.stream, redact) })
+  return self
+}
+
+/**
+ * The inner client's error with every credential-bearing header (`Headers.currentRedactedNames`,
+ * `Authorization` among them) replaced by "<redacted>", in its request and its response.
+ */
+const redactError = (
+  error: HttpClientError.HttpClientError,
+  names: ReadonlyArray<string | RegExp>
+): HttpClientError.HttpClientError => {
+  const request = withoutCredentials(error.request, names)
+  const fields = {
+    request,
+    ...(error.cause === undefined ? {} : { cause: error.cause }),
+    ...(error.description === undefined ? {} : { description: error.description })
+  }
+  return error._tag === "RequestError"
+    ? new HttpClientError.RequestError({ ...fields, reason: error.reason })
+    : new HttpClientError.ResponseError({
+      ...fields,
+      reason: error.reason,
+      response: responseWithout(error.response, request, names)
+    })
+}
+
+// the platform's span around an API request records the response headers: a challenge can echo the
+// token, a redirect's Location can carry one
+const tracedNames = (names: ReadonlyArray<string | RegExp>) => [...names, "www-authenticate", "location"]
+
+/**
+ * Runs a request on the inner client. Its response and its errors come back holding the request
+ * without credentials (so do the errors made from that response later, by `filterStatusOk` or a
+ * schema), and its span records neither `WWW-Authenticate` nor `Location`.
+ */
+const executeRedacted = (
+  inner: HttpClient.HttpClient,
+  request: HttpClientRequest.HttpClientRequest
+): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> =>
+  Effect.flatMap(FiberRef.get(Headers.currentRedactedNames), (names) =>
+    inner.execute(request).pipe(
+      Effect.mapBoth({
+        onFailure: (error) => redactError(error, names),
+        onSuccess: (response) => responseWithout(response, withoutCredentials(request, names), names)
+      }),
+      Effect.locally(Headers.currentRedactedNames, tracedNames(names))
+    ))
 
 // a streamed body is read once: such a request cannot be sent again
 const replayable = (request: HttpClientRequest.HttpClientRequest) =>
@@ -167,7 +269,10 @@ export const make = (
 
     // the one place the token's value is unwrapped: its header on a request for `origin`
     const send = (request: HttpClientRequest.HttpClientRequest, token: AccessToken.AccessToken) =>
-      inner.execute(HttpClientRequest.setHeader(request, "authorization", AccessToken.authorizationHeader(token))).pipe(
+      executeRedacted(
+        inner,
+        HttpClientRequest.setHeader(request, "authorization", AccessToken.authorizationHeader(token))
+      ).pipe(
         // a client that fails on error statuses (filterStatusOk) still lets us see the 401
         Effect.catchIf(isUnauthorizedStatus, (error) =>
           Effect.succeed((error as HttpClientError.ResponseError).response)),
@@ -180,14 +285,22 @@ export const make = (
         )
       )
 
-    const refused = (request: HttpClientRequest.HttpClientRequest, response: HttpClientResponse.HttpClientResponse) => {
-      const header = response.headers["www-authenticate"]
+    // what the API's challenge says, cleaned of the tokens this request and the one before it carried
+    const refused = (
+      request: HttpClientRequest.HttpClientRequest,
+      response: HttpClientResponse.HttpClientResponse,
+      tokens: ReadonlyArray<AccessToken.AccessToken>
+    ) => {
+      const params = challengeParams(response.headers["www-authenticate"] ?? "")
+      const sent = Sent.of(tokens.map((token) =>
+        token.value
+      ))
       return new Unauthorized({
         method: request.method,
         url: publicUrl(request.url),
         status: response.status,
-        error: challenge(header, "error"),
-        description: challenge(header, "error_description")
+        error: cleanOptional(params.get("error"), sent, MaxLength.code),
+        description: cleanOptional(params.get("error_description"), sent, MaxLength.description)
       })
     }
 
@@ -197,7 +310,7 @@ export const make = (
       Effect.gen(function*() {
         if (originOf(request.url) !== origin) {
           if (otherOrigins === "withoutToken") {
-            return yield* inner.execute(request)
+            return yield* executeRedacted(inner, request)
           }
           return yield* Effect.fail(new ForeignOrigin({ method: request.method, url: publicUrl(request.url), origin }))
         }
@@ -210,22 +323,22 @@ export const make = (
         // given the refused token, concurrent 401s for it cause one refresh
         yield* source.invalidate(token)
         if (!replayable(request)) {
-          return yield* Effect.fail(refused(request, first))
+          return yield* Effect.fail(refused(request, first, [token]))
         }
         yield* Effect.logInfo("API refused the token; retrying with a fresh one").pipe(
           Effect.annotateLogs({ method: request.method, url: publicUrl(request.url) })
         )
-        const second = yield* send(request, yield* source.get)
+        const fresh = yield* source.get
+        const second = yield* send(request, fresh)
         if (second.status !== 401) {
           return second
         }
         yield* discard(second)
-        return yield* Effect.fail(refused(request, second))
+        return yield* Effect.fail(refused(request, second, [fresh, token]))
       })
 
     return HttpClient.makeWith(
-      (effect: Effect.Effect<HttpClientRequest.HttpClientRequest>) =>
-        Effect.flatMap(effect, execute),
+      (effect: Effect.Effect<HttpClientRequest.HttpClientRequest>) => Effect.flatMap(effect, execute),
       Effect.succeed
     )
   })
@@ -251,16 +364,17 @@ export const layer = <I>(
       const client = yield* make(source, options)
       const execute = (request: HttpClientRequest.HttpClientRequest) =>
         Effect.catchAll(client.execute(request), (error) =>
-          Effect.fail(
-            HttpClientError.isHttpClientError(error)
-              ? error
-              : new HttpClientError.RequestError({
-                request,
-                reason: "Transport",
-                cause: error,
-                description: error.message
-              })
-          ))
+          HttpClientError.isHttpClientError(error)
+            ? Effect.fail(error)
+            : Effect.flatMap(FiberRef.get(Headers.currentRedactedNames), (names) =>
+              Effect.fail(
+                new HttpClientError.RequestError({
+                  request: withoutCredentials(request, names),
+                  reason: "Transport",
+                  cause: error,
+                  description: error.message
+                })
+              )))
       return HttpClient.makeWith(
         (effect: Effect.Effect<HttpClientRequest.HttpClientRequest>) => Effect.flatMap(effect, execute),
         Effect.succeed
