@@ -393,7 +393,6 @@ describe("TokenEndpoint", () => {
       ["expires_in: 0", { access_token: "tok", token_type: "Bearer", expires_in: 0 }],
       ["expires_in: \"0\"", { access_token: "tok", token_type: "Bearer", expires_in: "0" }],
       ["expires_in: 3600.5", { access_token: "tok", token_type: "Bearer", expires_in: 3600.5 }],
-      ["expires_in: null", { access_token: "tok", token_type: "Bearer", expires_in: null }],
       ["missing access_token", { token_type: "Bearer", expires_in: 3600 }],
       ["empty access_token", { access_token: "", token_type: "Bearer", expires_in: 3600 }],
       ["numeric access_token", { access_token: 12345, token_type: "Bearer" }],
