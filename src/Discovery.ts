@@ -196,7 +196,14 @@ export const discover = (
       }
       for (const field of endpointFields) {
         const endpoint = metadata[field]
-        if (endpoint !== undefined) yield* checkEndpoint(endpoint, `${field} of ${issuer}`)
+        if (endpoint !== undefined) {
+          // the reason quotes the server's URL: cleaned like anything else it says
+          yield* checkEndpoint(endpoint, `${field} of ${issuer}`).pipe(
+            Effect.mapError((e) =>
+              new InvalidConfiguration({ reason: clean(e.reason, Sent.empty, MaxLength.description) })
+            )
+          )
+        }
       }
       return metadata
     }

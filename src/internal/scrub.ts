@@ -123,13 +123,24 @@ const variants = (value: string): Array<string> => {
   ]
 }
 
-// the text's UTF-16 code units, with ASCII letters lowered (indices stay those of the text)
-const loweredCodes = (text: string): Uint16Array => {
-  const codes = new Uint16Array(text.length)
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    codes[i] = c >= 65 && c <= 90 ? c + 32 : c
+// each UTF-16 code unit's lower case, where that is one code unit too (so indices stay the text's)
+let foldTable: Uint16Array | undefined
+const fold = (): Uint16Array => {
+  if (foldTable === undefined) {
+    foldTable = new Uint16Array(0x10000)
+    for (let c = 0; c < 0x10000; c++) {
+      const lower = String.fromCharCode(c).toLowerCase()
+      foldTable[c] = lower.length === 1 ? lower.charCodeAt(0) : c
+    }
   }
+  return foldTable
+}
+
+// the text's code units, lower-cased
+const loweredCodes = (text: string): Uint16Array => {
+  const table = fold()
+  const codes = new Uint16Array(text.length)
+  for (let i = 0; i < text.length; i++) codes[i] = table[text.charCodeAt(i)]!
   return codes
 }
 
@@ -203,7 +214,11 @@ export class Sent {
     if (this.#needles === undefined) {
       const texts = new Set<string>()
       for (const value of this.#values) {
-        for (const text of variants(Redacted.value(value))) if (text.length >= MIN_NEEDLE) texts.add(text)
+        for (const text of variants(Redacted.value(value))) {
+          // matched against normalized text, so normalized the same way
+          const needle = normalize(text)
+          if (needle.length >= MIN_NEEDLE) texts.add(needle)
+        }
       }
       this.#needles = [...texts].map((text) => {
         const codes = loweredCodes(text)
@@ -421,6 +436,9 @@ const looksLikeToken = (run: string): boolean => {
 const maskBare = (text: string): string =>
   text.replace(RUN, (run) => run.length >= 20 && looksLikeToken(run) ? MASK : run)
 
+/** Control characters become spaces, and every run of white space one space. */
+const normalize = (text: string): string => text.replace(CONTROL, " ").replace(/\s+/g, " ")
+
 const cut = (text: string, maxLength: number): string => {
   if (text.length <= maxLength) return text
   // never half a surrogate pair
@@ -437,11 +455,10 @@ const cut = (text: string, maxLength: number): string => {
  */
 export const clean = (text: string, sent: Sent, maxLength: number): string => {
   const truncated = text.length > MAX_INPUT
-  let s = truncated ? text.slice(0, MAX_INPUT) : text
-  s = s.replace(CONTROL, " ").replace(/[\ud800-\udbff]$/, "")
-  s = scrubSent(s, sent, truncated)
-  s = maskBare(maskSchemes(maskNamed(s)))
-  return cut(s.replace(/\s+/g, " ").trim(), maxLength)
+  const input = truncated ? text.slice(0, MAX_INPUT).replace(/[\ud800-\udbff]$/, "") : text
+  // normalized before scrubbing, so that nothing after it can join the pieces of a secret back together
+  const scrubbed = scrubSent(normalize(input), sent, truncated)
+  return cut(maskBare(maskSchemes(maskNamed(scrubbed))).trim(), maxLength)
 }
 
 /**
