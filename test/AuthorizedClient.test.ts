@@ -5,6 +5,7 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { AuthorizedClient, ClientAuth, Grant, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
+import { CLIENT_SECRET } from "./secrets.js"
 import { HttpLive, noJitter } from "./util.js"
 
 interface Seen {
@@ -44,10 +45,13 @@ const refuseAll = (res: Http.ServerResponse, challenge?: string) => {
 }
 
 const setup = Effect.gen(function*() {
-  const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+  const server = yield* AuthServer.make({
+    lifetimeSeconds: 3600,
+    clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }]
+  })
   const source = yield* TokenSource.make({
     url: server.tokenUrl,
-    clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+    clientAuth: ClientAuth.basic("client", Redacted.make(CLIENT_SECRET)),
     grant: Grant.clientCredentials({ scopes: ["read"] }),
     policy: noJitter
   })
@@ -241,11 +245,11 @@ describe("AuthorizedClient", () => {
   it.scoped("layer provides HttpClient.HttpClient; typed errors arrive as the cause of a RequestError", () =>
     Effect.gen(function*() {
       class ApiToken extends Context.Tag("test/ApiToken")<ApiToken, TokenSource.TokenSource>() {}
-      const server = yield* AuthServer.make()
+      const server = yield* AuthServer.make({ clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }] })
       const refusing = yield* api((_, res) => refuseAll(res))
       const SourceLive = TokenSource.layer(ApiToken, {
         url: server.tokenUrl,
-        clientAuth: ClientAuth.post("client", Redacted.make("secret")),
+        clientAuth: ClientAuth.post("client", Redacted.make(CLIENT_SECRET)),
         grant: Grant.clientCredentials()
       })
       const ClientLive = (origin: string) =>

@@ -11,6 +11,7 @@ import type { AccessToken } from "tokenwarden"
 import { ClientAuth, FileTokenStore, Grant, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { runner } from "./fixtures/spawn.js"
+import * as Sweep from "./sweep.js"
 import { HttpLive, noJitter } from "./util.js"
 
 const value = (t: { readonly value: Redacted.Redacted }) => Redacted.value(t.value)
@@ -384,12 +385,18 @@ describe("FileTokenStore", () => {
           yield* Effect.addFinalizer(() => Effect.sync(() => writers.forEach((w) => w.kill("SIGKILL"))))
           const lines = writers.map((w) => {
             const out: Array<string> = []
-            Readline.createInterface({ input: w.stdout! }).on("line", (line) => out.push(line))
+            Readline.createInterface({ input: w.stdout! }).on("line", (line) => {
+              Sweep.output("writer stdout", line)
+              out.push(line)
+            })
             return out
           })
           const stderr = writers.map((w) => {
             let text = ""
-            w.stderr!.on("data", (chunk: Buffer) => void (text += chunk.toString("utf8")))
+            w.stderr!.on("data", (chunk: Buffer) => {
+              Sweep.output("writer stderr", chunk.toString("utf8"))
+              text += chunk.toString("utf8")
+            })
             return () => text
           })
           const exited = writers.map((w) =>

@@ -4,6 +4,7 @@ import { Context, Effect, Exit, HashMap, Layer, Logger, Redacted, Scope, Stream 
 import { AuthorizationCode, ClientAuth, Grant, Revocation, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import * as OidcProvider from "./interop/oidcProvider.js"
+import { CLIENT_SECRET, PASSWORD } from "./secrets.js"
 
 const HttpLive = NodeHttpClient.layerUndici
 const { clients } = OidcProvider
@@ -110,15 +111,18 @@ describe("Revocation", () => {
 
   it.scoped("a failed revocation is logged without the token and never fails the shutdown", () =>
     Effect.gen(function*() {
-      const server = yield* AuthServer.make()
+      const server = yield* AuthServer.make({
+        clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }],
+        users: [{ username: "user", password: PASSWORD }]
+      })
       const { layer, lines } = capture()
-      const clientAuth = ClientAuth.basic("client", Redacted.make("secret"))
+      const clientAuth = ClientAuth.basic("client", Redacted.make(CLIENT_SECRET))
       const scope = yield* Scope.make()
       const token = yield* Effect.gen(function*() {
         const source = yield* TokenSource.make({
           url: server.tokenUrl,
           clientAuth,
-          grant: Grant.password({ username: "user", password: Redacted.make("pass") })
+          grant: Grant.password({ username: "user", password: Redacted.make(PASSWORD) })
         })
         // the fake has no revocation endpoint: 404 invalid_request; port 1: no answer at all
         yield* Revocation.revokeOnClose(source, { url: `${server.url}/revoke`, clientAuth })

@@ -4,15 +4,8 @@ import * as Util from "node:util"
 import type { AccessToken, TokenError } from "tokenwarden"
 import { ClientAuth, Grant, TokenEndpoint, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
+import { ACCESS, CLIENT_SECRET, ID_TOKEN, PASSWORD, REFRESH, WRONG_SECRET } from "./secrets.js"
 import { HttpLive, noJitter, waitFor } from "./util.js"
-
-const CLIENT_SECRET = "cs_live_9f8e7d6c5b4a3210Qx"
-const WRONG_SECRET = "cs_live_wrong_71c0ffee42"
-const PASSWORD = "Tr0ub4dor&3-horse"
-// live-looking tokens a broken response carries
-const ACCESS = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.c2lnbmF0dXJlLWxpdmU"
-const REFRESH = "rt_8xLOxBtZp8WqK2nR5vY7"
-const ID_TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSIsIm5vbmNlIjoibjEifQ."
 
 const form = (s: string) => new URLSearchParams({ s }).toString().slice(2)
 const base64 = (s: string) => Buffer.from(s, "utf8").toString("base64")

@@ -5,6 +5,7 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { ClientAuth, Grant, TokenEndpoint, TokenError, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
+import { CLIENT_SECRET, REFRESH, WRONG_SECRET } from "./secrets.js"
 import { HttpLive, noJitter, settle } from "./util.js"
 
 type Tag = TokenError.TokenError["_tag"]
@@ -23,10 +24,10 @@ const cc = Grant.clientCredentials({ scopes: ["read", "write"] })
 
 const withServer = (server?: AuthServer.Options, options?: Partial<TokenEndpoint.Options>) =>
   Effect.gen(function*() {
-    const fake = yield* AuthServer.make(server)
+    const fake = yield* AuthServer.make({ clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }], ...server })
     const endpoint = yield* TokenEndpoint.make({
       url: fake.tokenUrl,
-      clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+      clientAuth: ClientAuth.basic("client", Redacted.make(CLIENT_SECRET)),
       ...options
     })
     return { server: fake, endpoint }
@@ -187,7 +188,7 @@ describe("TokenEndpoint", () => {
     it.scoped("a real wrong secret is InvalidClient", () =>
       Effect.gen(function*() {
         const { endpoint } = yield* withServer(undefined, {
-          clientAuth: ClientAuth.basic("client", Redacted.make("wrong"))
+          clientAuth: ClientAuth.basic("client", Redacted.make(WRONG_SECRET))
         })
         const error = expectTag(yield* Effect.flip(endpoint.request(cc)), "InvalidClient")
         assert.strictEqual(error.status, 401)
@@ -318,11 +319,11 @@ describe("TokenEndpoint", () => {
   describe("ReauthorizationRequired", () => {
     it.scoped("a refused refresh token with no grant to fall back on needs reauthorization", () =>
       Effect.gen(function*() {
-        const server = yield* AuthServer.make()
+        const server = yield* AuthServer.make({ clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }] })
         const error = yield* Effect.flip(TokenSource.make({
           url: server.tokenUrl,
-          clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
-          grant: Grant.refreshToken({ refreshToken: Redacted.make("long-gone") }),
+          clientAuth: ClientAuth.basic("client", Redacted.make(CLIENT_SECRET)),
+          grant: Grant.refreshToken({ refreshToken: Redacted.make(REFRESH) }),
           policy: noJitter
         }))
         const e = expectTag(error, "ReauthorizationRequired")

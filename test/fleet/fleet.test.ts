@@ -12,6 +12,7 @@ import * as Readline from "node:readline"
 import { AuthServer } from "tokenwarden/testing"
 import type { Runner } from "../fixtures/spawn.js"
 import { runner } from "../fixtures/spawn.js"
+import * as Sweep from "../sweep.js"
 import * as RedisServer from "./redis.js"
 
 const N = 8
@@ -74,6 +75,7 @@ const spawnWorker = (
       })
       const worker: Worker = { id, child, gets: [], logs: [], ready: false, stdout: "", stderr: "", exited: false }
       Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+        Sweep.output(`worker ${id} stdout`, line)
         worker.stdout += line + "\n"
         let record: { type?: string } = {}
         try {
@@ -85,10 +87,10 @@ const spawnWorker = (
         else if (record.type === "get") worker.gets.push(record as Get)
         else if (record.type === "log") worker.logs.push({ ...(record as Log), at: Date.now() })
       })
-      child.stderr!.on(
-        "data",
-        (chunk: Buffer) => void (worker.stderr = (worker.stderr + chunk.toString()).slice(-8000))
-      )
+      child.stderr!.on("data", (chunk: Buffer) => {
+        Sweep.output(`worker ${id} stderr`, chunk.toString())
+        worker.stderr = (worker.stderr + chunk.toString()).slice(-8000)
+      })
       child.once("exit", () => void (worker.exited = true))
       return worker
     }),
