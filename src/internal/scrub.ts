@@ -350,77 +350,71 @@ const endsValue = (text: string, i: number, encoded: boolean): boolean => {
 }
 
 /**
+ * Masks, after each match of `pattern`, the value `valueAt` finds there (`[start, end)`, or nothing).
+ * Matching resumes after a value, so each character is looked at a bounded number of times.
+ */
+const maskAfter = (
+  pattern: RegExp,
+  valueAt: (text: string, at: number) => readonly [start: number, end: number] | undefined
+) =>
+(text: string): string => {
+  let out = ""
+  let from = 0
+  pattern.lastIndex = 0
+  let match: RegExpExecArray | null
+  while ((match = pattern.exec(text)) !== null) {
+    const at = match.index + match[0].length
+    const value = at < from ? undefined : valueAt(text, at)
+    if (value === undefined) continue
+    const [start, end] = value
+    pattern.lastIndex = Math.max(pattern.lastIndex, end)
+    if (end === start || text.slice(start, end) === MASK) continue
+    out += text.slice(from, start) + MASK
+    from = end
+  }
+  return from === 0 ? text : out + text.slice(from)
+}
+
+/**
  * Masks the value after a credential's name: `name=value`, `name = value`, `name%3Dvalue`,
  * `"name": "value"`, `name: value`. A quoted value is masked up to its closing quote (a debugging proxy
  * quotes the decoded form, where a secret may hold `&`, `,` or `;`), an unquoted one up to the next
  * delimiter.
  */
-const maskNamed = (text: string): string => {
-  let out = ""
-  let from = 0
-  NAMES.lastIndex = 0
-  let match: RegExpExecArray | null
-  while ((match = NAMES.exec(text)) !== null) {
-    let i = match.index + match[0].length
-    if (i < from) continue
-    // the name's closing quote, if it was quoted
-    const closing = quoteAt(text, i)
-    if (closing !== undefined) i += closing.length
-    i = skipSpaces(text, i)
-    const separator = SEPARATORS.find(([s]) => startsWithAt(text, i, s))
-    if (separator === undefined) continue
-    i = skipSpaces(text, i + separator[0].length)
-    const quote = quoteAt(text, i)
-    let start = i
-    let end: number
-    if (quote !== undefined) {
-      start = i + quote.length
-      end = start
-      while (end < text.length && !startsWithAt(text, end, quote)) end += text[end] === "\\" && quote === "\"" ? 2 : 1
-      end = Math.min(end, text.length)
-    } else {
-      end = start
-      const encoded = separator[0].startsWith("%")
-      while (end < text.length && !endsValue(text, end, encoded)) end++
-      // `token: expired` is prose; `token=expired` is not
-      if (!separator[1] && isProse(text.slice(start, end))) continue
-    }
-    if (end === start || text.slice(start, end) === MASK) {
-      NAMES.lastIndex = Math.max(NAMES.lastIndex, end)
-      continue
-    }
-    out += text.slice(from, start) + MASK
-    from = end
-    NAMES.lastIndex = Math.max(NAMES.lastIndex, end)
+const maskNamed = maskAfter(NAMES, (text, at) => {
+  // the name's closing quote, if it was quoted
+  let i = at + (quoteAt(text, at)?.length ?? 0)
+  i = skipSpaces(text, i)
+  const separator = SEPARATORS.find(([s]) => startsWithAt(text, i, s))
+  if (separator === undefined) return undefined
+  i = skipSpaces(text, i + separator[0].length)
+  const quote = quoteAt(text, i)
+  if (quote !== undefined) {
+    const start = i + quote.length
+    let end = start
+    while (end < text.length && !startsWithAt(text, end, quote)) end += text[end] === "\\" && quote === "\"" ? 2 : 1
+    return [start, Math.min(end, text.length)]
   }
-  return from === 0 ? text : out + text.slice(from)
-}
+  let end = i
+  const encoded = separator[0].startsWith("%")
+  while (end < text.length && !endsValue(text, end, encoded)) end++
+  // `token: expired` is prose; `token=expired` is not
+  return !separator[1] && isProse(text.slice(i, end)) ? undefined : [i, end]
+})
 
 /** Masks the credentials after an authentication scheme, in any case: `Bearer x`, `basic x`, `Bearer%20x`. */
-const maskSchemes = (text: string): string => {
-  let out = ""
-  let from = 0
-  SCHEMES.lastIndex = 0
-  let match: RegExpExecArray | null
-  while ((match = SCHEMES.exec(text)) !== null) {
-    let start = match.index + match[0].length
-    const spaced = start
-    while (start < text.length && start - spaced < 12) {
-      if (text[start] === " " || text[start] === "\t" || text[start] === "+") start++
-      else if (startsWithAt(text, start, "%20")) start += 3
-      else break
-    }
-    if (start === spaced || start < from) continue
-    let end = start
-    while (end < text.length && (isWordChar(text.charCodeAt(end)) || "-._~+/=%".includes(text[end]!))) end++
-    const value = text.slice(start, end)
-    if (end === start || value === MASK || isProse(value)) continue
-    out += text.slice(from, start) + MASK
-    from = end
-    SCHEMES.lastIndex = end
+const maskSchemes = maskAfter(SCHEMES, (text, at) => {
+  let start = at
+  while (start < text.length && start - at < 12) {
+    if (text[start] === " " || text[start] === "\t" || text[start] === "+") start++
+    else if (startsWithAt(text, start, "%20")) start += 3
+    else break
   }
-  return from === 0 ? text : out + text.slice(from)
-}
+  if (start === at) return undefined
+  let end = start
+  while (end < text.length && (isWordChar(text.charCodeAt(end)) || "-._~+/=%".includes(text[end]!))) end++
+  return isProse(text.slice(start, end)) ? undefined : [start, end]
+})
 
 /** A JWT (a JOSE header starts `{"`, so `ey`) or a long run of letters and digits, as a token is. */
 const looksLikeToken = (run: string): boolean => {
