@@ -494,7 +494,7 @@ describe("server text is hostile", () => {
             }
           }))
 
-        it.scoped("a gzip token response gives the token; a compressed error page is quoted as text", () =>
+        it.scoped("a compressed token response gives the token; a compressed error page is quoted as text", () =>
           Effect.gen(function*() {
             const gzipped = yield* requestFrom(reply(200, Zlib.gzipSync(token({})), { "content-encoding": "gzip" }))
             assert.strictEqual(gzipped._tag, "Right", JSON.stringify(gzipped))
@@ -511,6 +511,21 @@ describe("server text is hostile", () => {
             const error = page._tag === "Left" ? page.left : undefined
             assert.strictEqual(error?._tag, "MalformedResponse")
             assert.strictEqual((error as TokenError.MalformedResponse).excerpt, "<p>Forbidden by policy</p>")
+            // brotli has no magic bytes: fetch's decoded text and undici's raw bytes read the same
+            const brotli = yield* requestFrom(
+              reply(200, Zlib.brotliCompressSync(token({})), { "content-encoding": "br" })
+            )
+            assert.strictEqual(brotli._tag, "Right", JSON.stringify(brotli))
+            const brotliPage = yield* requestFrom(
+              reply(403, Zlib.brotliCompressSync("<p>Forbidden by policy</p>"), {
+                "content-encoding": "br",
+                "content-type": "text/html"
+              })
+            )
+            assert.strictEqual(
+              brotliPage._tag === "Left" ? (brotliPage.left as TokenError.MalformedResponse).excerpt : undefined,
+              "<p>Forbidden by policy</p>"
+            )
           }))
 
         it.scoped("binary bytes and a broken compressed body are never quoted", () =>

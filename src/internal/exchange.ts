@@ -88,7 +88,7 @@ const looksCompressed = (encoding: string, bytes: Buffer): boolean => {
   if (encoding === "gzip" || encoding === "x-gzip") return bytes[0] === 0x1f && bytes[1] === 0x8b
   // RFC 1950: deflate in a zlib wrapper, whose two first bytes are a multiple of 31
   if (encoding === "deflate") return (bytes[0]! & 0x0f) === 8 && ((bytes[0]! << 8) | bytes[1]!) % 31 === 0
-  // brotli has no magic bytes: JSON and text do not start with a control byte, a brotli stream often does
+  // brotli has no magic bytes: a body that is JSON already is taken as decoded, any other is tried
   return encoding === "br" && bytes.length > 0 && parseJson(bytes.toString("utf8")) === undefined
 }
 
@@ -115,8 +115,12 @@ export const decodeBody = (
         ? Zlib.inflateSync(bytes, options)
         : Zlib.gunzipSync(bytes, options)
     } catch (error) {
-      const tooLarge = (error as { readonly code?: unknown }).code === "ERR_BUFFER_TOO_LARGE"
-      return { text: "", textual: false, tooLarge }
+      if ((error as { readonly code?: unknown }).code === "ERR_BUFFER_TOO_LARGE") {
+        return { text: "", textual: false, tooLarge: true }
+      }
+      // gzip or deflate that does not decompress is broken bytes; a body fetch decoded from brotli
+      // does not decompress either, and is the text it is
+      if (encoding !== "br") return { text: bytes.toString("latin1"), textual: false, tooLarge: false }
     }
   } else if (!knownEncodings.has(encoding) && parseJson(bytes.toString("utf8")) === undefined) {
     // an encoding we do not know, or bytes that are not what it says: not text we may quote

@@ -1,13 +1,14 @@
 /**
  * Every string a server sends us is hostile until it has been through `clean`: cut to `MAX_INPUT`
  * before anything else looks at it (so the work is bounded whatever the body), stripped of control
- * characters, scrubbed of the exact values the request carried (`Sent`), masked where it looks like a
- * credential, and only then cut to the length its field allows. Scrubbing comes before the cut, so a
- * cut never leaves half a secret showing.
+ * characters and extra white space, scrubbed of the exact values the request carried (`Sent`), masked
+ * where it looks like a credential, and only then cut to the length its field allows. Scrubbing comes
+ * before the cut, so a cut never leaves half a secret showing.
  *
- * Everything here runs in time linear in its input: the only regular expressions are single
- * character classes or alternations of literals (eslint-plugin-regexp checks that none backtracks),
- * and matching the sent values is Knuth-Morris-Pratt, one pass per value.
+ * Everything here runs in time linear in its input: the regular expressions are character classes,
+ * anchored bounded repetitions and alternations of literals (eslint-plugin-regexp checks that none
+ * backtracks or moves super-linearly), the maskers resume after each value they mask, and the sent
+ * values are found by Knuth-Morris-Pratt, one pass per value.
  *
  * @internal
  */
