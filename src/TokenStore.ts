@@ -18,6 +18,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import type { AccessToken } from "./AccessToken.js"
+import { TaggedError } from "./internal/taggedError.js"
 
 /**
  * A stored token and its version. Versions only grow: a write with a version not above the stored one
@@ -39,20 +40,14 @@ export interface StoredToken {
  * @since 0.1.0
  * @category errors
  */
-export class StoreError extends Schema.TaggedError<StoreError>("tokenwarden/StoreError")("StoreError", {
+export class StoreError extends TaggedError<StoreError>("TokenStore")("StoreError", {
   store: Schema.String,
   reason: Schema.Literal("Unavailable", "Corrupted", "Decryption", "Io"),
   detail: Schema.String
-}) {
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return this.reason === "Unavailable" || this.reason === "Io"
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return `${this.store} token store: ${this.reason.toLowerCase()}: ${this.detail}`
-  }
-}
+}, {
+  transient: (self) => self.reason === "Unavailable" || self.reason === "Io",
+  message: (self) => `${self.store} token store: ${self.reason.toLowerCase()}: ${self.detail}`
+}) {}
 
 /**
  * What `refresh` came back with: a token this process fetched (and wrote), or a newer one another

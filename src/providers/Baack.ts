@@ -28,6 +28,7 @@ import * as Schema from "effect/Schema"
 import { cleanDescription } from "../internal/excerpt.js"
 import { exchange, successJson } from "../internal/exchange.js"
 import { type Answer, fromErrorAnswer, malformed, parseJson } from "../internal/failure.js"
+import { TaggedError } from "../internal/taggedError.js"
 import { checkEndpoint, publicUrl } from "../internal/url.js"
 import type { TokenError } from "../TokenError.js"
 import { BadRequest, InvalidClient, InvalidConfiguration } from "../TokenError.js"
@@ -67,16 +68,10 @@ const describe = (
  * @since 0.1.0
  * @category errors
  */
-export class Forbidden extends Schema.TaggedError<Forbidden>("tokenwarden/Baack/Forbidden")("Forbidden", ErrorFields) {
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "forbidden")
-  }
-}
+export class Forbidden extends TaggedError<Forbidden>("Baack")("Forbidden", ErrorFields, {
+  transient: false,
+  message: (self) => describe(self, "forbidden")
+}) {}
 
 /**
  * HTTP 404: no API client with this URN (UPDATE, DELETE; READ gives `Option.none()` instead), or a base
@@ -85,16 +80,10 @@ export class Forbidden extends Schema.TaggedError<Forbidden>("tokenwarden/Baack/
  * @since 0.1.0
  * @category errors
  */
-export class NotFound extends Schema.TaggedError<NotFound>("tokenwarden/Baack/NotFound")("NotFound", ErrorFields) {
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this, "not found")
-  }
-}
+export class NotFound extends TaggedError<NotFound>("Baack")("NotFound", ErrorFields, {
+  transient: false,
+  message: (self) => describe(self, "not found")
+}) {}
 
 /**
  * Every failure of an `ApiClients` call: `InvalidRepresentation` (with `details`), `BadRequest` (any other
