@@ -74,6 +74,8 @@ export interface TokenStore {
   readonly load: (key: string) => Effect.Effect<Option.Option<StoredToken>, StoreError>
   /** Writes `entry` if its version is above the stored one; tells whether it was written. */
   readonly save: (key: string, entry: StoredToken) => Effect.Effect<boolean, StoreError>
+  /** Deletes the entry under `key`, if any (an entry moved to another key, a user logged out). */
+  readonly remove: (key: string) => Effect.Effect<void, StoreError>
   /**
    * Gets the next token for `key`, the one refresher across processes: runs `fetch` and writes its
    * token (before returning it, so a crash never loses a new refresh token), or adopts an entry newer
@@ -220,6 +222,7 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
     name: "memory",
     load,
     save,
+    remove: (key) => Effect.sync(() => void entries.delete(key)),
     refresh: (key, knownVersion, fetch) =>
       Effect.suspend(() => {
         // the in-process lease: sources of one credential share the refresh under way

@@ -206,6 +206,19 @@ describe("FileTokenStore", () => {
         assert.strictEqual(value(Option.getOrThrow(yield* store.load("k")).token), "v3")
       }))
 
+    it.scoped("remove deletes the entry and leaves nothing behind; removing a missing one is not an error", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const store = yield* makeStore({ directory: dir })
+        yield* store.save("k", { token: token("v3"), version: 3 })
+        yield* store.save("other", { token: token("o"), version: 1 })
+        yield* store.remove("k")
+        assert.isTrue(Option.isNone(yield* store.load("k")))
+        assert.deepStrictEqual(Fs.readdirSync(dir), ["other.json"])
+        yield* store.remove("k")
+        assert.isTrue(yield* store.save("k", { token: token("v1"), version: 1 }), "a removed entry starts over")
+      }))
+
     it.scoped("a key that is not a plain name is hashed: it never leaves the directory", () =>
       Effect.gen(function*() {
         const root = yield* tempDir

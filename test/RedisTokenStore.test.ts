@@ -98,6 +98,19 @@ RedisServer.describeRedis("RedisTokenStore", () => {
       assert.deepStrictEqual(messages, [["app:changes:cred", "1"], ["app:changes:cred", "released"]])
     }).pipe(Effect.scoped))
 
+  it.live("remove deletes the entry; removing a missing one is not an error", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const store = yield* RedisTokenStore.make({ url: server.url })
+      yield* store.refresh("k", 0, Effect.succeed(token("a1")))
+      yield* store.remove("k")
+      assert.isTrue(Option.isNone(yield* store.load("k")))
+      const inspect = yield* raw(server.url)
+      assert.deepStrictEqual(yield* Effect.promise(() => inspect.keys("tokenwarden:token:*")), [])
+      yield* store.remove("k")
+      assert.isTrue(yield* store.save("k", { token: token("a2"), version: 1 }), "a removed entry starts over")
+    }).pipe(Effect.scoped))
+
   it.live("a corrupted or foreign entry is a Corrupted StoreError; the next refresh replaces it", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make()
