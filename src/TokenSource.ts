@@ -31,6 +31,7 @@ import type { AccessToken } from "./AccessToken.js"
 import * as DeviceFlow from "./DeviceFlow.js"
 import * as Grant from "./Grant.js"
 import { dynamic } from "./internal/dynamicEffect.js"
+import * as Key from "./internal/engine/key.js"
 import { sleepUntil } from "./internal/sleepUntil.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
@@ -82,9 +83,16 @@ export interface Options extends TokenEndpoint.Options {
   readonly grant: Grant.Grant
   readonly policy?: RefreshPolicy.RefreshPolicy | undefined
   /**
-   * The key of this credential in the `TokenStore`, when one is provided. By default a hash of the
-   * endpoint, client id, grant type, username and scopes; give one for authorization-code grants of
-   * different users of the same client.
+   * Whose token this is (a user id, a tenant); part of the credential's key in the `TokenStore`. With
+   * a store, a refresh-token, authorization-code or device-code grant needs it (or a `storeKey`):
+   * the library cannot tell by itself which user such a grant acts for, and two users of one client
+   * must never share a token. Without a store nothing is shared, and it is not needed.
+   */
+  readonly subject?: string | undefined
+  /**
+   * The key of this credential in the `TokenStore`, when one is provided. By default `TokenStore.key`:
+   * a hash of the endpoint URL, client id, client authentication method, grant type, username,
+   * `subject`, scopes and extra parameters.
    */
   readonly storeKey?: string | undefined
 }
@@ -117,13 +125,11 @@ export const make = (
     // "refresh": a caller needs a request now; "reschedule": a token came from elsewhere (the store)
     const wake = yield* Queue.sliding<"refresh" | "reschedule">(1)
     const store = Option.getOrUndefined(yield* Effect.serviceOption(TokenStore.TokenStoreTag))
-    const storeKey = options.storeKey ?? TokenStore.key({
-      endpoint: endpoint.url,
-      clientId: endpoint.clientAuth.clientId,
-      grantType: Grant.grantType(grant),
-      subject: grant._tag === "Password" ? grant.username : undefined,
-      scopes: grant.scopes
-    })
+    if (store !== undefined) {
+      const invalid = Key.check(options, options.storeKey, { keyOption: "storeKey", sharedBy: "with a TokenStore" })
+      if (invalid !== undefined) return yield* invalid
+    }
+    const storeKey = store === undefined ? "" : options.storeKey ?? Key.identity(options)
 
     // Written only by the refresh fiber (and `invalidate`), read by everyone: JS runs one fiber at a
     // time and none of these updates spans a yield, so plain variables are safe and keep `get` cheap.

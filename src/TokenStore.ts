@@ -16,8 +16,10 @@ import * as PubSub from "effect/PubSub"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { createHash } from "node:crypto"
 import type { AccessToken } from "./AccessToken.js"
+import type { ClientAuth } from "./ClientAuth.js"
+import type { Grant } from "./Grant.js"
+import * as Key from "./internal/engine/key.js"
 import { TaggedError } from "./internal/taggedError.js"
 
 /**
@@ -100,34 +102,30 @@ export interface TokenStore {
 export class TokenStoreTag extends Context.Tag("tokenwarden/TokenStore")<TokenStoreTag, TokenStore>() {}
 
 /**
- * What identifies a credential: never a secret.
+ * What names a credential in a store: the parts of a `TokenSource`'s options that change what the
+ * server issues (of the grant and client authentication, only what is not secret counts).
  *
  * @since 0.1.0
  * @category models
  */
 export interface KeyParts {
-  readonly endpoint: string
-  readonly clientId: string
-  readonly grantType: string
+  readonly url: string | URL
+  readonly clientAuth: ClientAuth
+  readonly grant: Grant
+  /** Whose token this is, as the source's `subject` option gives it. */
   readonly subject?: string | undefined
-  readonly scopes: ReadonlyArray<string>
 }
 
 /**
- * The store key of a credential: a hash of endpoint, client, grant, subject and scopes, so keys and
- * file names never show a username or any secret.
+ * The store key a `TokenSource` without a `storeKey` uses for a credential: a SHA-256 hash (64 hex
+ * digits) of the endpoint URL, client id, client authentication method, grant type, username,
+ * subject, sorted scopes and sorted extra parameters. No secret goes into it, and keys and file names
+ * show nothing of the credential. For a user's entry, to `remove` it at logout.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const key = (parts: KeyParts): string =>
-  createHash("sha256").update(JSON.stringify([
-    parts.endpoint,
-    parts.clientId,
-    parts.grantType,
-    parts.subject ?? "",
-    [...parts.scopes].sort()
-  ])).digest("hex")
+export const key = (parts: KeyParts): string => Key.identity(parts)
 
 // ---------------------------------------------------------------------------------------------
 // the stored form, shared by every persistent store

@@ -61,11 +61,9 @@ const passwordSource = (server: AuthServer.AuthServer) =>
 
 const credentialKey = (server: AuthServer.AuthServer) =>
   TokenStore.key({
-    endpoint: server.tokenUrl,
-    clientId: "client",
-    grantType: "password",
-    subject: "user",
-    scopes: ["read"]
+    url: server.tokenUrl,
+    clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+    grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] })
   })
 
 const withStore = (options: FileTokenStore.Options) =>

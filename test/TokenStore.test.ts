@@ -71,33 +71,99 @@ describe("TokenSource with a TokenStore", () => {
       assert.strictEqual(yield* server.count("password"), 1, "no fallback to the password grant")
       assert.isTrue(Option.isSome(
         yield* memory.load(TokenStore.key({
-          endpoint: server.tokenUrl,
-          clientId: "client",
-          grantType: "password",
-          subject: "user",
-          scopes: ["read"]
+          url: server.tokenUrl,
+          clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+          grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] })
         }))
       ))
     }).pipe(Effect.provide(HttpLive)))
 
   it("keys never contain the username or a secret", () => {
-    const key = TokenStore.key({
-      endpoint: "https://auth.example.com/token",
-      clientId: "client",
-      grantType: "password",
-      subject: "john@doe.com",
-      scopes: ["b", "a"]
+    const credential = (scopes: ReadonlyArray<string>) => ({
+      url: "https://auth.example.com/token",
+      clientAuth: ClientAuth.basic("client", Redacted.make("client-secret")),
+      grant: Grant.password({ username: "john@doe.com", password: Redacted.make("hunter2"), scopes })
     })
+    const key = TokenStore.key(credential(["b", "a"]))
     assert.match(key, /^[0-9a-f]{64}$/)
-    assert.strictEqual(
-      key,
-      TokenStore.key({
-        endpoint: "https://auth.example.com/token",
-        clientId: "client",
-        grantType: "password",
-        subject: "john@doe.com",
-        scopes: ["a", "b"]
+    assert.strictEqual(key, TokenStore.key(credential(["a", "b"])))
+  })
+
+  it.scoped("two client-credentials sources that differ only in audience get a token each", () =>
+    Effect.gen(function*() {
+      const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+      const source = (audience: string) =>
+        TokenSource.make({
+          url: server.tokenUrl,
+          clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+          grant: Grant.clientCredentials({ scopes: ["read"], extraParams: { audience } })
+        })
+      const a = yield* source("api-a")
+      const b = yield* source("api-b")
+      assert.notStrictEqual(value(yield* b.get), value(yield* a.get))
+      const requests = yield* server.requests
+      assert.deepStrictEqual(requests.map((r) => r.form.audience), ["api-a", "api-b"])
+    }).pipe(Effect.provide(Layer.merge(HttpLive, TokenStore.layerMemory))))
+
+  describe("grants that act for a person", () => {
+    const refreshSource = (server: AuthServer.AuthServer, options: Partial<TokenSource.Options>) =>
+      TokenSource.make({
+        url: server.tokenUrl,
+        clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+        grant: Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config"), scopes: ["read"] }),
+        policy: noJitter,
+        timeout: "30 days",
+        ...options
       })
-    )
+
+    it.scoped("with a store, a refresh-token source needs a subject or a storeKey; without one it does not", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make()
+        const memory = yield* TokenStore.makeMemory
+        const withStore = Effect.provideService(TokenStore.TokenStoreTag, memory)
+        const refused = yield* Effect.flip(refreshSource(server, {}).pipe(withStore))
+        assert.strictEqual(refused._tag, "InvalidConfiguration")
+        assert.include(refused.message, "subject")
+        const empty = yield* Effect.flip(refreshSource(server, { subject: "" }).pipe(withStore))
+        assert.strictEqual(empty._tag, "InvalidConfiguration")
+        const code = yield* Effect.flip(
+          refreshSource(server, { grant: Grant.authorizationCode({ code: Redacted.make("c") }) }).pipe(withStore)
+        )
+        assert.strictEqual(code._tag, "InvalidConfiguration")
+        assert.strictEqual(yield* server.count(), 0, "refused before any request")
+        // nothing is shared without a store: the refresh token is simply used (and refused by this server)
+        const alone = yield* Effect.flip(refreshSource(server, {}))
+        assert.strictEqual(alone._tag, "ReauthorizationRequired")
+        assert.strictEqual(yield* server.count("refresh_token"), 1)
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("two users of one client never share a token", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({
+          lifetimeSeconds: 3600,
+          users: [{ username: "alice", password: "pass" }, { username: "bob", password: "pass" }]
+        })
+        const login = (username: string) =>
+          Effect.scoped(Effect.flatMap(
+            TokenSource.make({
+              url: server.tokenUrl,
+              clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+              grant: Grant.password({ username, password: Redacted.make("pass"), scopes: ["read"] })
+            }),
+            (source) => source.get
+          ))
+        const alice = yield* login("alice")
+        const bob = yield* login("bob")
+        const a = yield* refreshSource(server, {
+          grant: Grant.refreshToken({ refreshToken: alice.refreshToken! }),
+          subject: "alice"
+        })
+        const b = yield* refreshSource(server, {
+          grant: Grant.refreshToken({ refreshToken: bob.refreshToken! }),
+          subject: "bob"
+        })
+        assert.notStrictEqual(value(yield* a.get), value(yield* b.get))
+        assert.strictEqual(yield* server.count("refresh_token"), 2)
+      }).pipe(Effect.provide(Layer.merge(HttpLive, TokenStore.layerMemory))))
   })
 })
