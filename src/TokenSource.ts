@@ -463,7 +463,15 @@ export const make = (
     // a restarted process reuses its stored token, or at least the stored refresh token
     let loaded = false
     if (store !== undefined) {
-      const stored = yield* Effect.catchAll(store.load(storeKey), (e) => TokenStore.logStoreError(e, Option.none()))
+      const stored = yield* Effect.catchAll(
+        loadStored(
+          store,
+          storeKey,
+          options.storeKey === undefined ? Key.legacyKeyOf(endpoint.url, options) : undefined,
+          grant
+        ),
+        (e) => TokenStore.logStoreError(e, Option.none())
+      ).pipe(Effect.annotateLogs({ provider }))
       if (Option.isSome(stored)) {
         const now = yield* Clock.currentTimeMillis
         const entry = stored.value
@@ -528,6 +536,38 @@ export const make = (
       stop
     } satisfies TokenSource
   }).pipe(Effect.withSpan("TokenSource.make"))
+
+/**
+ * The stored entry of a credential, looked for under the 0.1 key too: an entry found there is moved
+ * to the new key and the old one removed, so an upgrade never forces a user to log in again. Only a
+ * grant that needs a person adopts it: the 0.1 key did not tell apart extra parameters, client
+ * authentication methods or users, so the entry may be another credential's, a risk worth taking only
+ * where the stored refresh token may be the only one. An unattended grant drops it and fetches anew.
+ */
+const loadStored = (
+  store: TokenStore.TokenStore,
+  key: string,
+  legacyKey: string | undefined,
+  grant: Grant.Grant
+): Effect.Effect<Option.Option<TokenStore.StoredToken>, TokenStore.StoreError> =>
+  Effect.gen(function*() {
+    const stored = yield* store.load(key)
+    if (Option.isSome(stored) || legacyKey === undefined) return stored
+    const old = yield* store.load(legacyKey)
+    if (Option.isNone(old)) return old
+    if (Grant.isUnattended(grant)) {
+      yield* Effect.logInfo("token store entry under the 0.1 key dropped; fetching a token of our own")
+      yield* store.remove(legacyKey)
+      return Option.none()
+    }
+    // not moved (the store is failing): used this time, and moved on a later start
+    const written = yield* Effect.catchAll(store.save(key, old.value), (e) => TokenStore.logStoreError(e, undefined))
+    if (written === undefined) return old
+    yield* Effect.logInfo("token store entry moved from the 0.1 key")
+    yield* Effect.catchAll(store.remove(legacyKey), (e) => TokenStore.logStoreError(e, undefined))
+    // another process moved it first and may have refreshed since: its entry is the one
+    return written ? old : yield* store.load(key)
+  })
 
 /**
  * A layer that provides a token source under a tag of the user's (a program often holds several).

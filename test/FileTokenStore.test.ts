@@ -10,6 +10,7 @@ import * as Readline from "node:readline"
 import type { AccessToken } from "tokenwarden"
 import { ClientAuth, FileTokenStore, Grant, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
+import { legacyKey } from "../src/internal/engine/key.js"
 import { runner } from "./fixtures/spawn.js"
 import { HttpLive, noJitter } from "./util.js"
 
@@ -126,6 +127,31 @@ describe("FileTokenStore", () => {
           assert.strictEqual(value(healed.token), value(fresh))
         }))
     }
+
+    it.scoped("an encrypted entry under the 0.1 key is adopted without a request, sealed anew under the new key", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const encryptionKey = Redacted.make(hexKey())
+        const store = yield* makeStore({ directory: dir, encryptionKey })
+        const old = legacyKey({ endpoint: server.tokenUrl, clientId: "client", grantType: "refresh_token", scopes: [] })
+        yield* store.save(old, { token: token("stored-access", "stored-refresh"), version: 4 })
+        const options: TokenSource.Options = {
+          url: server.tokenUrl,
+          clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+          grant: Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config") }),
+          subject: "alice"
+        }
+        const adopted = yield* Effect.scoped(Effect.flatMap(TokenSource.make(options), (s) => s.get)).pipe(
+          Effect.provide(withStore({ directory: dir, encryptionKey }))
+        )
+        assert.strictEqual(value(adopted), "stored-access")
+        assert.strictEqual(yield* server.count(), 0)
+        assert.deepStrictEqual(Fs.readdirSync(dir), [`${TokenStore.key(options)}.json`])
+        const moved = Option.getOrThrow(yield* store.load(TokenStore.key(options)))
+        assert.strictEqual(moved.version, 4)
+        assert.strictEqual(Redacted.value(moved.token.refreshToken!), "stored-refresh")
+      }))
 
     it.scoped("a wrong encryption key: a Decryption StoreError, logged, and a fresh grant", () =>
       Effect.gen(function*() {

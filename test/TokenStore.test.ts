@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted, Stream, TestClock } from "effect"
+import type { AccessToken } from "tokenwarden"
 import { ClientAuth, Grant, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
+import { legacyKey } from "../src/internal/engine/key.js"
 import { HttpLive, noJitter, waitForNewToken } from "./util.js"
 
 const value = (token: { readonly value: Redacted.Redacted }) => Redacted.value(token.value)
@@ -165,5 +167,115 @@ describe("TokenSource with a TokenStore", () => {
         assert.notStrictEqual(value(yield* a.get), value(yield* b.get))
         assert.strictEqual(yield* server.count("refresh_token"), 2)
       }).pipe(Effect.provide(Layer.merge(HttpLive, TokenStore.layerMemory))))
+  })
+
+  describe("entries written under the 0.1 key", () => {
+    const storedToken = (access: string, refresh: string): AccessToken.AccessToken => ({
+      value: Redacted.make(access),
+      type: "Bearer",
+      issuedAt: 0,
+      expiresAt: 3_600_000,
+      lifetimeSource: "expires_in",
+      scopes: ["read"],
+      refreshToken: Redacted.make(refresh),
+      extra: Redacted.make({})
+    })
+    const legacyKeyOf = (server: AuthServer.AuthServer, grantType: string) =>
+      legacyKey({ endpoint: server.tokenUrl, clientId: "client", grantType, scopes: ["read"] })
+    const options = (server: AuthServer.AuthServer, grant: Grant.Grant): TokenSource.Options => ({
+      url: server.tokenUrl,
+      clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+      grant,
+      subject: "alice",
+      policy: noJitter,
+      timeout: "30 days"
+    })
+    const refreshGrant = Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config"), scopes: ["read"] })
+
+    it.scoped("a refresh-token source adopts the entry without a request, moves it, and removes the old one", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const memory = yield* TokenStore.makeMemory
+        const old = legacyKeyOf(server, "refresh_token")
+        yield* memory.save(old, { token: storedToken("stored-access", "stored-refresh"), version: 7 })
+        const source = yield* TokenSource.make(options(server, refreshGrant)).pipe(
+          Effect.provideService(TokenStore.TokenStoreTag, memory)
+        )
+        assert.strictEqual(value(yield* source.get), "stored-access")
+        assert.strictEqual(yield* server.count(), 0)
+        const moved = Option.getOrThrow(yield* memory.load(TokenStore.key(options(server, refreshGrant))))
+        assert.strictEqual(moved.version, 7)
+        assert.strictEqual(value(moved.token), "stored-access")
+        assert.isTrue(Option.isNone(yield* memory.load(old)))
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("an expired entry still gives its refresh token, the only one that works", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({
+          lifetimeSeconds: 3600,
+          users: [{ username: "alice", password: "pass" }]
+        })
+        const memory = yield* TokenStore.makeMemory
+        // a login of 0.1 days, its token stored under the old key; the configured refresh token is long rotated
+        const login = yield* Effect.scoped(Effect.flatMap(
+          TokenSource.make({
+            url: server.tokenUrl,
+            clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+            grant: Grant.password({ username: "alice", password: Redacted.make("pass"), scopes: ["read"] })
+          }),
+          (source) => source.get
+        ))
+        yield* memory.save(legacyKeyOf(server, "authorization_code"), { token: login, version: 3 })
+        yield* TestClock.adjust("2 hours")
+        const source = yield* TokenSource.make(
+          options(server, Grant.authorizationCode({ code: Redacted.make("used-long-ago"), scopes: ["read"] }))
+        ).pipe(Effect.provideService(TokenStore.TokenStoreTag, memory))
+        const token = yield* source.get
+        assert.notStrictEqual(value(token), value(login))
+        const requests = yield* server.requests
+        assert.deepStrictEqual(requests.map((r) => r.grantType), ["password", "refresh_token"])
+        assert.strictEqual(requests[1]!.form.refresh_token, Redacted.value(login.refreshToken!))
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("a client-credentials source does not adopt it (it may be another audience's): dropped, fetched anew", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const memory = yield* TokenStore.makeMemory
+        const old = legacyKeyOf(server, "client_credentials")
+        yield* memory.save(old, { token: storedToken("maybe-another-audience", "r"), version: 2 })
+        const grant = Grant.clientCredentials({ scopes: ["read"], extraParams: { audience: "api-a" } })
+        const source = yield* TokenSource.make(options(server, grant)).pipe(
+          Effect.provideService(TokenStore.TokenStoreTag, memory)
+        )
+        assert.notStrictEqual(value(yield* source.get), "maybe-another-audience")
+        assert.strictEqual(yield* server.count(), 1)
+        assert.isTrue(Option.isNone(yield* memory.load(old)))
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("a source with its own storeKey keeps using it: nothing to move", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const memory = yield* TokenStore.makeMemory
+        yield* memory.save("alice", { token: storedToken("kept", "r"), version: 1 })
+        yield* memory.save(legacyKeyOf(server, "refresh_token"), { token: storedToken("other", "r"), version: 1 })
+        const source = yield* TokenSource.make({
+          ...options(server, refreshGrant),
+          subject: undefined,
+          storeKey: "alice"
+        })
+          .pipe(Effect.provideService(TokenStore.TokenStoreTag, memory))
+        assert.strictEqual(value(yield* source.get), "kept")
+        assert.isTrue(Option.isSome(yield* memory.load(legacyKeyOf(server, "refresh_token"))), "not touched")
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.effect("the memory store removes an entry; removing a missing one is not an error", () =>
+      Effect.gen(function*() {
+        const memory = yield* TokenStore.makeMemory
+        yield* memory.save("k", { token: storedToken("a", "r"), version: 3 })
+        yield* memory.remove("k")
+        assert.isTrue(Option.isNone(yield* memory.load("k")))
+        yield* memory.remove("k")
+        assert.isTrue(yield* memory.save("k", { token: storedToken("b", "r"), version: 1 }))
+      }))
   })
 })
