@@ -538,9 +538,9 @@ export const make = (
   }).pipe(Effect.withSpan("TokenSource.make"))
 
 /**
- * The stored entry of a credential, looked for under the 0.1 key too: an entry found there is moved
+ * The stored entry of a credential, looked for under the 0.1.0 key too: an entry found there is moved
  * to the new key and the old one removed, so an upgrade never forces a user to log in again. Only a
- * grant that needs a person adopts it: the 0.1 key did not tell apart extra parameters, client
+ * grant that needs a person adopts it: the 0.1.0 key did not tell apart extra parameters, client
  * authentication methods or users, so the entry may be another credential's, a risk worth taking only
  * where the stored refresh token may be the only one. An unattended grant drops it and fetches anew.
  */
@@ -556,14 +556,14 @@ const loadStored = (
     const old = yield* store.load(legacyKey)
     if (Option.isNone(old)) return old
     if (Grant.isUnattended(grant)) {
-      yield* Effect.logInfo("token store entry under the 0.1 key dropped; fetching a token of our own")
+      yield* Effect.logInfo("token store entry under the 0.1.0 key dropped; fetching a token of our own")
       yield* store.remove(legacyKey)
       return Option.none()
     }
     // not moved (the store is failing): used this time, and moved on a later start
     const written = yield* Effect.catchAll(store.save(key, old.value), (e) => TokenStore.logStoreError(e, undefined))
     if (written === undefined) return old
-    yield* Effect.logInfo("token store entry moved from the 0.1 key")
+    yield* Effect.logInfo("token store entry moved from the 0.1.0 key")
     yield* Effect.catchAll(store.remove(legacyKey), (e) => TokenStore.logStoreError(e, undefined))
     // another process moved it first and may have refreshed since: its entry is the one
     return written ? old : yield* store.load(key)

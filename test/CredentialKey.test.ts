@@ -186,7 +186,7 @@ describe("credential identity", () => {
     { fastCheck: { numRuns: 300 } }
   )
 
-  it("the collisions of 0.1: extra parameters, joined parameters, users, authentication methods", () => {
+  it("the collisions of 0.1.0: extra parameters, joined parameters, users, authentication methods", () => {
     const cc = (extraParams: Grant.ExtraParams) =>
       Key.identity({ ...base, grant: Grant.clientCredentials({ extraParams }) })
     assert.notStrictEqual(cc({ audience: "a" }), cc({ audience: "b" }))
@@ -254,8 +254,8 @@ describe("credential identity", () => {
     assert.strictEqual(Key.check({ ...base, grant: code }, "", where)?.reason, "storeKey is empty")
   })
 
-  it("the 0.1 key is kept exactly, to find entries written under it", () => {
-    // values computed by tokenwarden 0.1's TokenStore.key
+  it("the 0.1.0 key is kept exactly, to find entries written under it", () => {
+    // values computed by tokenwarden 0.1.0's TokenStore.key
     assert.strictEqual(
       Key.legacyKey({
         endpoint: "https://auth.example.com/token",

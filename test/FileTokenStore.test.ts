@@ -128,7 +128,7 @@ describe("FileTokenStore", () => {
         }))
     }
 
-    it.scoped("an encrypted entry under the 0.1 key is adopted without a request, sealed anew under the new key", () =>
+    it.scoped("an encrypted entry under the 0.1.0 key is adopted without a request, sealed anew under the new key", () =>
       Effect.gen(function*() {
         const dir = yield* tempDir
         const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })

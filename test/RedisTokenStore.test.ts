@@ -112,7 +112,7 @@ RedisServer.describeRedis("RedisTokenStore", () => {
       assert.isTrue(yield* store.save("k", { token: token("a2"), version: 1 }), "a removed entry starts over")
     }).pipe(Effect.scoped))
 
-  it.live("a TokenSource adopts an entry under the 0.1 key without a request and moves it", () =>
+  it.live("a TokenSource adopts an entry under the 0.1.0 key without a request and moves it", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make()
       const auth = yield* AuthServer.make({ lifetimeSeconds: 3600 })

@@ -169,7 +169,7 @@ describe("TokenSource with a TokenStore", () => {
       }).pipe(Effect.provide(Layer.merge(HttpLive, TokenStore.layerMemory))))
   })
 
-  describe("entries written under the 0.1 key", () => {
+  describe("entries written under the 0.1.0 key", () => {
     const storedToken = (access: string, refresh: string): AccessToken.AccessToken => ({
       value: Redacted.make(access),
       type: "Bearer",
@@ -216,7 +216,7 @@ describe("TokenSource with a TokenStore", () => {
           users: [{ username: "alice", password: "pass" }]
         })
         const memory = yield* TokenStore.makeMemory
-        // a login of 0.1 days, its token stored under the old key; the configured refresh token is long rotated
+        // a login from the 0.1.0 days, its token stored under the old key; the configured refresh token is long rotated
         const login = yield* Effect.scoped(Effect.flatMap(
           TokenSource.make({
             url: server.tokenUrl,

@@ -173,7 +173,7 @@ export const check = (
 }
 
 /**
- * The store key of tokenwarden 0.1 (`TokenStore.key` then), exactly: it left out the extra
+ * The store key of tokenwarden 0.1.0 (`TokenStore.key` then), exactly: it left out the extra
  * parameters, the client authentication method, the endpoint's query and, but for a password
  * grant's username, the user. Kept only to find entries written under it and move them.
  *
@@ -195,7 +195,7 @@ export const legacyKey = (parts: {
   ])).digest("hex")
 
 /**
- * The 0.1 store key of a source, computed as its `make` did: `endpointUrl` is the endpoint as
+ * The 0.1.0 store key of a source, computed as its `make` did: `endpointUrl` is the endpoint as
  * `TokenEndpoint` shows it (no query).
  *
  * @internal
