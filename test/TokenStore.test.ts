@@ -17,6 +17,17 @@ const passwordSource = (server: AuthServer.AuthServer) =>
     timeout: "30 days"
   })
 
+/** A password login in a scope of its own (closed, so it never refreshes behind the test's back). */
+const login = (server: AuthServer.AuthServer, username: string) =>
+  Effect.scoped(Effect.flatMap(
+    TokenSource.make({
+      url: server.tokenUrl,
+      clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+      grant: Grant.password({ username, password: Redacted.make("pass"), scopes: ["read"] })
+    }),
+    (source) => source.get
+  ))
+
 describe("TokenSource with a TokenStore", () => {
   it.scoped("a second source of the same credential loads the stored token instead of fetching", () =>
     Effect.gen(function*() {
@@ -145,17 +156,8 @@ describe("TokenSource with a TokenStore", () => {
           lifetimeSeconds: 3600,
           users: [{ username: "alice", password: "pass" }, { username: "bob", password: "pass" }]
         })
-        const login = (username: string) =>
-          Effect.scoped(Effect.flatMap(
-            TokenSource.make({
-              url: server.tokenUrl,
-              clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
-              grant: Grant.password({ username, password: Redacted.make("pass"), scopes: ["read"] })
-            }),
-            (source) => source.get
-          ))
-        const alice = yield* login("alice")
-        const bob = yield* login("bob")
+        const alice = yield* login(server, "alice")
+        const bob = yield* login(server, "bob")
         const a = yield* refreshSource(server, {
           grant: Grant.refreshToken({ refreshToken: alice.refreshToken! }),
           subject: "alice"
@@ -191,13 +193,23 @@ describe("TokenSource with a TokenStore", () => {
       timeout: "30 days"
     })
     const refreshGrant = Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config"), scopes: ["read"] })
-
-    it.scoped("a refresh-token source adopts the entry without a request, moves it, and removes the old one", () =>
+    /** A server, and a memory store holding `token` under the 0.1.0 key of a credential of that grant type. */
+    const withOldEntry = (grantType: string, token: AccessToken.AccessToken, version: number) =>
       Effect.gen(function*() {
         const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
         const memory = yield* TokenStore.makeMemory
-        const old = legacyKeyOf(server, "refresh_token")
-        yield* memory.save(old, { token: storedToken("stored-access", "stored-refresh"), version: 7 })
+        const old = legacyKeyOf(server, grantType)
+        yield* memory.save(old, { token, version })
+        return { server, memory, old }
+      })
+
+    it.scoped("a refresh-token source adopts the entry without a request, moves it, and removes the old one", () =>
+      Effect.gen(function*() {
+        const { memory, old, server } = yield* withOldEntry(
+          "refresh_token",
+          storedToken("stored-access", "stored-refresh"),
+          7
+        )
         const source = yield* TokenSource.make(options(server, refreshGrant)).pipe(
           Effect.provideService(TokenStore.TokenStoreTag, memory)
         )
@@ -217,32 +229,26 @@ describe("TokenSource with a TokenStore", () => {
         })
         const memory = yield* TokenStore.makeMemory
         // a login from the 0.1.0 days, its token stored under the old key; the configured refresh token is long rotated
-        const login = yield* Effect.scoped(Effect.flatMap(
-          TokenSource.make({
-            url: server.tokenUrl,
-            clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
-            grant: Grant.password({ username: "alice", password: Redacted.make("pass"), scopes: ["read"] })
-          }),
-          (source) => source.get
-        ))
-        yield* memory.save(legacyKeyOf(server, "authorization_code"), { token: login, version: 3 })
+        const loggedIn = yield* login(server, "alice")
+        yield* memory.save(legacyKeyOf(server, "authorization_code"), { token: loggedIn, version: 3 })
         yield* TestClock.adjust("2 hours")
         const source = yield* TokenSource.make(
           options(server, Grant.authorizationCode({ code: Redacted.make("used-long-ago"), scopes: ["read"] }))
         ).pipe(Effect.provideService(TokenStore.TokenStoreTag, memory))
         const token = yield* source.get
-        assert.notStrictEqual(value(token), value(login))
+        assert.notStrictEqual(value(token), value(loggedIn))
         const requests = yield* server.requests
         assert.deepStrictEqual(requests.map((r) => r.grantType), ["password", "refresh_token"])
-        assert.strictEqual(requests[1]!.form.refresh_token, Redacted.value(login.refreshToken!))
+        assert.strictEqual(requests[1]!.form.refresh_token, Redacted.value(loggedIn.refreshToken!))
       }).pipe(Effect.provide(HttpLive)))
 
     it.scoped("a client-credentials source does not adopt it (it may be another audience's): dropped, fetched anew", () =>
       Effect.gen(function*() {
-        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
-        const memory = yield* TokenStore.makeMemory
-        const old = legacyKeyOf(server, "client_credentials")
-        yield* memory.save(old, { token: storedToken("maybe-another-audience", "r"), version: 2 })
+        const { memory, old, server } = yield* withOldEntry(
+          "client_credentials",
+          storedToken("maybe-another-audience", "r"),
+          2
+        )
         const grant = Grant.clientCredentials({ scopes: ["read"], extraParams: { audience: "api-a" } })
         const source = yield* TokenSource.make(options(server, grant)).pipe(
           Effect.provideService(TokenStore.TokenStoreTag, memory)

@@ -61,9 +61,10 @@ export const endpointOf = (url: string | URL): string => {
   let canonical = endpoints.get(text)
   if (canonical === undefined) {
     canonical = canonicalEndpoint(text)
-    // a program talks to a handful of endpoints; the bound only keeps a stream of odd URLs in check
+    // a program talks to a handful of endpoints; the bound only keeps a stream of odd URLs in check.
+    // A URL that may hold credentials is never kept: they must not sit in a long-lived map.
     if (endpoints.size >= 256) endpoints.clear()
-    endpoints.set(text, canonical)
+    if (!text.includes("@")) endpoints.set(text, canonical)
   }
   return canonical
 }
