@@ -110,6 +110,8 @@ export interface AuthorizeOptions {
  */
 export interface WebFlowOptions extends SourceOptions {
   readonly grant: Grant.Grant
+  /** Whose token this is; needed with a `TokenStore`, so two users' tokens are never shared. */
+  readonly subject?: string | undefined
 }
 
 const endpoint = (baseUrl: string | URL | undefined, path: string) =>
@@ -276,7 +278,8 @@ export const makeWebFlow = (
     return yield* TokenSource.make({
       ...sourceOptions(options, url),
       clientAuth: ClientAuth.post(options.clientId, options.clientSecret),
-      grant: options.grant
+      grant: options.grant,
+      subject: options.subject
     })
   })
 
