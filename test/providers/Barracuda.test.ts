@@ -1,4 +1,4 @@
-import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Config, ConfigError, ConfigProvider, Context, Effect, Layer, Redacted, TestClock } from "effect"
 import type { TokenSource } from "tokenwarden"
@@ -143,31 +143,6 @@ describe("Barracuda", () => {
         "grant_type=client_credentials&scope=ess%3Aaccount%3Aread&client_id=bts-client&client_secret=s3cr%2Bt%2F%3D"
       )
     }).pipe(Effect.provide(HttpLive)))
-
-  it.scoped("the region chooses the documented endpoint", () =>
-    Effect.gen(function*() {
-      const seen: Array<string> = []
-      // answers every request itself, so no request leaves the machine
-      const Recorder = Layer.succeed(
-        HttpClient.HttpClient,
-        HttpClient.make((request) => {
-          seen.push(request.url)
-          const body = { access_token: "t", expires_in: 3600, token_type: "Bearer", scope: "ess:account:read" }
-          return Effect.succeed(HttpClientResponse.fromWeb(
-            request,
-            new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } })
-          ))
-        })
-      )
-      const common = { clientId: "bts-client", clientSecret: Redacted.make("x"), scopes: ["ess:account:read"] } as const
-      const us = yield* Barracuda.make(common).pipe(Effect.provide(Recorder))
-      const uk = yield* Barracuda.make({ ...common, region: "UK" }).pipe(Effect.provide(Recorder))
-      assert.deepStrictEqual(seen, [
-        "https://login.bts.barracudanetworks.com/token",
-        "https://uk.login.bts.barracudanetworks.com/token"
-      ])
-      assert.deepStrictEqual([us.provider, uk.provider], ["barracuda-us", "barracuda-uk"])
-    }))
 
   it.scoped("re-runs the grant before each 1-hour token expires: one client_credentials request per lifetime", () =>
     Effect.gen(function*() {
