@@ -342,7 +342,7 @@ const scopesConfig = (name: string): Config.Config<ReadonlyArray<Scope>> =>
 /**
  * Client-credentials options from variables under a prefix (`BUDDY` by default): `BUDDY_CLIENT_ID`,
  * `BUDDY_CLIENT_SECRET` (redacted), `BUDDY_SCOPES` (`WORKSPACE+EXECUTION_RUN`, spaces or commas also
- * work), and optionally `BUDDY_BASE_URL`, `BUDDY_BASIC_ENCODING` (`plain` or `form`) and
+ * work; a scope the document does not list is accepted, with a warning when the source is built), and optionally `BUDDY_BASE_URL`, `BUDDY_BASIC_ENCODING` (`plain` or `form`) and
  * `BUDDY_DEFAULT_LIFETIME` (a duration such as `12 hours`).
  *
  * @since 0.1.0
