@@ -20,7 +20,6 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -32,14 +31,12 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
-import * as ScheduleDecision from "effect/ScheduleDecision"
-import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Schema from "effect/Schema"
 import * as AccessToken from "../AccessToken.js"
 import { cleanDescription } from "../internal/excerpt.js"
 import { exchange, successJson } from "../internal/exchange.js"
 import { type Answer, fromErrorAnswer, malformed, parseJson } from "../internal/failure.js"
-import { sleepUntil } from "../internal/sleepUntil.js"
+import { retryCall } from "../internal/retryCall.js"
 import * as StaticSource from "../internal/staticSource.js"
 import { TaggedError } from "../internal/taggedError.js"
 import { checkEndpoint, publicUrl } from "../internal/url.js"
@@ -50,7 +47,6 @@ import {
   BadRequest,
   InvalidClient,
   InvalidConfiguration,
-  isTokenError,
   ReauthorizationRequired
 } from "../TokenError.js"
 import type { TokenSource } from "../TokenSource.js"
@@ -461,37 +457,6 @@ const isTokenSource = <E>(input: RootTokenInput<E> | TokenSource): input is Toke
   !Redacted.isRedacted(input) && !Effect.isEffect(input)
 
 /**
- * Runs one call with the policy's retries: a transient failure (5xx, 429, no answer) is tried again after
- * the retry schedule's next delay, or the Retry-After when longer; a permanent one, or the schedule's
- * end, fails the call. `attempt` counts from 1.
- */
-const retrying = <A>(
-  policy: RefreshPolicy.RefreshPolicy,
-  call: (attempt: number) => Effect.Effect<A, ApiError>
-): Effect.Effect<A, ApiError> =>
-  Effect.gen(function*() {
-    let state = policy.retry.initial
-    for (let attempt = 1;; attempt++) {
-      const result = yield* Effect.either(call(attempt))
-      if (Either.isRight(result)) return result.right
-      const error = result.left
-      if (!error.transient || !isTokenError(error)) return yield* Effect.fail(error)
-      const now = yield* Clock.currentTimeMillis
-      const [next, , decision] = yield* policy.retry.step(now, error, state)
-      if (ScheduleDecision.isDone(decision)) return yield* Effect.fail(error)
-      state = next
-      const at = Math.max(
-        ScheduleIntervals.start(decision.intervals),
-        now + RefreshPolicy.retryAfterMillis(policy, error)
-      )
-      yield* Effect.logWarning("Baack call failed; retrying").pipe(
-        Effect.annotateLogs({ error: error._tag, detail: error.message, attempt, retry_in_ms: Math.round(at - now) })
-      )
-      yield* sleepUntil(at)
-    }
-  })
-
-/**
  * Builds the service; refuses a non-https base URL (except loopback) and an unusable root token before
  * any request. Given the root token as a value or an effect, it builds the token's source
  * (`makeRootToken`) itself; given a source, it uses that one.
@@ -592,7 +557,7 @@ export const make = <E = never>(
           span("create")
         ),
       read: (urn) =>
-        retrying(policy, () =>
+        retryCall(policy, "Baack.ApiClients.read", () =>
           target(urn).pipe(
             Effect.flatMap((url) => send("GET", url)),
             Effect.flatMap(one)
@@ -602,18 +567,18 @@ export const make = <E = never>(
             span("read")
           ),
       update: (urn, input) =>
-        retrying(policy, () =>
+        retryCall(policy, "Baack.ApiClients.update", () =>
           target(urn).pipe(
             Effect.flatMap((url) => send("PUT", url, representation(input))),
             Effect.flatMap(one)
           )).pipe(span("update")),
       delete: (urn) =>
-        retrying(policy, (attempt) => {
+        retryCall(policy, "Baack.ApiClients.delete", (attempt) => {
           const call = target(urn).pipe(Effect.flatMap((url) => send("DELETE", url)), Effect.asVoid)
           // an earlier attempt may have deleted it before its answer was lost: gone is what was asked
           return attempt === 1 ? call : Effect.catchTag(call, "NotFound", () => Effect.void)
         }).pipe(span("delete")),
-      list: retrying(policy, () =>
+      list: retryCall(policy, "Baack.ApiClients.list", () =>
         target().pipe(
           Effect.flatMap((url) => send("GET", url)),
           Effect.flatMap((result) =>
