@@ -7,7 +7,7 @@
  */
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Logger, LogLevel, Option, Stream } from "effect"
-import { ClientAuth, DeviceFlow, Grant, TokenSource } from "tokenwarden"
+import { ClientAuth, Grant, TokenSource } from "tokenwarden"
 import { DeviceFake } from "tokenwarden/testing"
 // `import { DeviceFlow } from "tokenwarden"` and `from "tokenwarden/testing"` once the barrels export them
 
@@ -36,13 +36,8 @@ const main = Effect.gen(function*() {
   )
 
   const token = yield* source.get.pipe(
-    Effect.tapError((error) =>
-      DeviceFlow.isAccessDenied(error)
-        ? Console.log("the user said no")
-        : DeviceFlow.isExpired(error)
-        ? Console.log("the code expired")
-        : Effect.void
-    )
+    Effect.tapErrorTag("AccessDenied", () => Console.log("the user said no")),
+    Effect.tapErrorTag("DeviceCodeExpired", () => Console.log("the code expired"))
   )
   yield* Console.log(
     `signed in: a ${token.type} token for ${token.scopes.join(" ")}, with a refresh token: ${

@@ -31,6 +31,7 @@ import * as Stream from "effect/Stream"
 import * as AccessToken from "./AccessToken.js"
 import { challengeParams } from "./internal/challenge.js"
 import { cleanOptional, MaxLength, Sent } from "./internal/scrub.js"
+import { TaggedError } from "./internal/taggedError.js"
 import { checkEndpoint, publicUrl } from "./internal/url.js"
 import type { InvalidConfiguration, TokenError } from "./TokenError.js"
 import type { TokenSource } from "./TokenSource.js"
@@ -43,24 +44,20 @@ import type { TokenSource } from "./TokenSource.js"
  * @since 0.1.0
  * @category errors
  */
-export class Unauthorized extends Schema.TaggedError<Unauthorized>("tokenwarden/Unauthorized")("Unauthorized", {
+export class Unauthorized extends TaggedError<Unauthorized>("AuthorizedClient")("Unauthorized", {
   method: Schema.String,
   url: Schema.String,
   status: Schema.Number,
   error: Schema.optional(Schema.String),
   description: Schema.optional(Schema.String)
-}) {
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
+}, {
+  transient: false,
+  message: (self) => {
+    const code = self.error === undefined ? "" : `: ${self.error}`
+    const description = self.description === undefined ? "" : ` - ${self.description}`
+    return `${self.method} ${self.url} (HTTP ${self.status}) refused a fresh token${code}${description}`
   }
-  /** @since 0.1.0 */
-  override get message(): string {
-    const code = this.error === undefined ? "" : `: ${this.error}`
-    const description = this.description === undefined ? "" : ` - ${this.description}`
-    return `${this.method} ${this.url} (HTTP ${this.status}) refused a fresh token${code}${description}`
-  }
-}
+}) {}
 
 /**
  * A request for another origin than the one the client authorizes: refused before anything is sent,
@@ -69,20 +66,14 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>("tokenwarden/
  * @since 0.1.0
  * @category errors
  */
-export class ForeignOrigin extends Schema.TaggedError<ForeignOrigin>("tokenwarden/ForeignOrigin")("ForeignOrigin", {
+export class ForeignOrigin extends TaggedError<ForeignOrigin>("AuthorizedClient")("ForeignOrigin", {
   method: Schema.String,
   url: Schema.String,
   origin: Schema.String
-}) {
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return `${this.method} ${this.url}: not the authorized origin ${this.origin}; the token was not sent`
-  }
-}
+}, {
+  transient: false,
+  message: (self) => `${self.method} ${self.url}: not the authorized origin ${self.origin}; the token was not sent`
+}) {}
 
 /**
  * What an authorized request can fail with, besides the platform's `HttpClientError`.

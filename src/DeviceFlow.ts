@@ -21,7 +21,7 @@ import { malformed } from "./internal/failure.js"
 import { sleepUntil } from "./internal/sleepUntil.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
 import type { TokenError } from "./TokenError.js"
-import { OAuthError } from "./TokenError.js"
+import { type AccessDenied, DeviceCodeExpired } from "./TokenError.js"
 import { ExpiresIn } from "./TokenResponse.js"
 
 // what is shown to the user and logged: no control character (a forged log line, a terminal escape)
@@ -146,19 +146,21 @@ const isCode = (error: TokenError, code: string) => error._tag === "OAuthError" 
 /**
  * Whether the user refused the device authorization (`access_denied`, RFC 8628 section 3.5).
  *
+ * @deprecated The error is an `AccessDenied`: use `Effect.catchTag("AccessDenied", …)` or test `_tag`.
  * @since 0.1.0
  * @category guards
  */
-export const isAccessDenied = (error: TokenError): boolean => isCode(error, "access_denied")
+export const isAccessDenied = (error: TokenError): error is AccessDenied => error._tag === "AccessDenied"
 
 /**
  * Whether the device code expired before the user approved (`expired_token`, RFC 8628 section 3.5,
  * or the `expires_in` of the device authorization passed).
  *
+ * @deprecated The error is a `DeviceCodeExpired`: use `Effect.catchTag("DeviceCodeExpired", …)` or test `_tag`.
  * @since 0.1.0
  * @category guards
  */
-export const isExpired = (error: TokenError): boolean => isCode(error, "expired_token")
+export const isExpired = (error: TokenError): error is DeviceCodeExpired => error._tag === "DeviceCodeExpired"
 
 /**
  * Polls the token endpoint until the user approves (RFC 8628 section 3.4 and 3.5):
@@ -185,7 +187,7 @@ export const poll = (
       if (at >= expiresAt) {
         yield* sleepUntil(expiresAt)
         return yield* Effect.fail(
-          new OAuthError({
+          new DeviceCodeExpired({
             method: "POST",
             url: endpoint.url,
             status: 0,

@@ -15,6 +15,7 @@ import type * as Scope from "effect/Scope"
 import type * as Grant from "./Grant.js"
 import { malformed } from "./internal/failure.js"
 import { clean, MaxLength, Sent } from "./internal/scrub.js"
+import { TaggedError } from "./internal/taggedError.js"
 import { checkEndpoint, trimTrailingSlashes } from "./internal/url.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
 import type { TokenError } from "./TokenError.js"
@@ -64,20 +65,14 @@ export type Metadata = typeof Metadata.Type
  * @since 0.1.0
  * @category errors
  */
-export class IssuerMismatch extends Schema.TaggedError<IssuerMismatch>("tokenwarden/IssuerMismatch")("IssuerMismatch", {
+export class IssuerMismatch extends TaggedError<IssuerMismatch>("Discovery")("IssuerMismatch", {
   url: Schema.String,
   expected: Schema.String,
   actual: Schema.String
-}) {
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return `${this.url}: metadata of issuer "${this.actual}", expected "${this.expected}"`
-  }
-}
+}, {
+  transient: false,
+  message: (self) => `${self.url}: metadata of issuer "${self.actual}", expected "${self.expected}"`
+}) {}
 
 /**
  * No well-known URL of the issuer served metadata (each answered 4xx, or something that is not JSON).
@@ -85,19 +80,13 @@ export class IssuerMismatch extends Schema.TaggedError<IssuerMismatch>("tokenwar
  * @since 0.1.0
  * @category errors
  */
-export class MetadataNotFound extends Schema.TaggedError<MetadataNotFound>("tokenwarden/MetadataNotFound")(
-  "MetadataNotFound",
-  { issuer: Schema.String, tried: Schema.Array(Schema.String) }
-) {
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return `no authorization server metadata for ${this.issuer} (tried ${this.tried.join(", ")})`
-  }
-}
+export class MetadataNotFound extends TaggedError<MetadataNotFound>("Discovery")("MetadataNotFound", {
+  issuer: Schema.String,
+  tried: Schema.Array(Schema.String)
+}, {
+  transient: false,
+  message: (self) => `no authorization server metadata for ${self.issuer} (tried ${self.tried.join(", ")})`
+}) {}
 
 /**
  * Every way discovery can fail.

@@ -16,6 +16,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { AccessToken } from "./AccessToken.js"
+import { TaggedError } from "./internal/taggedError.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
 import type { TokenError } from "./TokenError.js"
 import type { TokenSource } from "./TokenSource.js"
@@ -62,12 +63,10 @@ export interface Options {
  * @since 0.1.0
  * @category errors
  */
-export class ClientClosed extends Error {
-  readonly _tag = "ClientClosed"
-  constructor() {
-    super("tokenwarden: the token client is closed")
-  }
-}
+export class ClientClosed extends TaggedError<ClientClosed>("TokenClient")("ClientClosed", {}, {
+  transient: false,
+  message: () => "tokenwarden: the token client is closed"
+}) {}
 
 // a failure rejects with the error itself (a TokenError), not the FiberFailure runPromise would give
 const settle = <A>(exit: Exit.Exit<A, unknown>): Promise<A> =>

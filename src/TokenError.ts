@@ -10,9 +10,38 @@
  */
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as internal from "./internal/taggedError.js"
 
-/** @internal */
-export const TypeId: unique symbol = Symbol.for("tokenwarden/TokenError")
+const TaggedError = internal.TaggedError
+const module = "TokenError"
+
+/**
+ * The mark every error of the library carries, from whatever module: `TokenError`, `AuthorizedClient`,
+ * `Discovery`, `TokenStore`, the providers.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const TypeId: typeof internal.TypeId = internal.TypeId
+
+/**
+ * What every error of the library has: a `_tag` to `Effect.catchTag`, `transient` (whether the same
+ * call may succeed later), a `message`, and the `TypeId` mark.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenwardenError extends internal.TokenwardenError {}
+
+/**
+ * Whether a value is any error the library fails with, from any module (an `Unauthorized` of
+ * `AuthorizedClient`, a `StoreError`, a `MetadataNotFound`, …). `isTokenError` is narrower: the
+ * token endpoint's errors only, the `TokenError` union.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isTokenwardenError: (u: unknown) => u is TokenwardenError = internal.isTokenwardenError
 
 // where a failed request went: the method and the URL without its query or credentials
 const Endpoint = {
@@ -42,26 +71,16 @@ const describe = (self: {
   return `${self.method} ${self.url}${status}${code}${description}`
 }
 
+// the rules of every RFC 6749 error a server sends: permanent, described by what the server said
+const oauthRules = { transient: false, message: describe }
+
 /**
  * RFC 6749 `invalid_request`: a parameter is missing, repeated or malformed.
  *
  * @since 0.1.0
  * @category errors
  */
-export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("tokenwarden/InvalidRequest")(
-  "InvalidRequest",
-  OAuthFields
-) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this)
-  }
-}
+export class InvalidRequest extends TaggedError<InvalidRequest>(module)("InvalidRequest", OAuthFields, oauthRules) {}
 
 /**
  * RFC 6749 `invalid_client`, or an HTTP 401 from the token endpoint: the client id or secret is wrong.
@@ -69,20 +88,7 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("tokenwar
  * @since 0.1.0
  * @category errors
  */
-export class InvalidClient extends Schema.TaggedError<InvalidClient>("tokenwarden/InvalidClient")(
-  "InvalidClient",
-  OAuthFields
-) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this)
-  }
-}
+export class InvalidClient extends TaggedError<InvalidClient>(module)("InvalidClient", OAuthFields, oauthRules) {}
 
 /**
  * RFC 6749 `invalid_grant`: the code, password or refresh token was refused (expired, revoked, used).
@@ -90,20 +96,7 @@ export class InvalidClient extends Schema.TaggedError<InvalidClient>("tokenwarde
  * @since 0.1.0
  * @category errors
  */
-export class InvalidGrant extends Schema.TaggedError<InvalidGrant>("tokenwarden/InvalidGrant")(
-  "InvalidGrant",
-  OAuthFields
-) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this)
-  }
-}
+export class InvalidGrant extends TaggedError<InvalidGrant>(module)("InvalidGrant", OAuthFields, oauthRules) {}
 
 /**
  * RFC 6749 `unauthorized_client`: this client may not use this grant.
@@ -111,20 +104,9 @@ export class InvalidGrant extends Schema.TaggedError<InvalidGrant>("tokenwarden/
  * @since 0.1.0
  * @category errors
  */
-export class UnauthorizedClient extends Schema.TaggedError<UnauthorizedClient>("tokenwarden/UnauthorizedClient")(
-  "UnauthorizedClient",
-  OAuthFields
-) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this)
-  }
-}
+export class UnauthorizedClient
+  extends TaggedError<UnauthorizedClient>(module)("UnauthorizedClient", OAuthFields, oauthRules)
+{}
 
 /**
  * RFC 6749 `unsupported_grant_type`: the server does not know this grant.
@@ -132,20 +114,9 @@ export class UnauthorizedClient extends Schema.TaggedError<UnauthorizedClient>("
  * @since 0.1.0
  * @category errors
  */
-export class UnsupportedGrantType extends Schema.TaggedError<UnsupportedGrantType>("tokenwarden/UnsupportedGrantType")(
-  "UnsupportedGrantType",
-  OAuthFields
-) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this)
-  }
-}
+export class UnsupportedGrantType
+  extends TaggedError<UnsupportedGrantType>(module)("UnsupportedGrantType", OAuthFields, oauthRules)
+{}
 
 /**
  * RFC 6749 `invalid_scope`: a requested scope is unknown or exceeds what the client may have.
@@ -153,20 +124,7 @@ export class UnsupportedGrantType extends Schema.TaggedError<UnsupportedGrantTyp
  * @since 0.1.0
  * @category errors
  */
-export class InvalidScope extends Schema.TaggedError<InvalidScope>("tokenwarden/InvalidScope")(
-  "InvalidScope",
-  OAuthFields
-) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this)
-  }
-}
+export class InvalidScope extends TaggedError<InvalidScope>(module)("InvalidScope", OAuthFields, oauthRules) {}
 
 /**
  * Any other OAuth error code, kept verbatim (`access_denied`, `authorization_pending`, a vendor code).
@@ -174,17 +132,27 @@ export class InvalidScope extends Schema.TaggedError<InvalidScope>("tokenwarden/
  * @since 0.1.0
  * @category errors
  */
-export class OAuthError extends Schema.TaggedError<OAuthError>("tokenwarden/OAuthError")("OAuthError", OAuthFields) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this)
-  }
-}
+export class OAuthError extends TaggedError<OAuthError>(module)("OAuthError", OAuthFields, oauthRules) {}
+
+/**
+ * RFC 8628 `access_denied`: the user refused the device authorization. The flow ends; a new one
+ * needs the user again.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AccessDenied extends TaggedError<AccessDenied>(module)("AccessDenied", OAuthFields, oauthRules) {}
+
+/**
+ * RFC 8628 `expired_token`: the device code expired before the user approved (the server said so,
+ * or the `expires_in` of the device authorization passed). Not an expired access token.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DeviceCodeExpired
+  extends TaggedError<DeviceCodeExpired>(module)("DeviceCodeExpired", OAuthFields, oauthRules)
+{}
 
 /**
  * One detail of an API error representation, for example
@@ -193,11 +161,20 @@ export class OAuthError extends Schema.TaggedError<OAuthError>("tokenwarden/OAut
  * @since 0.1.0
  * @category models
  */
-export class ApiErrorDetail extends Schema.Class<ApiErrorDetail>("tokenwarden/ApiErrorDetail")({
+export class ApiErrorDetail extends Schema.Class<ApiErrorDetail>("tokenwarden/TokenError/ApiErrorDetail")({
   code: Schema.optional(Schema.String),
   field: Schema.optional(Schema.String),
   message: Schema.optional(Schema.String)
 }) {}
+
+// an answer that asks to come back later: 429, 5xx, 408
+const RetryFields = {
+  ...Endpoint,
+  status: Schema.Number,
+  error: Schema.optional(Schema.String),
+  description: Schema.optional(Schema.String),
+  retryAfter: Schema.optional(Schema.DurationFromSelf)
+}
 
 const ApiFields = {
   ...Endpoint,
@@ -214,22 +191,14 @@ const ApiFields = {
  * @category errors
  */
 export class InvalidRepresentation
-  extends Schema.TaggedError<InvalidRepresentation>("tokenwarden/InvalidRepresentation")(
-    "InvalidRepresentation",
-    ApiFields
-  )
-{
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    const details = this.details.map((d) => [d.code, d.field].filter(Predicate.isNotUndefined).join(" ")).join(", ")
-    return describe({ ...this, error: this.code }) + (details === "" ? "" : ` [${details}]`)
-  }
-}
+  extends TaggedError<InvalidRepresentation>(module)("InvalidRepresentation", ApiFields, {
+    transient: false,
+    message: (self) => {
+      const details = self.details.map((d) => [d.code, d.field].filter(Predicate.isNotUndefined).join(" ")).join(", ")
+      return describe({ ...self, error: self.code }) + (details === "" ? "" : ` [${details}]`)
+    }
+  })
+{}
 
 /**
  * API code `BAD_REQUEST` (HTTP 400), or another API error code, kept in `code`.
@@ -237,17 +206,10 @@ export class InvalidRepresentation
  * @since 0.1.0
  * @category errors
  */
-export class BadRequest extends Schema.TaggedError<BadRequest>("tokenwarden/BadRequest")("BadRequest", ApiFields) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe({ ...this, error: this.code })
-  }
-}
+export class BadRequest extends TaggedError<BadRequest>(module)("BadRequest", ApiFields, {
+  transient: false,
+  message: (self) => describe({ ...self, error: self.code })
+}) {}
 
 /**
  * HTTP 429: the provider asks us to slow down; `retryAfter` is its Retry-After, parsed.
@@ -255,23 +217,11 @@ export class BadRequest extends Schema.TaggedError<BadRequest>("tokenwarden/BadR
  * @since 0.1.0
  * @category errors
  */
-export class RateLimited extends Schema.TaggedError<RateLimited>("tokenwarden/RateLimited")("RateLimited", {
-  ...Endpoint,
-  status: Schema.Number,
-  error: Schema.optional(Schema.String),
-  description: Schema.optional(Schema.String),
-  retryAfter: Schema.optional(Schema.DurationFromSelf)
-}) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return true
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this) + (this.retryAfter === undefined ? "" : `, retry after ${this.retryAfter.toString()}`)
-  }
-}
+export class RateLimited extends TaggedError<RateLimited>(module)("RateLimited", RetryFields, {
+  transient: true,
+  message: (self) =>
+    describe(self) + (self.retryAfter === undefined ? "" : `, retry after ${self.retryAfter.toString()}`)
+}) {}
 
 /**
  * HTTP 5xx or 408, or the RFC codes `server_error` / `temporarily_unavailable`: worth retrying.
@@ -279,23 +229,10 @@ export class RateLimited extends Schema.TaggedError<RateLimited>("tokenwarden/Ra
  * @since 0.1.0
  * @category errors
  */
-export class ServerError extends Schema.TaggedError<ServerError>("tokenwarden/ServerError")("ServerError", {
-  ...Endpoint,
-  status: Schema.Number,
-  error: Schema.optional(Schema.String),
-  description: Schema.optional(Schema.String),
-  retryAfter: Schema.optional(Schema.DurationFromSelf)
-}) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return true
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return describe(this)
-  }
-}
+export class ServerError extends TaggedError<ServerError>(module)("ServerError", RetryFields, {
+  transient: true,
+  message: describe
+}) {}
 
 /**
  * The request never got an HTTP answer: connection refused or reset, DNS failure, timeout.
@@ -303,24 +240,18 @@ export class ServerError extends Schema.TaggedError<ServerError>("tokenwarden/Se
  * @since 0.1.0
  * @category errors
  */
-export class TransportError extends Schema.TaggedError<TransportError>("tokenwarden/TransportError")("TransportError", {
+export class TransportError extends TaggedError<TransportError>(module)("TransportError", {
   ...Endpoint,
   reason: Schema.Literal("Timeout", "Connection", "Encode", "Body"),
   /** The system error code, when there is one (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`). */
   code: Schema.optional(Schema.String)
-}) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return true
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return `${this.method} ${this.url}: ${
-      this.reason === "Timeout" ? "timed out" : this.reason === "Body" ? "response body broke off" : "request failed"
-    }${this.code === undefined ? "" : ` (${this.code})`}`
-  }
-}
+}, {
+  transient: true,
+  message: (self) =>
+    `${self.method} ${self.url}: ${
+      self.reason === "Timeout" ? "timed out" : self.reason === "Body" ? "response body broke off" : "request failed"
+    }${self.code === undefined ? "" : ` (${self.code})`}`
+}) {}
 
 /**
  * The server answered something that is neither a token nor an error we understand: an HTML page
@@ -332,30 +263,22 @@ export class TransportError extends Schema.TaggedError<TransportError>("tokenwar
  * @since 0.1.0
  * @category errors
  */
-export class MalformedResponse extends Schema.TaggedError<MalformedResponse>("tokenwarden/MalformedResponse")(
-  "MalformedResponse",
-  {
-    ...Endpoint,
-    status: Schema.Number,
-    contentType: Schema.optional(Schema.String),
-    reason: Schema.String,
-    fields: Schema.optional(Schema.Array(Schema.String)),
-    excerpt: Schema.optional(Schema.String),
-    /** Whether asking again may succeed: a 2xx without a body, which a proxy or a restarting server cut short. */
-    retryable: Schema.optional(Schema.Boolean)
+export class MalformedResponse extends TaggedError<MalformedResponse>(module)("MalformedResponse", {
+  ...Endpoint,
+  status: Schema.Number,
+  contentType: Schema.optional(Schema.String),
+  reason: Schema.String,
+  fields: Schema.optional(Schema.Array(Schema.String)),
+  excerpt: Schema.optional(Schema.String),
+  /** Whether asking again may succeed: a 2xx without a body, which a proxy or a restarting server cut short. */
+  retryable: Schema.optional(Schema.Boolean)
+}, {
+  transient: (self) => self.retryable === true,
+  message: (self) => {
+    const fields = self.fields === undefined ? "" : ` (fields: ${self.fields.join(", ") || "none"})`
+    return `${describe(self)}: ${self.reason}${fields}`
   }
-) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return this.retryable === true
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    const fields = this.fields === undefined ? "" : ` (fields: ${this.fields.join(", ") || "none"})`
-    return `${describe(this)}: ${this.reason}${fields}`
-  }
-}
+}) {}
 
 /**
  * The options do not describe a usable credential: an http:// URL that is not loopback, a client id
@@ -365,21 +288,9 @@ export class MalformedResponse extends Schema.TaggedError<MalformedResponse>("to
  * @since 0.1.0
  * @category errors
  */
-export class InvalidConfiguration
-  extends Schema.TaggedError<InvalidConfiguration>("tokenwarden/InvalidConfiguration")("InvalidConfiguration", {
-    reason: Schema.String
-  })
-{
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return this.reason
-  }
-}
+export class InvalidConfiguration extends TaggedError<InvalidConfiguration>(module)("InvalidConfiguration", {
+  reason: Schema.String
+}, { transient: false, message: (self) => self.reason }) {}
 
 /**
  * An authorization callback whose `state` differs from the one sent: the flow is cancelled (CSRF).
@@ -387,17 +298,10 @@ export class InvalidConfiguration
  * @since 0.1.0
  * @category errors
  */
-export class StateMismatch extends Schema.TaggedError<StateMismatch>("tokenwarden/StateMismatch")("StateMismatch", {}) {
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return "authorization callback state does not match the state sent: flow cancelled"
-  }
-}
+export class StateMismatch extends TaggedError<StateMismatch>(module)("StateMismatch", {}, {
+  transient: false,
+  message: () => "authorization callback state does not match the state sent: flow cancelled"
+}) {}
 
 /**
  * The errors a `ReauthorizationRequired` can carry as the reason that led to it.
@@ -413,6 +317,8 @@ export const Reason = Schema.Union(
   UnsupportedGrantType,
   InvalidScope,
   OAuthError,
+  AccessDenied,
+  DeviceCodeExpired,
   InvalidRepresentation,
   BadRequest,
   RateLimited,
@@ -430,22 +336,14 @@ export const Reason = Schema.Union(
  * @since 0.1.0
  * @category errors
  */
-export class ReauthorizationRequired
-  extends Schema.TaggedError<ReauthorizationRequired>("tokenwarden/ReauthorizationRequired")(
-    "ReauthorizationRequired",
-    { reason: Schema.optional(Reason), detail: Schema.String }
-  )
-{
-  readonly [TypeId] = TypeId
-  /** @since 0.1.0 */
-  get transient(): boolean {
-    return false
-  }
-  /** @since 0.1.0 */
-  override get message(): string {
-    return `reauthorization required: ${this.detail}` + (this.reason === undefined ? "" : ` (${this.reason.message})`)
-  }
-}
+export class ReauthorizationRequired extends TaggedError<ReauthorizationRequired>(module)("ReauthorizationRequired", {
+  reason: Schema.optional(Reason),
+  detail: Schema.String
+}, {
+  transient: false,
+  message: (self) =>
+    `reauthorization required: ${self.detail}` + (self.reason === undefined ? "" : ` (${self.reason.message})`)
+}) {}
 
 /**
  * Every failure of a token source, as one union to match on with `Effect.catchTags`.
@@ -463,13 +361,16 @@ export type TokenError = typeof Reason.Type | ReauthorizationRequired
  */
 export const TokenError = Schema.Union(...Reason.members, ReauthorizationRequired)
 
+const tokenErrorTags: ReadonlySet<string> = new Set(TokenError.members.map((member) => member._tag))
+
 /**
- * Whether a value is one of tokenwarden's errors.
+ * Whether a value is one of the token endpoint's errors, the `TokenError` union (what a token source
+ * fails with). For any error of the library, from any module, use `isTokenwardenError`.
  *
  * @since 0.1.0
  * @category guards
  */
-export const isTokenError = (u: unknown): u is TokenError => Predicate.hasProperty(u, TypeId)
+export const isTokenError = (u: unknown): u is TokenError => isTokenwardenError(u) && tokenErrorTags.has(u._tag)
 
 /**
  * Whether retrying the same request later may succeed (5xx, 429, transport); permanent errors are not retried.

@@ -9,10 +9,10 @@
  */
 import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, FastCheck as fc, Inspectable, Redacted } from "effect"
+import { Cause, Effect, Exit, FastCheck as fc, Inspectable, Redacted, Schedule } from "effect"
 import * as Util from "node:util"
 import type { AccessToken } from "tokenwarden"
-import { Baack, ClientAuth, DeviceFlow, Discovery, Grant, TokenEndpoint, TokenError } from "tokenwarden"
+import { Baack, ClientAuth, DeviceFlow, Discovery, Grant, RefreshPolicy, TokenEndpoint, TokenError } from "tokenwarden"
 import { ACCESS, API_TOKEN, CLIENT_SECRET, found, OPAQUE_ACCESS, REFRESH } from "./secrets.js"
 
 const form = (s: string) => new URLSearchParams({ s }).toString().slice(2)
@@ -218,7 +218,12 @@ describe("every decoder, on arbitrary answers", () => {
     [answersPlanting([API_TOKEN])],
     ([answer]) =>
       Effect.gen(function*() {
-        const clients = yield* Baack.make({ baseUrl: "https://api.baack.co", rootToken: Redacted.make(API_TOKEN) })
+        // no retries: a transient answer is the error itself (and TestClock would hold a retry's sleep)
+        const clients = yield* Baack.make({
+          baseUrl: "https://api.baack.co",
+          rootToken: Redacted.make(API_TOKEN),
+          policy: RefreshPolicy.make({ retry: Schedule.stop })
+        })
         const isApiError = (e: unknown) =>
           isTokenError(e) || ["Forbidden", "NotFound"].includes((e as { _tag?: string })._tag ?? "")
         const secrets = [API_TOKEN, ACCESS]

@@ -123,10 +123,16 @@ describe("DeviceFlow", () => {
       yield* pollAt(fake, t0 + 10_000)
       const failed = yield* waitFor(source, (s) => s._tag === "Failed")
       const error = failed._tag === "Failed" ? failed.error : undefined
-      assert.strictEqual(error?._tag, "OAuthError")
+      assert.strictEqual(error?._tag, "DeviceCodeExpired")
+      assert.strictEqual(error?._tag === "DeviceCodeExpired" && error.error, "expired_token")
+      // the deprecated predicates still answer
       assert.isTrue(error !== undefined && DeviceFlow.isExpired(error))
       assert.isFalse(error !== undefined && DeviceFlow.isAccessDenied(error))
-      assert.strictEqual((yield* Effect.flip(source.get))._tag, "OAuthError")
+      const caught = yield* source.get.pipe(
+        Effect.as("token"),
+        Effect.catchTag("DeviceCodeExpired", (e) => Effect.succeed(e.error))
+      )
+      assert.strictEqual(caught, "expired_token")
       yield* TestClock.adjust("1 hour")
       yield* settle
       assert.strictEqual((yield* fake.polls).length, 2, "a permanent error is not retried")
@@ -141,8 +147,14 @@ describe("DeviceFlow", () => {
       yield* awaitingUser(source)
       yield* pollAt(fake, t0 + 5_000)
       const failed = yield* waitFor(source, (s) => s._tag === "Failed")
+      assert.strictEqual(failed._tag === "Failed" && failed.error._tag, "AccessDenied")
       assert.isTrue(failed._tag === "Failed" && DeviceFlow.isAccessDenied(failed.error))
       assert.isTrue(failed._tag === "Failed" && !failed.error.transient)
+      const caught = yield* source.get.pipe(
+        Effect.as("token"),
+        Effect.catchTag("AccessDenied", (e) => Effect.succeed(e.error))
+      )
+      assert.strictEqual(caught, "access_denied")
     }).pipe(Effect.provide(HttpLive)))
 
   it.scoped("stops at the device code's expires_in without asking the server again", () =>

@@ -120,11 +120,11 @@ describe("TokenEndpoint", () => {
         assert.isFalse(e.transient)
       }).pipe(Effect.provide(HttpLive)))
 
-    it.scoped("a 403 access_denied from the server is OAuthError", () =>
+    it.scoped("a 403 access_denied from the server is AccessDenied", () =>
       Effect.gen(function*() {
         // the fake's default body for a 403 is {"error":"access_denied"}
         const { error } = yield* failWith(AuthServer.Fault.status(403))
-        const e = expectTag(error, "OAuthError")
+        const e = expectTag(error, "AccessDenied")
         assert.strictEqual(e.status, 403)
         assert.strictEqual(e.error, "access_denied")
       }).pipe(Effect.provide(HttpLive)))
@@ -913,6 +913,8 @@ describe("TokenEndpoint", () => {
         [new TokenError.UnsupportedGrantType(oauth), false],
         [new TokenError.InvalidScope(oauth), false],
         [new TokenError.OAuthError(oauth), false],
+        [new TokenError.AccessDenied(oauth), false],
+        [new TokenError.DeviceCodeExpired(oauth), false],
         [new TokenError.InvalidRepresentation(api), false],
         [new TokenError.BadRequest(api), false],
         [new TokenError.RateLimited({ ...at, status: 429 }), true],

@@ -59,7 +59,10 @@ const oauthClasses = {
   invalid_grant: E.InvalidGrant,
   unauthorized_client: E.UnauthorizedClient,
   unsupported_grant_type: E.UnsupportedGrantType,
-  invalid_scope: E.InvalidScope
+  invalid_scope: E.InvalidScope,
+  // RFC 8628 section 3.5: the device flow's two ways to end without a token
+  access_denied: E.AccessDenied,
+  expired_token: E.DeviceCodeExpired
 } as const
 
 // API error representations (Baack): {"code": "...", "message": "...", "errors": [{code, field, message}]}

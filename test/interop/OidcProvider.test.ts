@@ -273,7 +273,7 @@ describe("interop: oidc-provider 9", () => {
         yield* op.completeDevice(Option.getOrThrow(prompt.verificationUriComplete), "deny")
         const failed = yield* waitFor(source, (s) => s._tag === "Failed")
         assert.isTrue(failed._tag === "Failed" && DeviceFlow.isAccessDenied(failed.error))
-        assert.isTrue(failed._tag === "Failed" && failed.error._tag === "OAuthError" && failed.error.status === 400)
+        assert.isTrue(failed._tag === "Failed" && failed.error._tag === "AccessDenied" && failed.error.status === 400)
         const error = yield* Effect.flip(source.get)
         assert.isTrue(DeviceFlow.isAccessDenied(error))
       }).pipe(Effect.provide(HttpLive), Effect.scoped))
