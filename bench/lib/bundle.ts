@@ -48,8 +48,9 @@ export const bundle = async (): Promise<Bundle> => {
     plugins: [{
       name: "tokenwarden-sources",
       setup(b) {
-        b.onResolve({ filter: /^tokenwarden(\/testing)?$/ }, (args) => ({
-          path: Path.join(root, "src", args.path === "tokenwarden" ? "index.ts" : "testing/index.ts")
+        // tokenwarden → src/index.ts, tokenwarden/<entry> → src/<entry>/index.ts
+        b.onResolve({ filter: /^tokenwarden(\/testing|\/node)?$/ }, (args) => ({
+          path: Path.join(root, "src", ...args.path.split("/").slice(1), "index.ts")
         }))
       }
     }]
