@@ -7,8 +7,8 @@
  * token from `BAACK_ROOT_TOKEN` with `Baack.layerConfig()`.
  */
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
-import { Effect, Option, Redacted } from "effect"
-import { Baack } from "tokenwarden"
+import { Effect, Layer, Option, Redacted } from "effect"
+import { Baack, LineLogger } from "tokenwarden"
 import { BaackFake } from "tokenwarden/testing"
 
 /** The part of the program that manages clients: it needs only the service. */
@@ -21,11 +21,13 @@ const mintReportsClient = (companyUrn: string) =>
       clientID: "Bearer",
       fields: { name: "reports-kiosk" }
     })
-    console.log("created", created.urn, "for", created.extra.name, "- its token:", String(created.token))
+    // the token prints as <redacted>: a secret is never logged
+    yield* Effect.logInfo("API client created").pipe(
+      Effect.annotateLogs({ urn: created.urn, name: created.extra.name, token: created.token })
+    )
     const read = yield* clients.read(created.urn!)
-    console.log(
-      "read back:",
-      Option.map(read, (c) => `${c.urn} owned by ${c.owner.urn}`).pipe(Option.getOrElse(() => "gone"))
+    yield* Effect.logInfo("read back").pipe(
+      Effect.annotateLogs({ urn: Option.map(read, (c) => c.urn).pipe(Option.getOrElse(() => "gone")) })
     )
     return created
   })
@@ -39,20 +41,26 @@ const program = Effect.gen(function*() {
   // the kiosk gets its own token, never the root one: it may not manage clients
   const asKiosk = yield* Baack.make({ baseUrl: fake.url, rootToken: kiosk.token! })
   const refused = yield* Effect.flip(asKiosk.list)
-  console.log("the kiosk token may not manage clients:", refused._tag)
+  yield* Effect.logInfo("the kiosk token may not manage clients").pipe(Effect.annotateLogs({ error: refused._tag }))
 
   // a mistake in the representation comes back typed, with the server's details
   const invalid = yield* Effect.gen(function*() {
     const clients = yield* Baack.ApiClients
     return yield* Effect.flip(clients.create({ scope: "api.baack.co", owner: { urn: "" }, clientID: "Bearer" }))
   }).pipe(Effect.provide(RootClients))
-  console.log("an invalid representation:", invalid.message)
+  yield* Effect.logInfo("an invalid representation is refused").pipe(Effect.annotateLogs({ detail: invalid.message }))
 
   yield* Effect.gen(function*() {
     const clients = yield* Baack.ApiClients
     yield* clients.delete(kiosk.urn!)
-    console.log("deleted; clients left:", (yield* clients.list).length)
+    yield* Effect.logInfo("API client deleted").pipe(
+      Effect.annotateLogs({ clients_left: (yield* clients.list).length })
+    )
   }).pipe(Effect.provide(RootClients))
 })
 
-program.pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), NodeRuntime.runMain)
+program.pipe(
+  Effect.scoped,
+  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LineLogger.layer)),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)

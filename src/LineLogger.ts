@@ -4,7 +4,8 @@
  * this way.
  *
  * Annotations stay machine-friendly for other loggers (`retry_in_ms: 1000`); only this format renders
- * a number under a key ending in `_ms` or `_s`, or a `Duration`, as a duration (`retry_in=1s`).
+ * a number under a key ending in `_ms` or `_s`, or a `Duration`, as a duration (`retry_in=1s`), and
+ * drops that unit from the key whatever the value (`refresh_in=never`).
  *
  * @since 0.1.0
  */
@@ -60,13 +61,15 @@ const text = (value: unknown): string =>
     ? String(value)
     : Inspectable.toStringUnknown(value, 0)
 
-// `retry_in_ms: 1000` reads `retry_in=1s`; any other value is printed as itself, quoted when needed
+// `retry_in_ms: 1000` reads `retry_in=1s` (and `refresh_in_s: "never"` reads `refresh_in=never`); any
+// other value is printed as itself, quoted when needed
 const field = (key: string, value: unknown): string => {
   const unit = unitSuffix.exec(key)
-  if (unit !== null && typeof value === "number" && Number.isFinite(value)) {
+  if (unit === null) return `${key}=${quote(text(value))}`
+  if (typeof value === "number" && Number.isFinite(value)) {
     return `${unit[1]}=${formatDuration(unit[2] === "ms" ? Duration.millis(value) : Duration.seconds(value))}`
   }
-  return `${key}=${quote(text(value))}`
+  return `${unit[1]}=${quote(text(value))}`
 }
 
 // the message is free text, so it is not quoted; a line break in it is escaped, never printed

@@ -38,7 +38,7 @@ describe("LineLogger", () => {
     )
   })
 
-  it("renders _ms and _s numbers and Duration values as durations; other numbers stay numbers", () => {
+  it("renders _ms and _s numbers and Duration values as durations, drops the unit from the key; other numbers stay numbers", () => {
     const line = LineLogger.format({
       date,
       level: "WARN",
@@ -53,7 +53,7 @@ describe("LineLogger", () => {
     })
     assert.strictEqual(
       line,
-      "2026-11-24T00:28:01.123Z WARN  token request failed; retrying retry_in=1s expires_in=1h retry_after=250ms attempt=2 refresh_in_s=never"
+      "2026-11-24T00:28:01.123Z WARN  token request failed; retrying retry_in=1s expires_in=1h retry_after=250ms attempt=2 refresh_in=never"
     )
   })
 
