@@ -83,7 +83,11 @@ const message = (value: unknown): string =>
  * @category formatting
  */
 export const format = (entry: Entry): string => {
-  const parts = [entry.date.toISOString(), entry.level.padEnd(5), message(entry.message)]
+  const said = message(entry.message)
+  // a failure logged without a message (runMain's, say) reads `ERROR cause=…`
+  const parts = said === ""
+    ? [entry.date.toISOString(), entry.level]
+    : [entry.date.toISOString(), entry.level.padEnd(5), said]
   if (entry.cause !== undefined && !Cause.isEmpty(entry.cause)) {
     parts.push(field("cause", Cause.pretty(entry.cause, { renderErrorCause: true })))
   }

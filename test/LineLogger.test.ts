@@ -110,6 +110,11 @@ describe("LineLogger", () => {
       assert.match(lines[1]!, /^\S+ ERROR died cause="Error: boom/)
     }))
 
+  it("a failure without a message reads level then cause", () => {
+    const line = LineLogger.format({ date, level: "ERROR", message: "", cause: Cause.fail("boom") })
+    assert.match(line, /^2026-11-24T00:28:01\.123Z ERROR cause="Error: boom/)
+  })
+
   it("formats a plain entry with spans and no fields", () => {
     const line = LineLogger.format({
       date,
