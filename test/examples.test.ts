@@ -2,15 +2,15 @@
  * Every example runs, offline, and prints only lines of the one format for people
  * (`time level message key=value`); each imports tokenwarden by its package name, never from `src/`.
  *
- * The examples are bundled once with esbuild (the package's names mapped to `src/`, every other
- * package left to node), since starting each through tsx costs seconds of compilation.
+ * The examples are bundled once with esbuild, as the benchmark's children are (the package's names
+ * mapped to `src/`, every other package left to node), since starting each through tsx costs seconds.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { build } from "esbuild"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { bundleEntries } from "../bench/lib/bundle.js"
 
 const root = Path.dirname(Path.dirname(fileURLToPath(import.meta.url)))
 const examplesDir = Path.join(root, "examples")
@@ -59,29 +59,10 @@ describe("the examples", () => {
   let dir = ""
 
   beforeAll(async () => {
-    // inside the project, so that node finds the external packages
-    const cache = Path.join(root, "node_modules", ".cache")
-    Fs.mkdirSync(cache, { recursive: true })
-    dir = Fs.mkdtempSync(Path.join(cache, "tokenwarden-examples-"))
-    await build({
-      entryPoints: examples.map((f) => Path.join(examplesDir, f)),
-      outdir: dir,
-      outExtension: { ".js": ".mjs" },
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      packages: "external",
-      logLevel: "error",
-      plugins: [{
-        name: "tokenwarden-sources",
-        setup(b) {
-          b.onResolve({ filter: /^tokenwarden(\/testing|\/node)?$/ }, (args) => ({
-            path: Path.join(root, "src", ...args.path.split("/").slice(1), "index.ts")
-          }))
-        }
-      }]
-    })
+    dir = await bundleEntries(
+      Object.fromEntries(examples.map((f) => [f.replace(/\.(ts|mjs)$/, ""), Path.join(examplesDir, f)])),
+      "tokenwarden-examples-"
+    )
   }, 120_000)
 
   afterAll(() => {
