@@ -347,6 +347,15 @@ const grantOf = (options: Options): Grant.Grant => {
   }
 }
 
+// a provider's function: its options converted in the one place, its `make` run behind the facade
+const provider = <O extends { readonly policy?: RefreshPolicy.RefreshPolicy | undefined }>(
+  make: (options: O) => Effect.Effect<TokenSource.TokenSource, TokenError, HttpClient.HttpClient | Scope.Scope>
+) =>
+async (options: Plain<O> & Settings): Promise<TokenClient> => {
+  const converted = toOptions<O>(options)
+  return run(options, converted.policy, make(converted))
+}
+
 /**
  * A token client for any OAuth 2.0 token endpoint; resolves once the first token has arrived. A
  * permanent error (a wrong secret: `InvalidClient`) rejects, so a daemon with a broken configuration
@@ -367,10 +376,7 @@ export const start = async (options: Options): Promise<TokenClient> => {
  * @since 0.1.0
  * @category constructors
  */
-export const baruwa = async (options: BaruwaOptions): Promise<TokenClient> => {
-  const converted = toOptions<Baruwa.Options>(options)
-  return run(options, converted.policy, Baruwa.make(converted))
-}
+export const baruwa: (options: BaruwaOptions) => Promise<TokenClient> = provider(Baruwa.make)
 
 /**
  * A token client for barapi.cloud (`BarapiCloud.make`'s options, secrets as strings).
@@ -378,10 +384,7 @@ export const baruwa = async (options: BaruwaOptions): Promise<TokenClient> => {
  * @since 0.1.0
  * @category constructors
  */
-export const barapiCloud = async (options: BarapiCloudOptions): Promise<TokenClient> => {
-  const converted = toOptions<BarapiCloud.Options>(options)
-  return run(options, converted.policy, BarapiCloud.make(converted))
-}
+export const barapiCloud: (options: BarapiCloudOptions) => Promise<TokenClient> = provider(BarapiCloud.make)
 
 /**
  * A token client for Buddy's client credentials (`Buddy.make`'s options, secrets as strings).
@@ -389,10 +392,7 @@ export const barapiCloud = async (options: BarapiCloudOptions): Promise<TokenCli
  * @since 0.1.0
  * @category constructors
  */
-export const buddy = async (options: BuddyOptions): Promise<TokenClient> => {
-  const converted = toOptions<Buddy.Options>(options)
-  return run(options, converted.policy, Buddy.make(converted))
-}
+export const buddy: (options: BuddyOptions) => Promise<TokenClient> = provider(Buddy.make)
 
 /**
  * A token client for the Barracuda Token Service (`Barracuda.make`'s options, secrets as strings).
@@ -400,10 +400,7 @@ export const buddy = async (options: BuddyOptions): Promise<TokenClient> => {
  * @since 0.1.0
  * @category constructors
  */
-export const barracuda = async (options: BarracudaOptions): Promise<TokenClient> => {
-  const converted = toOptions<Barracuda.Options>(options)
-  return run(options, converted.policy, Barracuda.make(converted))
-}
+export const barracuda: (options: BarracudaOptions) => Promise<TokenClient> = provider(Barracuda.make)
 
 /**
  * Baack's API clients, driven with the root token (a static credential, never refreshed). Rejects
