@@ -362,6 +362,19 @@ export const make = (
         return true
       })))
 
+    // under the entry's lock, so a write under way finishes first instead of bringing the file back
+    const remove = (key: string): Effect.Effect<void, TokenStore.StoreError> =>
+      writes.withPermits(1)(Effect.scoped(Effect.gen(function*() {
+        const path = pathOf(key)
+        const lock = `${path}.lock`
+        yield* Effect.acquireRelease(acquireLock(lock), (nonce) => releaseLock(lock, nonce))
+        yield* fs.remove(path).pipe(
+          Effect.catchIf(isSystemError("NotFound"), () => Effect.void),
+          Effect.mapError(ioError("cannot remove the entry"))
+        )
+        yield* fsyncDirectory
+      })))
+
     // a watch on the directory; events are coalesced (a sliding buffer of one) and each re-reads the
     // entry, so a burst of writes costs one read, and only newer versions are passed on
     const changes = (key: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> => {
@@ -384,6 +397,7 @@ export const make = (
     const base = { name: STORE, load, save }
     return {
       ...base,
+      remove,
       refresh: (key, knownVersion, fetch) => TokenStore.localRefresh(base, key, knownVersion, fetch),
       changes
     } satisfies TokenStore.TokenStore

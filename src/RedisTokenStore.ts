@@ -145,6 +145,7 @@ interface Connection {
   disconnect(): void
   duplicate(): Connection
   get(key: string): Promise<string | null>
+  del(...keys: Array<string>): Promise<number>
   eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
   subscribe(channel: string): Promise<unknown>
   unsubscribe(channel: string): Promise<unknown>
@@ -388,6 +389,11 @@ export const make = (
         )
     }
 
+    // the entry only: the fence counter keeps counting (a reused key never hands out an old fencing
+    // token again) and a lease expires by itself
+    const remove = (key: string): Effect.Effect<void, TokenStore.StoreError> =>
+      Effect.asVoid(command("DEL", () => client.del(keys(key).token)))
+
     // a corrupted entry does not stop a refresh: it is reported, and the refresher replaces it
     const loadForRefresh = (key: string) =>
       Effect.catchIf(load(key), (error) =>
@@ -518,7 +524,7 @@ export const make = (
         )
       }))
 
-    return { name: STORE, load, save, refresh, changes } satisfies TokenStore.TokenStore
+    return { name: STORE, load, save, remove, refresh, changes } satisfies TokenStore.TokenStore
   })
 
 /**

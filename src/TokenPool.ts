@@ -34,9 +34,10 @@ import type { AccessToken } from "./AccessToken.js"
 import * as Grant from "./Grant.js"
 import { DeadlineHeap } from "./internal/deadlineHeap.js"
 import { dynamic } from "./internal/dynamicEffect.js"
+import { endpointKeyOf } from "./internal/endpointKey.js"
+import * as Key from "./internal/engine/key.js"
 import { Entry, Fifo, Phase, Status } from "./internal/poolEntry.js"
 import type { Endpoint, Group } from "./internal/poolEntry.js"
-import { endpointKeyOf, keyOf, subjectOf } from "./internal/poolKey.js"
 import { sleepUntil } from "./internal/sleepUntil.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
@@ -49,12 +50,14 @@ import { TokenState } from "./TokenState.js"
 /**
  * One credential in the pool: its token endpoint, its grant, and what names it.
  *
- * The key is `key` when given (U+0000 is reserved in keys), else the endpoint options (URL, client id,
- * authentication method, timeout, headers…), grant type, `subject` (the username of a password grant),
- * sorted scopes and extra parameters. A refresh-token or authorization-code grant needs a `subject` or
- * a `key`, so two users of one client never share a token. The client secret is not part of any key
- * (a client id names one client): the secret first seen for a client is used until its keys are
- * removed. The grant of the first credential seen for a key is the one its requests use.
+ * The key is `key` when given, else the credential's identity: a SHA-256 hash of the endpoint URL,
+ * client id, client authentication method, grant type, username (password grant), `subject`, sorted
+ * scopes and sorted extra parameters, the same identity a `TokenSource` uses in a `TokenStore`. A
+ * refresh-token or authorization-code grant needs a `subject` or a `key`, so two users of one client
+ * never share a token. No secret is part of a key (a client id names one client): the secret first
+ * seen for a key is the one its requests use, and so are its grant and its endpoint options (timeout,
+ * headers, provider name), which are not part of the identity either: when headers select what the
+ * server issues, tell the credentials apart with `subject`.
  *
  * @since 0.1.0
  * @category models
@@ -63,7 +66,7 @@ export interface Credential extends TokenEndpoint.Options {
   readonly grant: Grant.Grant
   /** The key of this credential in the pool; derived from the credential by default. */
   readonly key?: string | undefined
-  /** Whose token this is (a user id, a tenant); part of the derived key. */
+  /** Whose token this is (a user id, a tenant); part of the derived key, and not empty. */
   readonly subject?: string | undefined
 }
 
@@ -531,32 +534,30 @@ export const make = (
       return group
     }
 
-    const invalidKey = () =>
-      new InvalidConfiguration({
-        reason: "a pooled refresh-token or authorization-code credential needs a subject or a key"
-      })
+    const keyOption = { keyOption: "key", sharedBy: "in a TokenPool" }
+
+    const remembered = (credential: Credential, entry: Entry | undefined): Entry | undefined => {
+      if (entry !== undefined) byCredential.set(credential, entry)
+      return entry
+    }
 
     /** The record of a credential if the pool holds one. */
     const find = (credential: Credential): Entry | undefined => {
       const known = byCredential.get(credential)
       if (known !== undefined && !known.released) return known
-      let key = credential.key
-      if (key === undefined) {
-        const endpoint = endpoints.get(endpointKeyOf(credential))
-        if (endpoint === undefined) return undefined
-        key = keyOf(credential, endpoint.id)
-        if (key === undefined) return undefined
-      }
-      const entry = entries.get(key)
-      if (entry !== undefined) byCredential.set(credential, entry)
-      return entry
+      const key = Key.keyOf(credential, credential.key)
+      return key === undefined ? undefined : remembered(credential, entries.get(key))
     }
 
     const resolve = (credential: Credential): Effect.Effect<Entry, InvalidConfiguration> =>
       Effect.suspend(() => {
-        const existing = find(credential)
+        const held = byCredential.get(credential)
+        if (held !== undefined && !held.released) return Effect.succeed(held)
+        const invalid = Key.check(credential, credential.key, keyOption)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const key = credential.key ?? Key.identity(credential)
+        const existing = remembered(credential, entries.get(key))
         if (existing !== undefined) return Effect.succeed(existing)
-        if (subjectOf(credential) === undefined && credential.key === undefined) return Effect.fail(invalidKey())
         if (credential.grant._tag === "DeviceCode") {
           return Effect.fail(new InvalidConfiguration({ reason: "the device flow needs a user: use a TokenSource" }))
         }
@@ -582,7 +583,6 @@ export const make = (
           })
         )
         return Effect.map(made, (endpoint) => {
-          const key = keyOf(credential, endpoint.id)!
           let entry = entries.get(key)
           if (entry === undefined) {
             entry = new Entry(key, credential.grant, endpoint, clock.unsafeCurrentTimeMillis())

@@ -31,6 +31,7 @@ import type { AccessToken } from "./AccessToken.js"
 import * as DeviceFlow from "./DeviceFlow.js"
 import * as Grant from "./Grant.js"
 import { dynamic } from "./internal/dynamicEffect.js"
+import * as Key from "./internal/engine/key.js"
 import { sleepUntil } from "./internal/sleepUntil.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
@@ -82,9 +83,16 @@ export interface Options extends TokenEndpoint.Options {
   readonly grant: Grant.Grant
   readonly policy?: RefreshPolicy.RefreshPolicy | undefined
   /**
-   * The key of this credential in the `TokenStore`, when one is provided. By default a hash of the
-   * endpoint, client id, grant type, username and scopes; give one for authorization-code grants of
-   * different users of the same client.
+   * Whose token this is (a user id, a tenant); part of the credential's key in the `TokenStore`. With
+   * a store, a refresh-token, authorization-code or device-code grant needs it (or a `storeKey`):
+   * the library cannot tell by itself which user such a grant acts for, and two users of one client
+   * must never share a token. Without a store nothing is shared, and it is not needed.
+   */
+  readonly subject?: string | undefined
+  /**
+   * The key of this credential in the `TokenStore`, when one is provided. By default `TokenStore.key`:
+   * a hash of the endpoint URL, client id, client authentication method, grant type, username,
+   * `subject`, scopes and extra parameters.
    */
   readonly storeKey?: string | undefined
 }
@@ -117,13 +125,11 @@ export const make = (
     // "refresh": a caller needs a request now; "reschedule": a token came from elsewhere (the store)
     const wake = yield* Queue.sliding<"refresh" | "reschedule">(1)
     const store = Option.getOrUndefined(yield* Effect.serviceOption(TokenStore.TokenStoreTag))
-    const storeKey = options.storeKey ?? TokenStore.key({
-      endpoint: endpoint.url,
-      clientId: endpoint.clientAuth.clientId,
-      grantType: Grant.grantType(grant),
-      subject: grant._tag === "Password" ? grant.username : undefined,
-      scopes: grant.scopes
-    })
+    if (store !== undefined) {
+      const invalid = Key.check(options, options.storeKey, { keyOption: "storeKey", sharedBy: "with a TokenStore" })
+      if (invalid !== undefined) return yield* invalid
+    }
+    const storeKey = store === undefined ? "" : options.storeKey ?? Key.identity(options)
 
     // Written only by the refresh fiber (and `invalidate`), read by everyone: JS runs one fiber at a
     // time and none of these updates spans a yield, so plain variables are safe and keep `get` cheap.
@@ -457,7 +463,15 @@ export const make = (
     // a restarted process reuses its stored token, or at least the stored refresh token
     let loaded = false
     if (store !== undefined) {
-      const stored = yield* Effect.catchAll(store.load(storeKey), (e) => TokenStore.logStoreError(e, Option.none()))
+      const stored = yield* Effect.catchAll(
+        loadStored(
+          store,
+          storeKey,
+          options.storeKey === undefined ? Key.legacyKeyOf(endpoint.url, options) : undefined,
+          grant
+        ),
+        (e) => TokenStore.logStoreError(e, Option.none())
+      ).pipe(Effect.annotateLogs({ provider }))
       if (Option.isSome(stored)) {
         const now = yield* Clock.currentTimeMillis
         const entry = stored.value
@@ -522,6 +536,38 @@ export const make = (
       stop
     } satisfies TokenSource
   }).pipe(Effect.withSpan("TokenSource.make"))
+
+/**
+ * The stored entry of a credential, looked for under the 0.1.0 key too: an entry found there is moved
+ * to the new key and the old one removed, so an upgrade never forces a user to log in again. Only a
+ * grant that needs a person adopts it: the 0.1.0 key did not tell apart extra parameters, client
+ * authentication methods or users, so the entry may be another credential's, a risk worth taking only
+ * where the stored refresh token may be the only one. An unattended grant drops it and fetches anew.
+ */
+const loadStored = (
+  store: TokenStore.TokenStore,
+  key: string,
+  legacyKey: string | undefined,
+  grant: Grant.Grant
+): Effect.Effect<Option.Option<TokenStore.StoredToken>, TokenStore.StoreError> =>
+  Effect.gen(function*() {
+    const stored = yield* store.load(key)
+    if (Option.isSome(stored) || legacyKey === undefined) return stored
+    const old = yield* store.load(legacyKey)
+    if (Option.isNone(old)) return old
+    if (Grant.isUnattended(grant)) {
+      yield* Effect.logInfo("token store entry under the 0.1.0 key dropped; fetching a token of our own")
+      yield* store.remove(legacyKey)
+      return Option.none()
+    }
+    // not moved (the store is failing): used this time, and moved on a later start
+    const written = yield* Effect.catchAll(store.save(key, old.value), (e) => TokenStore.logStoreError(e, undefined))
+    if (written === undefined) return old
+    yield* Effect.logInfo("token store entry moved from the 0.1.0 key")
+    yield* Effect.catchAll(store.remove(legacyKey), (e) => TokenStore.logStoreError(e, undefined))
+    // another process moved it first and may have refreshed since: its entry is the one
+    return written ? old : yield* store.load(key)
+  })
 
 /**
  * A layer that provides a token source under a tag of the user's (a program often holds several).

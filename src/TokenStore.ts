@@ -16,8 +16,10 @@ import * as PubSub from "effect/PubSub"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { createHash } from "node:crypto"
 import type { AccessToken } from "./AccessToken.js"
+import type { ClientAuth } from "./ClientAuth.js"
+import type { Grant } from "./Grant.js"
+import * as Key from "./internal/engine/key.js"
 import { TaggedError } from "./internal/taggedError.js"
 
 /**
@@ -74,6 +76,8 @@ export interface TokenStore {
   readonly load: (key: string) => Effect.Effect<Option.Option<StoredToken>, StoreError>
   /** Writes `entry` if its version is above the stored one; tells whether it was written. */
   readonly save: (key: string, entry: StoredToken) => Effect.Effect<boolean, StoreError>
+  /** Deletes the entry under `key`, if any (an entry moved to another key, a user logged out). */
+  readonly remove: (key: string) => Effect.Effect<void, StoreError>
   /**
    * Gets the next token for `key`, the one refresher across processes: runs `fetch` and writes its
    * token (before returning it, so a crash never loses a new refresh token), or adopts an entry newer
@@ -98,34 +102,30 @@ export interface TokenStore {
 export class TokenStoreTag extends Context.Tag("tokenwarden/TokenStore")<TokenStoreTag, TokenStore>() {}
 
 /**
- * What identifies a credential: never a secret.
+ * What names a credential in a store: the parts of a `TokenSource`'s options that change what the
+ * server issues (of the grant and client authentication, only what is not secret counts).
  *
  * @since 0.1.0
  * @category models
  */
 export interface KeyParts {
-  readonly endpoint: string
-  readonly clientId: string
-  readonly grantType: string
+  readonly url: string | URL
+  readonly clientAuth: ClientAuth
+  readonly grant: Grant
+  /** Whose token this is, as the source's `subject` option gives it. */
   readonly subject?: string | undefined
-  readonly scopes: ReadonlyArray<string>
 }
 
 /**
- * The store key of a credential: a hash of endpoint, client, grant, subject and scopes, so keys and
- * file names never show a username or any secret.
+ * The store key a `TokenSource` without a `storeKey` uses for a credential: a SHA-256 hash (64 hex
+ * digits) of the endpoint URL, client id, client authentication method, grant type, username,
+ * subject, sorted scopes and sorted extra parameters. No secret goes into it, and keys and file names
+ * show nothing of the credential. For a user's entry, to `remove` it at logout.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const key = (parts: KeyParts): string =>
-  createHash("sha256").update(JSON.stringify([
-    parts.endpoint,
-    parts.clientId,
-    parts.grantType,
-    parts.subject ?? "",
-    [...parts.scopes].sort()
-  ])).digest("hex")
+export const key = (parts: KeyParts): string => Key.identity(parts)
 
 // ---------------------------------------------------------------------------------------------
 // the stored form, shared by every persistent store
@@ -220,6 +220,7 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
     name: "memory",
     load,
     save,
+    remove: (key) => Effect.sync(() => void entries.delete(key)),
     refresh: (key, knownVersion, fetch) =>
       Effect.suspend(() => {
         // the in-process lease: sources of one credential share the refresh under way

@@ -37,6 +37,7 @@ describe("errors: one base for every module", () => {
         "Discovery.MetadataNotFound",
         "Baack.Forbidden",
         "Baack.NotFound",
+        "Baack.RepresentationMissingRequiredField",
         "TokenStore.StoreError"
       ]
     ) {

@@ -10,6 +10,7 @@ import * as Readline from "node:readline"
 import type { AccessToken } from "tokenwarden"
 import { ClientAuth, FileTokenStore, Grant, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
+import { legacyKey } from "../src/internal/engine/key.js"
 import { runner } from "./fixtures/spawn.js"
 import { HttpLive, noJitter } from "./util.js"
 
@@ -61,11 +62,9 @@ const passwordSource = (server: AuthServer.AuthServer) =>
 
 const credentialKey = (server: AuthServer.AuthServer) =>
   TokenStore.key({
-    endpoint: server.tokenUrl,
-    clientId: "client",
-    grantType: "password",
-    subject: "user",
-    scopes: ["read"]
+    url: server.tokenUrl,
+    clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+    grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] })
   })
 
 const withStore = (options: FileTokenStore.Options) =>
@@ -128,6 +127,31 @@ describe("FileTokenStore", () => {
           assert.strictEqual(value(healed.token), value(fresh))
         }))
     }
+
+    it.scoped("an encrypted entry under the 0.1.0 key is adopted without a request, sealed anew under the new key", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const encryptionKey = Redacted.make(hexKey())
+        const store = yield* makeStore({ directory: dir, encryptionKey })
+        const old = legacyKey({ endpoint: server.tokenUrl, clientId: "client", grantType: "refresh_token", scopes: [] })
+        yield* store.save(old, { token: token("stored-access", "stored-refresh"), version: 4 })
+        const options: TokenSource.Options = {
+          url: server.tokenUrl,
+          clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+          grant: Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config") }),
+          subject: "alice"
+        }
+        const adopted = yield* Effect.scoped(Effect.flatMap(TokenSource.make(options), (s) => s.get)).pipe(
+          Effect.provide(withStore({ directory: dir, encryptionKey }))
+        )
+        assert.strictEqual(value(adopted), "stored-access")
+        assert.strictEqual(yield* server.count(), 0)
+        assert.deepStrictEqual(Fs.readdirSync(dir), [`${TokenStore.key(options)}.json`])
+        const moved = Option.getOrThrow(yield* store.load(TokenStore.key(options)))
+        assert.strictEqual(moved.version, 4)
+        assert.strictEqual(Redacted.value(moved.token.refreshToken!), "stored-refresh")
+      }))
 
     it.scoped("a wrong encryption key: a Decryption StoreError, logged, and a fresh grant", () =>
       Effect.gen(function*() {
@@ -204,6 +228,19 @@ describe("FileTokenStore", () => {
         assert.isFalse(yield* store.save("k", { token: token("v2"), version: 2 }))
         assert.isFalse(yield* store.save("k", { token: token("v3b"), version: 3 }))
         assert.strictEqual(value(Option.getOrThrow(yield* store.load("k")).token), "v3")
+      }))
+
+    it.scoped("remove deletes the entry and leaves nothing behind; removing a missing one is not an error", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const store = yield* makeStore({ directory: dir })
+        yield* store.save("k", { token: token("v3"), version: 3 })
+        yield* store.save("other", { token: token("o"), version: 1 })
+        yield* store.remove("k")
+        assert.isTrue(Option.isNone(yield* store.load("k")))
+        assert.deepStrictEqual(Fs.readdirSync(dir), ["other.json"])
+        yield* store.remove("k")
+        assert.isTrue(yield* store.save("k", { token: token("v1"), version: 1 }), "a removed entry starts over")
       }))
 
     it.scoped("a key that is not a plain name is hashed: it never leaves the directory", () =>

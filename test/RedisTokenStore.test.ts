@@ -19,6 +19,7 @@ import { Redis } from "ioredis"
 import type { AccessToken } from "tokenwarden"
 import { ClientAuth, Grant, RedisTokenStore, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
+import { legacyKey } from "../src/internal/engine/key.js"
 import * as RedisServer from "./fleet/redis.js"
 
 const token = (value: string, refreshToken?: string): AccessToken.AccessToken => ({
@@ -97,6 +98,45 @@ RedisServer.describeRedis("RedisTokenStore", () => {
       assert.strictEqual(stored, TokenStore.encode(refreshed.entry))
       assert.deepStrictEqual(messages, [["app:changes:cred", "1"], ["app:changes:cred", "released"]])
     }).pipe(Effect.scoped))
+
+  it.live("remove deletes the entry; removing a missing one is not an error", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const store = yield* RedisTokenStore.make({ url: server.url })
+      yield* store.refresh("k", 0, Effect.succeed(token("a1")))
+      yield* store.remove("k")
+      assert.isTrue(Option.isNone(yield* store.load("k")))
+      const inspect = yield* raw(server.url)
+      assert.deepStrictEqual(yield* Effect.promise(() => inspect.keys("tokenwarden:token:*")), [])
+      yield* store.remove("k")
+      assert.isTrue(yield* store.save("k", { token: token("a2"), version: 1 }), "a removed entry starts over")
+    }).pipe(Effect.scoped))
+
+  it.live("a TokenSource adopts an entry under the 0.1.0 key without a request and moves it", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const auth = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+      const store = yield* RedisTokenStore.make({ url: server.url })
+      const old = legacyKey({ endpoint: auth.tokenUrl, clientId: "client", grantType: "refresh_token", scopes: [] })
+      const now = Date.now()
+      yield* store.save(old, {
+        token: { ...token("stored-access", "stored-refresh"), issuedAt: now, expiresAt: now + 3_600_000 },
+        version: 5
+      })
+      const options: TokenSource.Options = {
+        url: auth.tokenUrl,
+        clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+        grant: Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config") }),
+        subject: "alice"
+      }
+      const source = yield* TokenSource.make(options).pipe(Effect.provideService(TokenStore.TokenStoreTag, store))
+      assert.strictEqual(value(yield* source.get), "stored-access")
+      assert.strictEqual(yield* auth.count(), 0)
+      const inspect = yield* raw(server.url)
+      const keys = yield* Effect.promise(() => inspect.keys("tokenwarden:token:*"))
+      assert.deepStrictEqual(keys, [`tokenwarden:token:${TokenStore.key(options)}`])
+      assert.strictEqual(Option.getOrThrow(yield* store.load(TokenStore.key(options))).version, 5)
+    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici)))
 
   it.live("a corrupted or foreign entry is a Corrupted StoreError; the next refresh replaces it", () =>
     Effect.gen(function*() {

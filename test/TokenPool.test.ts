@@ -64,6 +64,33 @@ describe("TokenPool", () => {
         assert.deepStrictEqual(requests.map((r) => r.form.scope), ["a", "b", "p q"])
       }).pipe(Effect.provide(HttpLive)))
 
+    it.scoped("extra parameters are part of the key: a value holding '&' and '=' never meets two parameters", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make()
+        const pool = yield* TokenPool.make({ policy: noJitter })
+        const withParams = (extraParams: Record<string, string>) =>
+          credential(server, "a", { grant: Grant.clientCredentials({ scopes: ["a"], extraParams }) })
+        const joined = yield* pool.get(withParams({ audience: "x&resource=y" }))
+        const split = yield* pool.get(withParams({ audience: "x", resource: "y" }))
+        const reordered = yield* pool.get(withParams({ resource: "y", audience: "x" }))
+        assert.notStrictEqual(value(joined), value(split))
+        assert.strictEqual(value(reordered), value(split))
+        // the same client authenticating another way is another credential; another Basic encoding is not
+        const posted = yield* pool.get({
+          ...withParams({}),
+          clientAuth: ClientAuth.post("client", Redacted.make("secret"))
+        })
+        const basic = yield* pool.get(withParams({}))
+        const plain = yield* pool.get({
+          ...withParams({}),
+          clientAuth: ClientAuth.basic("client", Redacted.make("secret"), { encoding: "plain" })
+        })
+        assert.notStrictEqual(value(posted), value(basic))
+        assert.strictEqual(value(plain), value(basic))
+        assert.strictEqual(yield* server.count(), 4)
+        assert.strictEqual(yield* pool.size, 4)
+      }).pipe(Effect.provide(HttpLive)))
+
     it.scoped("a refresh-token credential needs a subject or a key; a device flow is refused", () =>
       Effect.gen(function*() {
         const server = yield* AuthServer.make()

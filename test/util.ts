@@ -1,5 +1,5 @@
 import { NodeHttpClient } from "@effect/platform-node"
-import { Effect, Option, Redacted, Stream } from "effect"
+import { Effect, HashMap, Logger, LogLevel, Option, Redacted, Stream } from "effect"
 import type { TokenState } from "tokenwarden"
 import { ClientAuth, Grant, RefreshPolicy, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
@@ -44,3 +44,28 @@ export const waitForNewToken = (source: TokenSource.TokenSource, token: { readon
     source,
     (s) => s._tag === "Valid" && Redacted.value(s.token.value) !== Redacted.value(token.value)
   ).pipe(Effect.map((s) => (s as Extract<TokenState.TokenState, { _tag: "Valid" }>).token))
+
+/** A log line as a test sees it: level, message and annotations. */
+export interface LogLine {
+  readonly level: string
+  readonly message: string
+  readonly annotations: Readonly<Record<string, unknown>>
+}
+
+/** Runs `effect` with every log line (any level) collected into `lines`. */
+export const collectLogs = (lines: Array<LogLine>) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(
+    Effect.provide(
+      Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ annotations, logLevel, message }) => {
+          lines.push({
+            level: logLevel.label,
+            message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
+            annotations: Object.fromEntries(HashMap.toEntries(annotations))
+          })
+        })
+      )
+    ),
+    Logger.withMinimumLogLevel(LogLevel.All)
+  )

@@ -1,8 +1,14 @@
 /**
  * Baack's API client endpoint (`/n/v1/apiclient/`), driven with the company's root API client. The root
- * client's bearer token has every permission and no lifecycle: it is a static credential, kept
- * `Redacted` and unwrapped only into the `Authorization` header. Its purpose is to create narrower API
- * clients, one per use case, whose own tokens go where the root token must not.
+ * client's bearer token has every permission and no lifecycle: a person issues it, so it is never
+ * refreshed. It is a `TokenSource` like any other (`makeRootToken`, `layerRootToken`), so it also goes
+ * through `AuthorizedClient`, `TokenClient` or a pool; kept `Redacted` and unwrapped only into the
+ * `Authorization` header. Given as an effect (`Config.redacted` from a mounted file), it is read again
+ * when the API answers 401, so a rotated root token needs no restart. Its purpose is to create narrower
+ * API clients, one per use case, whose own tokens go where the root token must not.
+ *
+ * Calls are retried as token requests are: READ, LIST, UPDATE (`PUT`) and DELETE on transient failures
+ * (5xx, 429, no answer) with the `policy`'s retry schedule and Retry-After; CREATE is never retried.
  *
  * Assumptions where Baack's document is silent (see the README): requests carry
  * `Authorization: Bearer <root token>`; READ, UPDATE and DELETE address one client as
@@ -24,14 +30,26 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as AccessToken from "../AccessToken.js"
 import { cleanDescription } from "../internal/excerpt.js"
 import { exchange, successJson } from "../internal/exchange.js"
 import { type Answer, fromErrorAnswer, malformed, parseJson } from "../internal/failure.js"
+import { retryCall } from "../internal/retryCall.js"
+import * as StaticSource from "../internal/staticSource.js"
 import { TaggedError } from "../internal/taggedError.js"
 import { checkEndpoint, publicUrl } from "../internal/url.js"
+import * as RefreshPolicy from "../RefreshPolicy.js"
 import type { TokenError } from "../TokenError.js"
-import { BadRequest, InvalidClient, InvalidConfiguration } from "../TokenError.js"
+import {
+  ApiErrorDetail,
+  BadRequest,
+  InvalidClient,
+  InvalidConfiguration,
+  ReauthorizationRequired
+} from "../TokenError.js"
+import type { TokenSource } from "../TokenSource.js"
 
 /**
  * `https://api.baack.co`, from the representation's `scope`.
@@ -85,15 +103,54 @@ export class NotFound extends TaggedError<NotFound>("Baack")("NotFound", ErrorFi
   message: (self) => describe(self, "not found")
 }) {}
 
+const missingFieldCode = "REPRESENTATION_MISSING_REQUIRED_FIELD"
+
 /**
- * Every failure of an `ApiClients` call: `InvalidRepresentation` (with `details`), `BadRequest` (any other
- * API code, kept in `code`), `InvalidClient` (the root token was refused), `Forbidden`, `NotFound`,
- * `RateLimited`, `ServerError`, `TransportError`, `MalformedResponse`, `InvalidConfiguration`.
+ * API code `REPRESENTATION_MISSING_REQUIRED_FIELD` as the answer's own code: Baack's document says this
+ * error representation "may be returned instead" of `CREATE_SUCCESS` when the representation lacks
+ * required information, so it is met with HTTP 400 or even a 2xx status. `details` lists what the server
+ * said, `missingFields` the fields it named. (Nested under `INVALID_REPRESENTATION`, the same code is a
+ * detail of an `InvalidRepresentation`.)
  *
  * @since 0.1.0
  * @category errors
  */
-export type ApiError = TokenError | Forbidden | NotFound
+export class RepresentationMissingRequiredField
+  extends TaggedError<RepresentationMissingRequiredField>("Baack")("RepresentationMissingRequiredField", {
+    ...ErrorFields,
+    code: Schema.String,
+    details: Schema.Array(ApiErrorDetail)
+  }, {
+    transient: false,
+    message: (self) => {
+      const fields = missingFields(self.details)
+      return describe(self, missingFieldCode) + (fields.length === 0 ? "" : ` [missing: ${fields.join(", ")}]`)
+    }
+  })
+{
+  /** The fields the server named as missing. */
+  get missingFields(): ReadonlyArray<string> {
+    return missingFields(this.details)
+  }
+}
+
+const missingFields = (details: ReadonlyArray<ApiErrorDetail>): ReadonlyArray<string> =>
+  details.flatMap((d) =>
+    (d.code === undefined || d.code === missingFieldCode) && d.field !== undefined ? [d.field] : []
+  )
+
+/**
+ * Every failure of an `ApiClients` call: `InvalidRepresentation` (with `details`),
+ * `RepresentationMissingRequiredField` (with the missing fields), `BadRequest` (any other API code, kept
+ * in `code`), `ReauthorizationRequired` (the root token was refused and no new one was given; its
+ * `reason` is the `InvalidClient` of the 401), `InvalidClient` (a new root token was refused too),
+ * `Forbidden`, `NotFound`, `RateLimited`, `ServerError`, `TransportError`, `MalformedResponse`,
+ * `InvalidConfiguration`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ApiError = TokenError | Forbidden | NotFound | RepresentationMissingRequiredField
 
 const secretName = /token|secret|passw|credential|private|api[_-]?key|^key$|authorization/i
 const tokenFields = ["token", "bearerToken", "accessToken"] as const
@@ -232,25 +289,137 @@ export declare namespace ApiClients {
 export class ApiClients extends Context.Tag("tokenwarden/Baack/ApiClients")<ApiClients, ApiClients.Service>() {}
 
 /**
+ * The root API client's bearer token: its value, or an effect that reads it (`Config.redacted` from a
+ * mounted file), read at start and again after each 401.
+ *
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export type RootTokenInput<E = never> = Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, E>
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<E = never> {
   /** `https://api.baack.co` by default; https, or http on a loopback host (tests). */
   readonly baseUrl?: string | URL | undefined
-  /** The root API client's bearer token. */
-  readonly rootToken: Redacted.Redacted<string>
-  /** How long a call may take, answer included; 30 seconds by default. */
+  /**
+   * The root API client's bearer token: a value; an effect that reads it, read again after a 401 so a
+   * rotated token needs no restart; or a token source (from `makeRootToken`, shared with an
+   * `AuthorizedClient` or a `TokenClient`).
+   */
+  readonly rootToken: RootTokenInput<E> | TokenSource
+  /** How long one attempt of a call may take, answer included; 30 seconds by default. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * The retry schedule (and Retry-After cap) of READ, LIST, UPDATE and DELETE on transient failures;
+   * `defaultPolicy` (at most 4 retries) by default. CREATE is never retried.
+   */
+  readonly policy?: RefreshPolicy.RefreshPolicy | undefined
 }
+
+/**
+ * The default policy of calls: `RefreshPolicy.defaults` with its retry schedule (exponential from 1
+ * second, jittered) stopped after 4 retries. A token source retries in the background while callers
+ * use the token they hold; a call has a caller waiting for it, so it gives up after about 15 seconds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultPolicy: RefreshPolicy.RefreshPolicy = RefreshPolicy.make({
+  retry: RefreshPolicy.defaultRetry.pipe(Schedule.intersect(Schedule.recurs(4)))
+})
+
+/**
+ * Options of the root token's source.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RootTokenOptions<E = never> {
+  /** The token, or an effect that reads it (read at start and again after each 401). */
+  readonly rootToken: RootTokenInput<E>
+  /** The name in logs; `baack` by default. */
+  readonly provider?: string | undefined
+}
+
+/**
+ * The root API client's token as a `TokenSource`. It is never refreshed: a person issues it. Given as
+ * an effect, it is read again when `invalidate` reports a 401 (`AuthorizedClient` and `ApiClients` do),
+ * so a rotated token is picked up without a restart; a 401 with no new value leaves the source `Failed`
+ * with `ReauthorizationRequired`, and while it is `Failed` each `get` reads the token again (a local read,
+ * no request to Baack). Surrounding whitespace (a file's final newline) is dropped. Fails with the
+ * reader's own error (a `ConfigError` naming the variable) or `InvalidConfiguration` for a value that is
+ * not a bearer token, before any request.
+ *
+ * @example
+ * ```ts
+ * import { Config, Context } from "effect"
+ * import { AuthorizedClient, Baack, type TokenSource } from "tokenwarden"
+ *
+ * class BaackRoot extends Context.Tag("app/BaackRoot")<BaackRoot, TokenSource.TokenSource>() {}
+ * // read from BAACK_ROOT_TOKEN now, and again after each 401
+ * const RootLive = Baack.layerRootToken(BaackRoot, { rootToken: Config.redacted("BAACK_ROOT_TOKEN") })
+ * const ClientsLive = Baack.layerFromSource(BaackRoot)
+ * const ApiLive = AuthorizedClient.layer(BaackRoot, { origin: Baack.defaultBaseUrl })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeRootToken = <E = never>(
+  options: RootTokenOptions<E>
+): Effect.Effect<TokenSource, InvalidConfiguration | E> =>
+  StaticSource.make({
+    credential: options.rootToken,
+    provider: options.provider ?? "baack",
+    // RFC 6750 section 2.1 b64token characters; the value itself never goes into the message
+    check: (value) =>
+      /^[A-Za-z0-9\-._~+/]+=*$/.test(value) ? undefined : "Baack: the root token is empty or not a bearer token"
+  })
+
+/**
+ * A layer with the root token's source under the user's tag.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRootToken = <I, E = never>(
+  tag: Context.Tag<I, TokenSource>,
+  options: RootTokenOptions<E>
+): Layer.Layer<I, InvalidConfiguration | E> => Layer.effect(tag, makeRootToken(options))
 
 const ApiErrorCode = Schema.Struct({ code: Schema.optional(Schema.String), message: Schema.optional(Schema.String) })
 const decodeApiErrorCode = Schema.decodeUnknownOption(ApiErrorCode)
 
+// RFC 6750 section 3.1: a refused bearer token is `invalid_token`; here it is the root client's credential
+const refusedToken = (answer: Answer): InvalidClient => {
+  const body = Option.getOrUndefined(decodeApiErrorCode(parseJson(answer.body)))
+  return new InvalidClient({
+    method: answer.method,
+    url: answer.url,
+    status: answer.status,
+    error: cleanDescription(body?.code) ?? "invalid_token",
+    description: cleanDescription(body?.message)
+  })
+}
+
+// a top-level REPRESENTATION_MISSING_REQUIRED_FIELD may name its field(s) itself, besides `errors`
+const topLevelFields = (json: unknown): ReadonlyArray<ApiErrorDetail> => {
+  if (!Predicate.isRecord(json)) return []
+  const named = [json.field, ...(Array.isArray(json.fields) ? json.fields : [])]
+  return named.flatMap((field) => {
+    const clean = typeof field === "string" ? cleanDescription(field) : undefined
+    return clean === undefined ? [] : [new ApiErrorDetail({ code: missingFieldCode, field: clean })]
+  })
+}
+
 // by the API code where the body names one, else by status (PROVIDERS.md); what the core classifies
 // as token-endpoint answers (429, 5xx, INVALID_REPRESENTATION, other codes) is classified the same way
 const classify = (answer: Answer): ApiError => {
-  const body = Option.getOrUndefined(decodeApiErrorCode(parseJson(answer.body)))
+  const json = parseJson(answer.body)
+  const body = Option.getOrUndefined(decodeApiErrorCode(json))
   const fields = {
     method: answer.method,
     url: answer.url,
@@ -258,10 +427,7 @@ const classify = (answer: Answer): ApiError => {
     code: cleanDescription(body?.code),
     description: cleanDescription(body?.message)
   }
-  // RFC 6750 section 3.1: a refused bearer token is `invalid_token`; here it is the root client's credential
-  if (answer.status === 401) {
-    return new InvalidClient({ ...fields, error: fields.code ?? "invalid_token", description: fields.description })
-  }
+  if (answer.status === 401) return refusedToken(answer)
   if (answer.status === 403) return new Forbidden(fields)
   if (answer.status === 404) return new NotFound(fields)
   const error = fromErrorAnswer(answer)
@@ -269,31 +435,46 @@ const classify = (answer: Answer): ApiError => {
   if (answer.status === 400 && error._tag === "MalformedResponse" && fields.code === undefined) {
     return new BadRequest({ ...fields, code: "BAD_REQUEST", details: [] })
   }
+  if (error._tag === "BadRequest" && error.code === missingFieldCode) {
+    return new RepresentationMissingRequiredField({
+      ...fields,
+      code: missingFieldCode,
+      details: [...topLevelFields(json), ...error.details]
+    })
+  }
   return error
 }
+
+// an error representation in a 2xx answer (the document: it "may be returned instead" of CREATE_SUCCESS):
+// a code and none of the representation's own fields
+const isErrorRepresentation = (json: unknown): boolean =>
+  Predicate.isRecord(json) && typeof json.code === "string" && !("clientID" in json) && !("owner" in json)
 
 const decodeClient = Schema.decodeUnknownEither(ApiClient)
 const decodeList = Schema.decodeUnknownEither(Schema.Array(ApiClient))
 
+const isTokenSource = <E>(input: RootTokenInput<E> | TokenSource): input is TokenSource =>
+  !Redacted.isRedacted(input) && !Effect.isEffect(input)
+
 /**
  * Builds the service; refuses a non-https base URL (except loopback) and an unusable root token before
- * any request.
+ * any request. Given the root token as a value or an effect, it builds the token's source
+ * (`makeRootToken`) itself; given a source, it uses that one.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  options: Options
-): Effect.Effect<ApiClients.Service, InvalidConfiguration, HttpClient.HttpClient> =>
+export const make = <E = never>(
+  options: Options<E>
+): Effect.Effect<ApiClients.Service, InvalidConfiguration | E, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const base = yield* checkEndpoint(options.baseUrl ?? defaultBaseUrl, "Baack API base URL")
-    // RFC 6750 section 2.1 b64token characters; the value itself never goes into the message
-    if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(Redacted.value(options.rootToken))) {
-      return yield* new InvalidConfiguration({ reason: "Baack: the root token is empty or not a bearer token" })
-    }
+    const rootToken = options.rootToken
+    const source = isTokenSource(rootToken) ? rootToken : yield* makeRootToken({ rootToken })
     const prefix = base.pathname.replace(/\/+$/, "") + "/n/v1/apiclient/"
     const client = yield* HttpClient.HttpClient
     const timeout = Duration.decode(options.timeout ?? Duration.seconds(30))
+    const policy = options.policy ?? defaultPolicy
 
     const target = (urn?: string) =>
       Effect.suspend(() => {
@@ -307,25 +488,49 @@ export const make = (
         return Effect.succeed(url)
       })
 
-    // one call: the JSON body of a 2xx answer, or the answer classified as an error; the root token
+    // one exchange with the token in the header: the one place its value is unwrapped; the root token
     // never follows a redirect (the exchange refuses them)
-    const send = (method: "GET" | "POST" | "PUT" | "DELETE", location: URL, body?: unknown) => {
+    const sendWith = (token: AccessToken.AccessToken, method: Method, location: URL, body?: unknown) => {
       const request = HttpClientRequest.make(method)(location.toString()).pipe(
         HttpClientRequest.setHeaders({
           accept: "application/json",
-          authorization: `Bearer ${Redacted.value(options.rootToken)}`
+          authorization: AccessToken.authorizationHeader(token)
         })
       )
       return exchange(
         client,
         body === undefined ? request : HttpClientRequest.bodyText(request, JSON.stringify(body), "application/json"),
         { url: publicUrl(location), timeout }
-      ).pipe(
-        Effect.flatMap((exchanged) =>
-          Effect.map(successJson(exchanged, classify), (json) => ({ answer: exchanged.answer, json }))
-        )
       )
     }
+
+    // one attempt: the JSON body of a 2xx answer, or the answer classified as an error. A 401 hands the
+    // token back to its source, which reads the root token again: a new one is tried once; none leaves the
+    // source Failed, and the call fails with its ReauthorizationRequired (reason: the 401's InvalidClient)
+    const send = (method: Method, location: URL, body?: unknown) =>
+      Effect.gen(function*() {
+        const token = yield* source.get
+        let exchanged = yield* sendWith(token, method, location, body)
+        if (exchanged.answer.status === 401) {
+          const refused = refusedToken(exchanged.answer)
+          yield* source.invalidate(token)
+          const next = yield* source.get.pipe(
+            Effect.catchTag("ReauthorizationRequired", (error) =>
+              Effect.fail(
+                error.reason === undefined
+                  ? new ReauthorizationRequired({ reason: refused, detail: error.detail })
+                  : error
+              ))
+          )
+          if (Redacted.value(next.value) === Redacted.value(token.value)) return yield* Effect.fail(refused)
+          exchanged = yield* sendWith(next, method, location, body)
+          if (exchanged.answer.status === 401) yield* source.invalidate(next)
+        }
+        const json = yield* successJson(exchanged, classify)
+        // an error representation "returned instead" of a success
+        if (isErrorRepresentation(json)) return yield* Effect.fail(classify(exchanged.answer))
+        return { answer: exchanged.answer, json }
+      })
 
     const one = (result: { readonly answer: Answer; readonly json: unknown }) =>
       Either.match(decodeClient(result.json), {
@@ -344,6 +549,7 @@ export const make = (
     const span = (name: string) => Effect.withSpan(`Baack.ApiClients.${name}`, { kind: "client" })
 
     return ApiClients.of({
+      // never retried: a CREATE whose answer was lost may have created the client, and a second would duplicate it
       create: (input) =>
         target().pipe(
           Effect.flatMap((url) => send("POST", url, representation(input))),
@@ -351,33 +557,42 @@ export const make = (
           span("create")
         ),
       read: (urn) =>
-        target(urn).pipe(
-          Effect.flatMap((url) => send("GET", url)),
-          Effect.flatMap(one),
-          Effect.map(Option.some),
-          Effect.catchTag("NotFound", () => Effect.succeedNone),
-          span("read")
-        ),
+        retryCall(policy, "Baack.ApiClients.read", () =>
+          target(urn).pipe(
+            Effect.flatMap((url) => send("GET", url)),
+            Effect.flatMap(one)
+          )).pipe(
+            Effect.map(Option.some),
+            Effect.catchTag("NotFound", () => Effect.succeedNone),
+            span("read")
+          ),
       update: (urn, input) =>
-        target(urn).pipe(
-          Effect.flatMap((url) => send("PUT", url, representation(input))),
-          Effect.flatMap(one),
-          span("update")
-        ),
-      delete: (urn) => target(urn).pipe(Effect.flatMap((url) => send("DELETE", url)), Effect.asVoid, span("delete")),
-      list: target().pipe(
-        Effect.flatMap((url) => send("GET", url)),
-        Effect.flatMap((result) =>
-          Either.match(decodeList(result.json), {
-            onLeft: () =>
-              Effect.fail(malformed(result.answer, result.json, "not a list of API client representations")),
-            onRight: Effect.succeed
-          })
-        ),
-        span("list")
-      )
+        retryCall(policy, "Baack.ApiClients.update", () =>
+          target(urn).pipe(
+            Effect.flatMap((url) => send("PUT", url, representation(input))),
+            Effect.flatMap(one)
+          )).pipe(span("update")),
+      delete: (urn) =>
+        retryCall(policy, "Baack.ApiClients.delete", (attempt) => {
+          const call = target(urn).pipe(Effect.flatMap((url) => send("DELETE", url)), Effect.asVoid)
+          // an earlier attempt may have deleted it before its answer was lost: gone is what was asked
+          return attempt === 1 ? call : Effect.catchTag(call, "NotFound", () => Effect.void)
+        }).pipe(span("delete")),
+      list: retryCall(policy, "Baack.ApiClients.list", () =>
+        target().pipe(
+          Effect.flatMap((url) => send("GET", url)),
+          Effect.flatMap((result) =>
+            Either.match(decodeList(result.json), {
+              onLeft: () =>
+                Effect.fail(malformed(result.answer, result.json, "not a list of API client representations")),
+              onRight: Effect.succeed
+            })
+          )
+        )).pipe(span("list"))
     })
   })
+
+type Method = "GET" | "POST" | "PUT" | "DELETE"
 
 /**
  * A layer with the service.
@@ -385,22 +600,40 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<ApiClients, InvalidConfiguration, HttpClient.HttpClient> =>
-  Layer.effect(ApiClients, make(options))
+export const layer = <E = never>(
+  options: Options<E>
+): Layer.Layer<ApiClients, InvalidConfiguration | E, HttpClient.HttpClient> => Layer.effect(ApiClients, make(options))
 
 /**
- * Options from variables under a prefix (`BAACK` by default): `BAACK_ROOT_TOKEN` (redacted) and,
- * optionally, `BAACK_BASE_URL`.
+ * A layer with the service, its root token taken from the token source under the user's tag (see
+ * `layerRootToken`), so that the same source serves an `AuthorizedClient` or a `TokenClient` too.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromSource = <I>(
+  tag: Context.Tag<I, TokenSource>,
+  options: Omit<Options, "rootToken"> = {}
+): Layer.Layer<ApiClients, InvalidConfiguration, HttpClient.HttpClient | I> =>
+  Layer.effect(ApiClients, Effect.flatMap(tag, (rootToken) => make({ ...options, rootToken })))
+
+/**
+ * Options from variables under a prefix (`BAACK` by default): `BAACK_ROOT_TOKEN` (redacted; read at start
+ * and again after each 401, so a rotated token needs no restart) and, optionally, `BAACK_BASE_URL`.
  *
  * @since 0.1.0
  * @category config
  */
-export const config = (prefix = "BAACK"): Config.Config<Options> => {
+export const config = (prefix = "BAACK"): Config.Config<Options<ConfigError.ConfigError>> => {
   const name = (key: string) => prefix === "" ? key : `${prefix}_${key}`
-  return Config.all({
-    rootToken: Config.redacted(Config.nonEmptyString(name("ROOT_TOKEN"))),
-    baseUrl: Config.withDefault(Config.string(name("BASE_URL")), undefined)
-  })
+  return Config.map(
+    Config.withDefault(Config.string(name("BASE_URL")), undefined),
+    (baseUrl): Options<ConfigError.ConfigError> => ({
+      baseUrl,
+      // the Config itself, an effect: `make` reads it, and the root token's source reads it again after a 401
+      rootToken: Config.redacted(Config.nonEmptyString(name("ROOT_TOKEN")))
+    })
+  )
 }
 
 /**
@@ -411,6 +644,6 @@ export const config = (prefix = "BAACK"): Config.Config<Options> => {
  * @category layers
  */
 export const layerConfig = (
-  options: Config.Config.Wrap<Options> = config()
+  options: Config.Config<Options<ConfigError.ConfigError>> = config()
 ): Layer.Layer<ApiClients, InvalidConfiguration | ConfigError.ConfigError, HttpClient.HttpClient> =>
-  Layer.effect(ApiClients, Effect.flatMap(Config.unwrap(options), make))
+  Layer.effect(ApiClients, Effect.flatMap(options, make))

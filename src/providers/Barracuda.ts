@@ -18,9 +18,9 @@ import type * as ClientAuth from "../ClientAuth.js"
 import * as Grant from "../Grant.js"
 import type * as RefreshPolicy from "../RefreshPolicy.js"
 import type { TokenError } from "../TokenError.js"
-import { InvalidConfiguration } from "../TokenError.js"
 import * as TokenSource from "../TokenSource.js"
 import * as internal from "./internal/config.js"
+import { checkScopes, isScopeToken } from "./internal/scopes.js"
 
 /**
  * The scopes the service documents ("currently supported").
@@ -28,7 +28,16 @@ import * as internal from "./internal/config.js"
  * @since 0.1.0
  * @category models
  */
-export type Scope = "ess:account:read" | "forensics:account:read" | "forensics:account:write"
+export type KnownScope = "ess:account:read" | "forensics:account:read" | "forensics:account:write"
+
+/**
+ * A scope to request: one the service documents (autocompleted), or any other scope string, so a
+ * permission Barracuda adds later needs no new release of tokenwarden.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Scope = KnownScope | (string & {})
 
 /**
  * Every documented scope.
@@ -36,7 +45,19 @@ export type Scope = "ess:account:read" | "forensics:account:read" | "forensics:a
  * @since 0.1.0
  * @category constants
  */
-export const scopes: ReadonlyArray<Scope> = ["ess:account:read", "forensics:account:read", "forensics:account:write"]
+export const scopes: ReadonlyArray<KnownScope> = [
+  "ess:account:read",
+  "forensics:account:read",
+  "forensics:account:write"
+]
+
+/**
+ * Whether a string is one of the documented scopes.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isKnownScope = (u: unknown): u is KnownScope => typeof u === "string" && scopes.includes(u as KnownScope)
 
 /**
  * The region whose token service issues the token.
@@ -67,7 +88,10 @@ export interface Options {
   /** The application's Client ID from the Barracuda Token Service. */
   readonly clientId: string
   readonly clientSecret: Redacted.Redacted<string>
-  /** The permissions to request; the service requires at least one. They are joined with a space. */
+  /**
+   * The permissions to request; the service requires at least one. They are joined with a space. A scope
+   * the document does not list is sent as given, with one warning when the source is built.
+   */
   readonly scopes: ReadonlyArray<Scope>
   /** `US` by default. */
   readonly region?: Region | undefined
@@ -96,25 +120,30 @@ export interface Options {
  */
 export const make = (
   options: Options
-): Effect.Effect<TokenSource.TokenSource, TokenError, HttpClient.HttpClient | EffectScope.Scope> => {
-  // refused here rather than by the server, so a daemon with an empty scope list stops at start
-  if (options.scopes.length === 0) {
-    return Effect.fail(
-      new InvalidConfiguration({ reason: `Barracuda: at least one scope is required (${scopes.join(", ")})` })
-    )
-  }
-  const region = options.region ?? "US"
-  return TokenSource.make({
-    url: options.url ?? tokenUrls[region],
-    clientAuth: internal.clientAuth(options, { method: "basic", encoding: "plain" }),
-    // "format your request with a space between scope names"
-    grant: Grant.clientCredentials({ scopes: options.scopes }),
-    scopeSeparator: " ",
-    policy: options.policy,
-    timeout: options.timeout,
-    provider: options.provider ?? `barracuda-${region.toLowerCase()}`
+): Effect.Effect<TokenSource.TokenSource, TokenError, HttpClient.HttpClient | EffectScope.Scope> =>
+  Effect.gen(function*() {
+    const region = options.region ?? "US"
+    const provider = options.provider ?? `barracuda-${region.toLowerCase()}`
+    // refused here rather than by the server, so a daemon with an empty scope list stops at start
+    const requested = yield* checkScopes({
+      name: "Barracuda",
+      provider,
+      scopes: options.scopes,
+      known: scopes,
+      isValid: isScopeToken,
+      required: true
+    })
+    return yield* TokenSource.make({
+      url: options.url ?? tokenUrls[region],
+      clientAuth: internal.clientAuth(options, { method: "basic", encoding: "plain" }),
+      // "format your request with a space between scope names"
+      grant: Grant.clientCredentials({ scopes: requested }),
+      scopeSeparator: " ",
+      policy: options.policy,
+      timeout: options.timeout,
+      provider
+    })
   })
-}
 
 /**
  * A layer providing a Barracuda token source under a tag of the user's (one per region or application).
@@ -129,7 +158,8 @@ export const layer = <I>(
 
 /**
  * The options from configuration, by default from the environment: `BARRACUDA_CLIENT_ID`,
- * `BARRACUDA_CLIENT_SECRET`, `BARRACUDA_SCOPES` (space- or comma-separated documented scopes),
+ * `BARRACUDA_CLIENT_SECRET`, `BARRACUDA_SCOPES` (space- or comma-separated; scopes the document does
+ * not list are accepted, with a warning when the source is built),
  * and optionally `BARRACUDA_REGION` (`US` or `UK`), `BARRACUDA_TOKEN_URL`, `BARRACUDA_CLIENT_AUTH`
  * (`basic` or `post`) and `BARRACUDA_BASIC_ENCODING` (`plain` or `form`). Another prefix reads
  * other variables: `config("EU_BTS")` reads `EU_BTS_CLIENT_ID` and so on.
@@ -140,7 +170,7 @@ export const layer = <I>(
 export const config = (prefix = "BARRACUDA"): Config.Config<Options> =>
   Config.all({
     client: internal.clientConfig(prefix),
-    scopes: internal.scopeList(internal.envName(prefix, "SCOPES"), { allowed: scopes, nonEmpty: true }),
+    scopes: internal.scopeList(internal.envName(prefix, "SCOPES"), { nonEmpty: true }),
     region: Config.literal("US", "UK")(internal.envName(prefix, "REGION")).pipe(Config.withDefault("US" as const)),
     url: internal.optional(Config.url(internal.envName(prefix, "TOKEN_URL")))
   }).pipe(Config.map(({ client, ...rest }): Options => ({ ...client, ...rest })))

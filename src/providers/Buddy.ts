@@ -30,9 +30,11 @@ import type { InvalidRequest, OAuthError, StateMismatch, TokenError } from "../T
 import { InvalidConfiguration } from "../TokenError.js"
 import * as TokenSource from "../TokenSource.js"
 import { allScopes, isScope, type Scope } from "./BuddyScope.js"
+import { checkScopes } from "./internal/scopes.js"
 
 /**
- * The scopes and their containments: `Scope`, `allScopes`, `isScope`, `implied`, `expand`, `covers`, `normalize`.
+ * The scopes and their containments: `KnownScope`, `Scope`, `allScopes`, `isKnownScope`, `isScope`,
+ * `implied`, `expand`, `covers`, `normalize`.
  *
  * @since 0.1.0
  */
@@ -76,7 +78,10 @@ export interface SourceOptions {
  * @category models
  */
 export interface Options extends SourceOptions {
-  /** Required by Buddy: at least one. */
+  /**
+   * Required by Buddy: at least one. The documented scopes are autocompleted; any other is sent as given,
+   * with one warning when the source is built.
+   */
   readonly scopes: ReadonlyArray<Scope>
   /** `plain` (`base64(id:secret)`, as Buddy's document shows) by default; `form` is RFC 6749 section 2.3.1. */
   readonly basicEncoding?: ClientAuth.BasicEncoding | undefined
@@ -90,7 +95,7 @@ export interface Options extends SourceOptions {
  */
 export interface AuthorizeOptions {
   readonly clientId: string
-  /** Required by Buddy: at least one. */
+  /** Required by Buddy: at least one; a scope the document does not list is sent as given, with a warning. */
   readonly scopes: ReadonlyArray<Scope>
   /** The authorization callback URL registered with the application; required with `redirectUri`. */
   readonly callbackUrl?: string | undefined
@@ -110,6 +115,8 @@ export interface AuthorizeOptions {
  */
 export interface WebFlowOptions extends SourceOptions {
   readonly grant: Grant.Grant
+  /** Whose token this is; needed with a `TokenStore`, so two users' tokens are never shared. */
+  readonly subject?: string | undefined
 }
 
 const endpoint = (baseUrl: string | URL | undefined, path: string) =>
@@ -120,18 +127,16 @@ const endpoint = (baseUrl: string | URL | undefined, path: string) =>
     return url.toString()
   })
 
-const checkScopes = (scopes: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Scope>, InvalidConfiguration> => {
-  const unknown = scopes.filter((scope) => !isScope(scope))
-  if (unknown.length > 0) {
-    return Effect.fail(
-      new InvalidConfiguration({ reason: `Buddy: unknown scope ${unknown.slice(0, 5).join(", ").slice(0, 200)}` })
-    )
-  }
-  if (scopes.length === 0) {
-    return Effect.fail(new InvalidConfiguration({ reason: "Buddy: at least one scope is required" }))
-  }
-  return Effect.succeed(scopes as ReadonlyArray<Scope>)
-}
+// one warning per source (or authorization request) for the scopes the document does not list
+const checkBuddyScopes = (scopes: ReadonlyArray<Scope>, provider: string | undefined) =>
+  checkScopes({
+    name: "Buddy",
+    provider: provider ?? "buddy",
+    scopes,
+    known: allScopes,
+    isValid: isScope,
+    required: true
+  })
 
 // the raw path, percent-decoded until stable, so "%2e%2e" and "%252e%252e" count as ".." too
 const hasDotSegment = (uri: string): boolean => {
@@ -213,7 +218,7 @@ export const authorize = (
 ): Effect.Effect<AuthorizationCode.AuthorizationRequest, InvalidConfiguration> =>
   Effect.gen(function*() {
     if (options.clientId === "") return yield* new InvalidConfiguration({ reason: "Buddy: client id is empty" })
-    const scopes = yield* checkScopes(options.scopes)
+    const scopes = yield* checkBuddyScopes(options.scopes, undefined)
     if (options.redirectUri !== undefined) {
       if (options.callbackUrl === undefined) {
         return yield* new InvalidConfiguration({
@@ -276,7 +281,8 @@ export const makeWebFlow = (
     return yield* TokenSource.make({
       ...sourceOptions(options, url),
       clientAuth: ClientAuth.post(options.clientId, options.clientSecret),
-      grant: options.grant
+      grant: options.grant,
+      subject: options.subject
     })
   })
 
@@ -302,7 +308,7 @@ export const make = (
   options: Options
 ): Effect.Effect<TokenSource.TokenSource, TokenError, HttpClient.HttpClient | ResourceScope> =>
   Effect.gen(function*() {
-    const scopes = yield* checkScopes(options.scopes)
+    const scopes = yield* checkBuddyScopes(options.scopes, options.provider)
     const url = yield* endpoint(options.baseUrl, "/oauth2/token")
     return yield* TokenSource.make({
       ...sourceOptions(options, url),
@@ -326,25 +332,20 @@ export const layer = <I>(
 
 const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> => Config.withDefault(config, undefined)
 
-// Buddy writes scope lists "divided with + character"; spaces and commas are accepted too
+// Buddy writes scope lists "divided with + character"; spaces and commas are accepted too. Any scope is
+// read: the source checks them, and warns about those the document does not list, when it is built.
 const scopesConfig = (name: string): Config.Config<ReadonlyArray<Scope>> =>
   Config.mapOrFail(Config.string(name), (text) => {
     const scopes = text.split(/[\s+,]+/).filter((scope) => scope !== "")
-    const unknown = scopes.filter((scope) => !isScope(scope))
-    if (unknown.length > 0) {
-      return Either.left(
-        ConfigError.InvalidData([name], `unknown Buddy scope ${unknown.join(", ")}; expected ${allScopes.join(", ")}`)
-      )
-    }
     return scopes.length === 0
       ? Either.left(ConfigError.InvalidData([name], "at least one Buddy scope is required"))
-      : Either.right(scopes as ReadonlyArray<Scope>)
+      : Either.right(scopes)
   })
 
 /**
  * Client-credentials options from variables under a prefix (`BUDDY` by default): `BUDDY_CLIENT_ID`,
  * `BUDDY_CLIENT_SECRET` (redacted), `BUDDY_SCOPES` (`WORKSPACE+EXECUTION_RUN`, spaces or commas also
- * work), and optionally `BUDDY_BASE_URL`, `BUDDY_BASIC_ENCODING` (`plain` or `form`) and
+ * work; a scope the document does not list is accepted, with a warning when the source is built), and optionally `BUDDY_BASE_URL`, `BUDDY_BASIC_ENCODING` (`plain` or `form`) and
  * `BUDDY_DEFAULT_LIFETIME` (a duration such as `12 hours`).
  *
  * @since 0.1.0

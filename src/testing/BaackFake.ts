@@ -10,6 +10,10 @@
  *   ones (`REPRESENTATION_INVALID_FIELD`), 400 `BAD_REQUEST` for malformed JSON or another content type,
  *   401 `UNAUTHORIZED` without the root token, 403 `FORBIDDEN` for a narrower client's token, 404
  *   `NOT_FOUND`, 405 `METHOD_NOT_ALLOWED`.
+ * - A representation that only lacks required fields can be answered, by option, with
+ *   `REPRESENTATION_MISSING_REQUIRED_FIELD` as the top-level code, even with a 2xx status: the document
+ *   says that error representation "may be returned instead" of `CREATE_SUCCESS`.
+ * - The root token can be rotated (`rotateRootToken`): the old one is refused with 401 from then on.
  *
  * @since 0.1.0
  */
@@ -30,6 +34,10 @@ export interface Fault {
   readonly body: string
   readonly contentType?: string
   readonly headers?: Record<string, string>
+  /** The connection is destroyed instead of answered. */
+  readonly drop?: boolean
+  /** The request is carried out first (a client created, updated or deleted), then its answer is lost. */
+  readonly applied?: boolean
 }
 
 /**
@@ -44,7 +52,21 @@ export const Fault = {
     contentType: "application/json"
   }),
   /** Any body as it is (an HTML page from a proxy, a truncated JSON). */
-  raw: (status: number, body: string, contentType = "text/html"): Fault => ({ status, body, contentType })
+  raw: (status: number, body: string, contentType = "text/html"): Fault => ({ status, body, contentType }),
+  /** 503, with `Retry-After` when given. */
+  unavailable: (retryAfterSeconds?: number): Fault => ({
+    ...Fault.apiError(503, "SERVICE_UNAVAILABLE", "try again later"),
+    ...(retryAfterSeconds === undefined ? {} : { headers: { "Retry-After": String(retryAfterSeconds) } })
+  }),
+  /** 429 with `Retry-After`. */
+  rateLimited: (retryAfterSeconds: number): Fault => ({
+    ...Fault.apiError(429, "TOO_MANY_REQUESTS"),
+    headers: { "Retry-After": String(retryAfterSeconds) }
+  }),
+  /** The connection is destroyed without an answer. */
+  drop: (): Fault => ({ status: 0, body: "", drop: true }),
+  /** The request is carried out, then answered with `fault` instead (a proxy's 502, a dropped connection). */
+  afterApplying: (fault: Fault): Fault => ({ ...fault, applied: true })
 }
 
 /**
@@ -56,6 +78,14 @@ export interface Options {
   readonly rootToken?: string
   /** The company's URN; a fixed UUID by default. */
   readonly companyUrn?: string
+  /**
+   * How a representation that only lacks required fields is answered: `"nested"` (the default) as
+   * `INVALID_REPRESENTATION` with `REPRESENTATION_MISSING_REQUIRED_FIELD` details, or `"topLevel"` with
+   * that code as the answer's own.
+   */
+  readonly missingFields?: "nested" | "topLevel"
+  /** The status of a top-level `REPRESENTATION_MISSING_REQUIRED_FIELD`: 400 by default; 201 "instead of" success. */
+  readonly missingFieldsStatus?: number
 }
 
 /**
@@ -67,6 +97,7 @@ export interface RecordedRequest {
   readonly path: string
   readonly headers: Readonly<Record<string, string | undefined>>
   readonly rawBody: string
+  /** The status answered; 0 for a dropped connection. */
   readonly status: number
 }
 
@@ -77,8 +108,11 @@ export interface RecordedRequest {
 export interface BaackFake {
   /** `http://127.0.0.1:PORT`: the base URL to give `Baack`'s options. */
   readonly url: string
+  /** The root token the fake started with. */
   readonly rootToken: string
   readonly companyUrn: string
+  /** Replaces the root token (with `next`, or a random one) and gives it: the old one is refused with 401 from now on. */
+  readonly rotateRootToken: (next?: string) => Effect.Effect<string>
   /** Every request, in arrival order. */
   readonly requests: Effect.Effect<ReadonlyArray<RecordedRequest>>
   /** The stored clients, as LIST shows them. */
@@ -124,6 +158,7 @@ const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "obj
 export const make = (options: Options = {}): Effect.Effect<BaackFake, never, Scope.Scope> =>
   Effect.gen(function*() {
     const rootToken = options.rootToken ?? Crypto.randomBytes(24).toString("base64url")
+    let currentRootToken = rootToken
     const companyUrn = options.companyUrn ?? "32a90f18-aaa0-4bdc-a63e-4efd2e16c28c"
     const requests: Array<RecordedRequest> = []
     const faults: Array<Fault> = []
@@ -173,6 +208,17 @@ export const make = (options: Options = {}): Effect.Effect<BaackFake, never, Sco
         return { error: apiError(400, "INVALID_REPRESENTATION", "expected an API client representation") }
       }
       const errors = validate(body)
+      const onlyMissing = errors.every((e) => e.code === "REPRESENTATION_MISSING_REQUIRED_FIELD")
+      if (errors.length > 0 && onlyMissing && options.missingFields === "topLevel") {
+        return {
+          error: apiError(
+            options.missingFieldsStatus ?? 400,
+            "REPRESENTATION_MISSING_REQUIRED_FIELD",
+            "required fields are missing",
+            errors
+          )
+        }
+      }
       if (errors.length > 0) {
         return { error: apiError(400, "INVALID_REPRESENTATION", "the representation is invalid", errors) }
       }
@@ -218,7 +264,7 @@ export const make = (options: Options = {}): Effect.Effect<BaackFake, never, Sco
       Effect.gen(function*() {
         const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname
         const rawBody = yield* readBody(req)
-        const reply = ((): Reply => {
+        const reply = ((): Reply | undefined => {
           const urn = path === PREFIX.slice(0, -1)
             ? ""
             : path.startsWith(PREFIX)
@@ -229,24 +275,25 @@ export const make = (options: Options = {}): Effect.Effect<BaackFake, never, Sco
           if (token !== undefined && issuedTokens.has(token)) {
             return apiError(403, "FORBIDDEN", "only the root API client manages API clients")
           }
-          if (token !== rootToken) return apiError(401, "UNAUTHORIZED", "a valid bearer token is required")
+          if (token !== currentRootToken) return apiError(401, "UNAUTHORIZED", "a valid bearer token is required")
           const fault = faults.shift()
-          if (fault !== undefined) {
-            return {
-              status: fault.status,
-              headers: { "Content-Type": fault.contentType ?? "application/json", ...fault.headers },
-              body: fault.body
-            }
+          if (fault === undefined) return route(req, urn, rawBody)
+          if (fault.applied === true) route(req, urn, rawBody)
+          if (fault.drop === true) return undefined
+          return {
+            status: fault.status,
+            headers: { "Content-Type": fault.contentType ?? "application/json", ...fault.headers },
+            body: fault.body
           }
-          return route(req, urn, rawBody)
         })()
         requests.push({
           method: req.method ?? "",
           path,
           headers: headersOf(req),
           rawBody,
-          status: reply.status
+          status: reply?.status ?? 0
         })
+        if (reply === undefined) return req.socket.destroy()
         send(res, reply)
       })
 
@@ -256,6 +303,11 @@ export const make = (options: Options = {}): Effect.Effect<BaackFake, never, Sco
       url,
       rootToken,
       companyUrn,
+      rotateRootToken: (next) =>
+        Effect.sync(() => {
+          currentRootToken = next ?? Crypto.randomBytes(24).toString("base64url")
+          return currentRootToken
+        }),
       requests: Effect.sync(() => requests.slice()),
       clients: Effect.sync(() => [...clients.values()]),
       inject: (...more) => Effect.sync(() => void faults.push(...more))

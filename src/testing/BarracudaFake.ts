@@ -30,6 +30,8 @@ export interface Options {
   readonly expiresIn?: "number" | "string"
   /** The `scope` answered whatever was asked, as a service that grants more or less than requested. */
   readonly grantedScope?: string
+  /** Scopes the service has added since its document, accepted besides the documented three. */
+  readonly extraScopes?: ReadonlyArray<string>
 }
 
 /**
@@ -43,17 +45,19 @@ export interface BarracudaFake extends Omit<AuthServer.AuthServer, "issueCode" |
 // written from the document, not imported from the provider module, so that a typo there fails a test
 const documentedScopes = ["ess:account:read", "forensics:account:read", "forensics:account:write"]
 
-const check = ({ authMethod, form }: AuthServer.TokenRequest): AuthServer.Refusal | undefined => {
-  const requested = (form.scope ?? "").split(" ").filter((s) => s !== "")
-  if (requested.length === 0) return { error: "invalid_request", description: "scope is required" }
-  const unknown = requested.filter((s) => !documentedScopes.includes(s))
-  if (unknown.length > 0) return { error: "invalid_scope", description: `unknown scope: ${unknown.join(" ")}` }
-  // RFC 6749 section 2.3.1: one method per request, though the document shows both; the AuthServer
-  // refuses a Basic header with a client_secret already, this refuses one with a client_id too
-  return authMethod === "client_secret_basic" && form.client_id !== undefined
-    ? { error: "invalid_request", description: "client credentials both in the Basic header and in the body" }
-    : undefined
-}
+const check =
+  (supported: ReadonlyArray<string>) =>
+  ({ authMethod, form }: AuthServer.TokenRequest): AuthServer.Refusal | undefined => {
+    const requested = (form.scope ?? "").split(" ").filter((s) => s !== "")
+    if (requested.length === 0) return { error: "invalid_request", description: "scope is required" }
+    const unknown = requested.filter((s) => !supported.includes(s))
+    if (unknown.length > 0) return { error: "invalid_scope", description: `unknown scope: ${unknown.join(" ")}` }
+    // RFC 6749 section 2.3.1: one method per request, though the document shows both; the AuthServer
+    // refuses a Basic header with a client_secret already, this refuses one with a client_id too
+    return authMethod === "client_secret_basic" && form.client_id !== undefined
+      ? { error: "invalid_request", description: "client credentials both in the Basic header and in the body" }
+      : undefined
+  }
 
 /**
  * Starts the fake on 127.0.0.1 with a random port; it stops when the scope closes.
@@ -73,7 +77,7 @@ export const make = (options: Options = {}): Effect.Effect<BarracudaFake, never,
     expiresIn: options.expiresIn ?? "number",
     path: "/token",
     grantTypes: ["client_credentials"],
-    check,
+    check: check([...documentedScopes, ...options.extraScopes ?? []]),
     // the document's four fields, in its order
     shapeToken: (token) => ({
       access_token: token.access_token,

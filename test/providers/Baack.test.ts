@@ -1,15 +1,64 @@
+import { HttpClient, PlatformConfigProvider } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, Exit, Layer, Logger, LogLevel, Option, Redacted } from "effect"
-import { Baack } from "tokenwarden"
+import {
+  Chunk,
+  Clock,
+  ConfigProvider,
+  Context,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Redacted,
+  Ref,
+  Schedule,
+  TestClock
+} from "effect"
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import type { TokenSource } from "tokenwarden"
+import { AuthorizedClient, Baack, RefreshPolicy, TokenClient, TokenError } from "tokenwarden"
 import { BaackFake } from "tokenwarden/testing"
-import { HttpLive } from "../util.js"
+import { HttpLive, settle } from "../util.js"
 
-const setup = (options?: BaackFake.Options) =>
+const setup = (options?: BaackFake.Options, client?: Omit<Baack.Options, "rootToken">) =>
   Effect.gen(function*() {
     const fake = yield* BaackFake.make(options)
-    const clients = yield* Baack.make({ baseUrl: fake.url, rootToken: Redacted.make(fake.rootToken) })
+    const clients = yield* Baack.make({ ...client, baseUrl: fake.url, rootToken: Redacted.make(fake.rootToken) })
     return { fake, clients }
   })
+
+// no retries, for tests about one answer
+const noRetry = RefreshPolicy.make({ retry: Schedule.stop })
+// no jitter: the retries come after 1, 2, 4… seconds
+const steady = RefreshPolicy.make({ retry: Schedule.exponential("1 second") })
+// TestClock.adjust must never reach an exchange's timeout while a request is in flight
+const retrySetup = (options?: BaackFake.Options) => setup(options, { policy: steady, timeout: "30 days" })
+
+/**
+ * The delay of the retry the call now sleeps for, waiting (bounded, in real time) for the call to get
+ * there; the exchanges' 30-day timeouts are sleeps too, told apart by their length.
+ */
+const nextRetryDelay = Effect.gen(function*() {
+  for (let i = 0; i < 500; i++) {
+    const now = yield* Clock.currentTimeMillis
+    const due = Chunk.toReadonlyArray(yield* TestClock.sleeps()).filter((at) => at > now && at < now + 86_400_000)
+    if (due.length > 0) return Math.min(...due) - now
+    yield* settle
+  }
+  return yield* Effect.dieMessage("the call never waited for a retry")
+})
+
+const statuses = (fake: BaackFake.BaackFake, method?: string) =>
+  Effect.map(
+    fake.requests,
+    (all) => all.filter((r) => method === undefined || r.method === method).map((r) => r.status)
+  )
 
 const input = (fake: BaackFake.BaackFake, fields?: Record<string, unknown>): Baack.ApiClientInput => ({
   scope: "api.baack.co",
@@ -138,14 +187,20 @@ describe("Baack", () => {
         assert.include(conflict.message, "CLIENT_LIMIT_REACHED")
       }).pipe(Effect.provide(HttpLive)))
 
-    it.scoped("a wrong root token is InvalidClient, a narrower client's token Forbidden; no token leaks", () =>
+    it.scoped("a root token given as a value and refused is ReauthorizationRequired (reason: the 401); a narrower client's token is Forbidden; no token leaks", () =>
       Effect.gen(function*() {
         const fake = yield* BaackFake.make()
         const wrongToken = "wrong-root-token-abcdef123456"
         const wrong = yield* Baack.make({ baseUrl: fake.url, rootToken: Redacted.make(wrongToken) })
         const error = yield* Effect.flip(wrong.list)
-        assert.strictEqual(error._tag, "InvalidClient")
-        assert.isTrue(error._tag === "InvalidClient" && error.status === 401)
+        assert.strictEqual(error._tag, "ReauthorizationRequired")
+        if (error._tag !== "ReauthorizationRequired") return
+        assert.isTrue(error.reason?._tag === "InvalidClient" && error.reason.status === 401)
+        assert.include(error.message, "it was given as a value")
+        // nothing can replace a value: the next call fails at once, without a request
+        const count = (yield* fake.requests).length
+        assert.strictEqual((yield* Effect.flip(wrong.list))._tag, "ReauthorizationRequired")
+        assert.strictEqual((yield* fake.requests).length, count)
         const root = yield* Baack.make({ baseUrl: fake.url, rootToken: Redacted.make(fake.rootToken) })
         const narrow = yield* root.create(input(fake))
         const narrowToken = Redacted.value(narrow.token!)
@@ -166,7 +221,7 @@ describe("Baack", () => {
 
     it.scoped("5xx, 429, HTML and a body that is not a representation are typed errors", () =>
       Effect.gen(function*() {
-        const { clients, fake } = yield* setup()
+        const { clients, fake } = yield* setup(undefined, { policy: noRetry })
         const urn = (yield* clients.create(input(fake))).urn!
         yield* fake.inject(
           BaackFake.Fault.raw(503, "<html>maintenance</html>"),
@@ -243,6 +298,321 @@ describe("Baack", () => {
         assert.isAtLeast(lines.length, 4)
         for (const line of lines) assert.notInclude(line, "root-token-for-the-log-test")
       }).pipe(Effect.provide(HttpLive)))
+  })
+
+  describe("REPRESENTATION_MISSING_REQUIRED_FIELD", () => {
+    it.scoped("as the answer's own code it is RepresentationMissingRequiredField, with the missing fields", () =>
+      Effect.gen(function*() {
+        const { clients, fake } = yield* setup({ missingFields: "topLevel" })
+        const error = yield* Effect.flip(
+          clients.create({ scope: "", owner: { urn: "" }, clientID: "Bearer", fields: { name: "kiosk" } })
+        )
+        assert.strictEqual(error._tag, "RepresentationMissingRequiredField")
+        if (error._tag !== "RepresentationMissingRequiredField") return
+        assert.instanceOf(error, Baack.RepresentationMissingRequiredField)
+        assert.strictEqual(error.status, 400)
+        assert.strictEqual(error.code, "REPRESENTATION_MISSING_REQUIRED_FIELD")
+        assert.deepStrictEqual(error.missingFields, ["scope", "owner.urn"])
+        assert.deepStrictEqual(
+          error.details.map((d) => [d.code, d.field]),
+          [["REPRESENTATION_MISSING_REQUIRED_FIELD", "scope"], ["REPRESENTATION_MISSING_REQUIRED_FIELD", "owner.urn"]]
+        )
+        assert.strictEqual(
+          error.message,
+          `POST ${fake.url}/n/v1/apiclient/ (HTTP 400): REPRESENTATION_MISSING_REQUIRED_FIELD - required fields are missing [missing: scope, owner.urn]`
+        )
+        assert.isFalse(error.transient)
+        assert.isTrue(TokenError.isTokenwardenError(error))
+        assert.isFalse(TokenError.isTokenError(error), "a Baack API error, not a token endpoint's")
+        const caught = yield* clients.create({ ...input(fake), clientID: "" }).pipe(
+          Effect.as([] as ReadonlyArray<string>),
+          Effect.catchTag("RepresentationMissingRequiredField", (e) => Effect.succeed(e.missingFields))
+        )
+        assert.deepStrictEqual(caught, ["clientID"])
+        // an invalid field besides: INVALID_REPRESENTATION, the missing field nested in its details
+        const mixed = yield* Effect.flip(
+          clients.create({ scope: "", owner: { urn: "00000000-0000-0000-0000-000000000000" }, clientID: "Bearer" })
+        )
+        assert.strictEqual(mixed._tag, "InvalidRepresentation")
+        assert.deepStrictEqual(
+          mixed._tag === "InvalidRepresentation" && mixed.details.map((d) => d.code),
+          ["REPRESENTATION_MISSING_REQUIRED_FIELD", "REPRESENTATION_INVALID_FIELD"]
+        )
+        // UPDATE meets it too, and a permanent error is not retried
+        const urn = (yield* clients.create(input(fake))).urn!
+        const update = yield* Effect.flip(clients.update(urn, { ...input(fake), scope: "" }))
+        assert.deepStrictEqual(update._tag === "RepresentationMissingRequiredField" && update.missingFields, ["scope"])
+        assert.deepStrictEqual(yield* statuses(fake, "PUT"), [400])
+        assert.lengthOf(yield* fake.clients, 1)
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("returned instead of CREATE_SUCCESS, with a 2xx status, it is the same error", () =>
+      Effect.gen(function*() {
+        const { clients, fake } = yield* setup({ missingFields: "topLevel", missingFieldsStatus: 201 })
+        const error = yield* Effect.flip(clients.create({ ...input(fake), owner: { urn: "" } }))
+        assert.isTrue(error._tag === "RepresentationMissingRequiredField" && error.status === 201)
+        assert.deepStrictEqual(error._tag === "RepresentationMissingRequiredField" && error.missingFields, [
+          "owner.urn"
+        ])
+        assert.lengthOf(yield* fake.clients, 0)
+        // a field named at the top level (no `errors` list), on any call
+        const urn = (yield* clients.create(input(fake))).urn!
+        yield* fake.inject(
+          BaackFake.Fault.raw(
+            200,
+            JSON.stringify({ code: "REPRESENTATION_MISSING_REQUIRED_FIELD", field: "clientID" }),
+            "application/json"
+          )
+        )
+        const read = yield* Effect.flip(clients.read(urn))
+        assert.deepStrictEqual(read._tag === "RepresentationMissingRequiredField" && read.missingFields, ["clientID"])
+        // an error representation with another code in a 2xx is not taken for a client either
+        yield* fake.inject(BaackFake.Fault.apiError(200, "BAD_REQUEST", "malformed"))
+        assert.strictEqual((yield* Effect.flip(clients.read(urn)))._tag, "BadRequest")
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("nested under INVALID_REPRESENTATION (the fake's default) it stays a detail", () =>
+      Effect.gen(function*() {
+        const { clients, fake } = yield* setup()
+        const error = yield* Effect.flip(clients.create({ ...input(fake), clientID: "" }))
+        assert.strictEqual(error._tag, "InvalidRepresentation")
+        assert.deepStrictEqual(
+          error._tag === "InvalidRepresentation" && error.details.map((d) => [d.code, d.field]),
+          [["REPRESENTATION_MISSING_REQUIRED_FIELD", "clientID"]]
+        )
+      }).pipe(Effect.provide(HttpLive)))
+  })
+
+  describe("retries", () => {
+    it.scoped("READ, LIST, UPDATE and DELETE are retried on transient failures, spaced by the policy's schedule", () =>
+      Effect.gen(function*() {
+        const { clients, fake } = yield* retrySetup()
+        const urn = (yield* clients.create(input(fake))).urn!
+
+        yield* fake.inject(BaackFake.Fault.unavailable(), BaackFake.Fault.drop())
+        const listing = yield* Effect.fork(clients.list)
+        assert.strictEqual(yield* nextRetryDelay, 1000)
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual(yield* nextRetryDelay, 2000, "after the dropped connection, the schedule's next step")
+        yield* TestClock.adjust("2 seconds")
+        assert.deepStrictEqual((yield* Fiber.join(listing)).map((c) => c.urn), [urn])
+        assert.deepStrictEqual(yield* statuses(fake, "GET"), [503, 0, 200])
+
+        yield* fake.inject(BaackFake.Fault.raw(502, "<html>Bad Gateway</html>"))
+        const reading = yield* Effect.fork(clients.read(urn))
+        assert.strictEqual(yield* nextRetryDelay, 1000)
+        yield* TestClock.adjust("1 second")
+        assert.isTrue(Option.isSome(yield* Fiber.join(reading)))
+
+        yield* fake.inject(BaackFake.Fault.rateLimited(30))
+        const updating = yield* Effect.fork(clients.update(urn, input(fake, { name: "retried" })))
+        assert.strictEqual(yield* nextRetryDelay, 30_000, "Retry-After, longer than the schedule's 1 second")
+        yield* TestClock.adjust("30 seconds")
+        assert.strictEqual((yield* Fiber.join(updating)).extra.name, "retried")
+        assert.deepStrictEqual(yield* statuses(fake, "PUT"), [429, 200])
+
+        yield* fake.inject(BaackFake.Fault.unavailable())
+        const deleting = yield* Effect.fork(clients.delete(urn))
+        assert.strictEqual(yield* nextRetryDelay, 1000)
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(deleting)
+        assert.deepStrictEqual(yield* statuses(fake, "DELETE"), [503, 204])
+        assert.lengthOf(yield* fake.clients, 0)
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("a retried DELETE answered 404 counts as done; a first one is NotFound", () =>
+      Effect.gen(function*() {
+        const { clients, fake } = yield* retrySetup()
+        for (const lost of [BaackFake.Fault.unavailable(), BaackFake.Fault.drop()]) {
+          const urn = (yield* clients.create(input(fake))).urn!
+          // the server deletes the client, then its answer is lost
+          yield* fake.inject(BaackFake.Fault.afterApplying(lost))
+          const deleting = yield* Effect.fork(clients.delete(urn))
+          assert.strictEqual(yield* nextRetryDelay, 1000)
+          yield* TestClock.adjust("1 second")
+          assert.isTrue(Exit.isSuccess(yield* Fiber.await(deleting)))
+          assert.deepStrictEqual((yield* statuses(fake, "DELETE")).slice(-2), [lost.drop === true ? 0 : 503, 404])
+          assert.strictEqual((yield* Effect.flip(clients.delete(urn)))._tag, "NotFound", "not retried: NotFound")
+        }
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("CREATE is never retried, and permanent failures are not retried", () =>
+      Effect.gen(function*() {
+        const { clients, fake } = yield* retrySetup()
+        yield* fake.inject(BaackFake.Fault.unavailable())
+        assert.strictEqual((yield* Effect.flip(clients.create(input(fake))))._tag, "ServerError")
+        // its answer lost after the server created it: one client, not two
+        yield* fake.inject(BaackFake.Fault.afterApplying(BaackFake.Fault.drop()))
+        assert.strictEqual((yield* Effect.flip(clients.create(input(fake))))._tag, "TransportError")
+        assert.deepStrictEqual(yield* statuses(fake, "POST"), [503, 0])
+        assert.lengthOf(yield* fake.clients, 1)
+        const [{ urn }] = (yield* clients.list) as unknown as [{ urn: string }]
+        yield* fake.inject(BaackFake.Fault.apiError(400, "BAD_REQUEST"), BaackFake.Fault.apiError(403, "FORBIDDEN"))
+        assert.strictEqual((yield* Effect.flip(clients.read(urn)))._tag, "BadRequest")
+        assert.strictEqual((yield* Effect.flip(clients.delete(urn)))._tag, "Forbidden")
+        assert.deepStrictEqual((yield* statuses(fake)).slice(-2), [400, 403])
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("by default a call gives up after 4 retries", () =>
+      Effect.gen(function*() {
+        const { clients, fake } = yield* setup(undefined, { timeout: "30 days" })
+        yield* fake.inject(...Array.from({ length: 6 }, () => BaackFake.Fault.unavailable()))
+        const listing = yield* Effect.fork(clients.list)
+        for (let retry = 1; retry <= 4; retry++) {
+          const delay = yield* nextRetryDelay
+          // the default schedule: exponential from 1 second, jittered (80% to 120%)
+          assert.isTrue(delay >= 800 * 2 ** (retry - 1) && delay <= 1200 * 2 ** (retry - 1), `${retry}: ${delay}`)
+          yield* TestClock.adjust(delay)
+        }
+        const error = yield* Effect.flip(Fiber.join(listing))
+        assert.strictEqual(error._tag, "ServerError")
+        assert.deepStrictEqual(yield* statuses(fake), [503, 503, 503, 503, 503])
+      }).pipe(Effect.provide(HttpLive)))
+  })
+
+  describe("the root token as a TokenSource", () => {
+    class BaackRoot extends Context.Tag("test/BaackRoot")<BaackRoot, TokenSource.TokenSource>() {}
+
+    it.effect("never refreshed: the same token without expiry, a year later", () =>
+      Effect.gen(function*() {
+        const source = yield* Baack.makeRootToken({ rootToken: Redacted.make("root-token-0123456789\n") })
+        const token = yield* source.get
+        assert.strictEqual(Redacted.value(token.value), "root-token-0123456789", "a file's final newline dropped")
+        assert.strictEqual(token.type, "Bearer")
+        assert.isUndefined(token.expiresAt)
+        assert.strictEqual(token.lifetimeSource, "none")
+        assert.strictEqual(source.provider, "baack")
+        yield* TestClock.adjust("365 days")
+        assert.strictEqual(yield* source.get, token)
+        assert.strictEqual(yield* source.getValidFor("3650 days"), token)
+        assert.strictEqual(yield* source.refresh, token)
+        assert.strictEqual((yield* source.state)._tag, "Valid")
+        assert.notInclude(JSON.stringify(token) + String(token.value), "root-token-0123456789")
+        for (const bad of ["", "two words", "quo\"te"]) {
+          const error = yield* Effect.flip(Baack.makeRootToken({ rootToken: Redacted.make(bad) }))
+          assert.strictEqual(error._tag, "InvalidConfiguration")
+          if (bad !== "") assert.notInclude(error.message, bad)
+        }
+      }))
+
+    it.scoped("read from a mounted file with Config.redacted, and read again after a 401: a rotated token needs no restart", () =>
+      Effect.gen(function*() {
+        const fake = yield* BaackFake.make()
+        const dir = yield* Effect.acquireRelease(
+          Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "baack-"))),
+          (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
+        )
+        const write = (name: string, value: string) => Effect.promise(() => Fs.writeFile(Path.join(dir, name), value))
+        yield* write("BAACK_ROOT_TOKEN", `${fake.rootToken}\n`)
+        yield* write("BAACK_BASE_URL", fake.url)
+        const files = yield* PlatformConfigProvider.fromFileTree({ rootDirectory: dir }).pipe(
+          Effect.provide(NodeContext.layer)
+        )
+        // the provider is in force while the layer is built only: the re-read uses it all the same
+        const clients = Context.get(
+          yield* Layer.build(Baack.layerConfig()).pipe(Effect.withConfigProvider(files)),
+          Baack.ApiClients
+        )
+        assert.deepStrictEqual(yield* clients.list, [])
+        const rotated = yield* fake.rotateRootToken()
+        yield* write("BAACK_ROOT_TOKEN", `${rotated}\n`)
+        assert.deepStrictEqual(yield* clients.list, [])
+        const requests = yield* fake.requests
+        assert.deepStrictEqual(requests.map((r) => r.status), [200, 401, 200])
+        assert.deepStrictEqual(requests.map((r) => r.headers.authorization), [
+          `Bearer ${fake.rootToken}`,
+          `Bearer ${fake.rootToken}`,
+          `Bearer ${rotated}`
+        ])
+        assert.deepStrictEqual(yield* clients.list, [])
+        assert.strictEqual((yield* fake.requests).length, 4, "the new token is kept: no further 401")
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("after a 401 with no new value, invalidate ends in ReauthorizationRequired; a value written later is read by a later call", () =>
+      Effect.gen(function*() {
+        const fake = yield* BaackFake.make()
+        const stored = yield* Ref.make(fake.rootToken)
+        let reads = 0
+        const source = yield* Baack.makeRootToken({
+          rootToken: Effect.map(Ref.get(stored), (value) => {
+            reads++
+            return Redacted.make(value)
+          })
+        })
+        const clients = yield* Baack.make({ baseUrl: fake.url, rootToken: source })
+        const token = yield* source.get
+        yield* clients.list
+        assert.strictEqual(reads, 1, "read once at start, not per call")
+        const rotated = yield* fake.rotateRootToken()
+        // five calls meet the 401 at once: the token is read again once
+        const errors = yield* Effect.all(Array.from({ length: 5 }, () => Effect.flip(clients.list)), {
+          concurrency: "unbounded"
+        })
+        for (const error of errors) {
+          assert.strictEqual(error._tag, "ReauthorizationRequired")
+          assert.isTrue(error._tag === "ReauthorizationRequired" && error.reason?._tag === "InvalidClient")
+        }
+        assert.strictEqual(reads, 2, "read again once, after the 401s")
+        const state = yield* source.state
+        assert.isTrue(state._tag === "Failed" && state.error._tag === "ReauthorizationRequired")
+        assert.isTrue(Option.isNone(state._tag === "Failed" ? state.token : Option.some(token)))
+        // the same refused token invalidated again, by another caller: nothing more happens
+        yield* source.invalidate(token)
+        assert.strictEqual(reads, 2)
+        const sent = (yield* fake.requests).length
+        assert.strictEqual((yield* Effect.flip(clients.list))._tag, "ReauthorizationRequired")
+        assert.strictEqual((yield* fake.requests).length, sent, "no request with a refused token")
+        // the operator writes the rotated token: a call reads it (at most once a second), with no restart
+        yield* Ref.set(stored, rotated)
+        assert.strictEqual((yield* Effect.flip(clients.list))._tag, "ReauthorizationRequired", "read a moment ago")
+        assert.strictEqual(reads, 2)
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* clients.list, [])
+        assert.strictEqual(reads, 3)
+        const valid = yield* source.state
+        assert.isTrue(valid._tag === "Valid" && Redacted.value(valid.token.value) === rotated)
+        assert.deepStrictEqual((yield* fake.requests).map((r) => r.status), [200, 401, 401, 401, 401, 401, 200])
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("one source for ApiClients, AuthorizedClient and TokenClient", () =>
+      Effect.gen(function*() {
+        const fake = yield* BaackFake.make()
+        const stored = yield* Ref.make(fake.rootToken)
+        const RootLive = Baack.layerRootToken(BaackRoot, { rootToken: Effect.map(Ref.get(stored), Redacted.make) })
+        const context = yield* Layer.build(
+          Layer.mergeAll(
+            Baack.layerFromSource(BaackRoot, { baseUrl: fake.url }),
+            AuthorizedClient.layer(BaackRoot, { origin: fake.url })
+          ).pipe(
+            Layer.provideMerge(RootLive),
+            Layer.provide(HttpLive)
+          )
+        )
+        const clients = Context.get(context, Baack.ApiClients)
+        const api = Context.get(context, HttpClient.HttpClient)
+        const source = Context.get(context, BaackRoot)
+        const created = yield* clients.create(input(fake))
+        const listed = yield* api.get(`${fake.url}/n/v1/apiclient/`)
+        assert.strictEqual(listed.status, 200)
+
+        // rotated: AuthorizedClient meets the 401, the source reads the new token, the request is sent again
+        const rotated = yield* fake.rotateRootToken()
+        yield* Ref.set(stored, rotated)
+        assert.strictEqual((yield* api.get(`${fake.url}/n/v1/apiclient/${created.urn}`)).status, 200)
+        // ApiClients shares the source: it goes straight out with the new token
+        assert.strictEqual(Option.getOrThrow(yield* clients.read(created.urn!)).urn, created.urn)
+        const requests = yield* fake.requests
+        assert.deepStrictEqual(requests.map((r) => r.status), [201, 200, 401, 200, 200])
+        assert.strictEqual(requests[4]!.headers.authorization, `Bearer ${rotated}`)
+
+        // the Promise facade over the same source, and over a layer of its own
+        const facade = yield* TokenClient.make(source)
+        assert.strictEqual(Redacted.value((yield* Effect.promise(() => facade.get())).value), rotated)
+        const own = yield* Effect.promise(() => TokenClient.fromLayer(BaackRoot, RootLive))
+        assert.strictEqual(Redacted.value((yield* Effect.promise(() => own.get())).value), rotated)
+        assert.strictEqual(Redacted.value(own.current()!.value), rotated)
+        yield* Effect.promise(() => own.close())
+      }))
   })
 
   describe("configuration", () => {

@@ -1,10 +1,10 @@
-import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Config, ConfigError, ConfigProvider, Context, Effect, Layer, Redacted, TestClock } from "effect"
 import type { TokenSource } from "tokenwarden"
 import { AccessToken, Barracuda } from "tokenwarden"
 import { AuthServer, BarracudaFake } from "tokenwarden/testing"
-import { HttpLive, noJitter, settle, waitFor, waitForNewToken } from "../util.js"
+import { collectLogs, HttpLive, type LogLine, noJitter, settle, waitFor, waitForNewToken } from "../util.js"
 
 class BtsToken extends Context.Tag("test/BtsToken")<BtsToken, TokenSource.TokenSource>() {}
 
@@ -144,31 +144,6 @@ describe("Barracuda", () => {
       )
     }).pipe(Effect.provide(HttpLive)))
 
-  it.scoped("the region chooses the documented endpoint", () =>
-    Effect.gen(function*() {
-      const seen: Array<string> = []
-      // answers every request itself, so no request leaves the machine
-      const Recorder = Layer.succeed(
-        HttpClient.HttpClient,
-        HttpClient.make((request) => {
-          seen.push(request.url)
-          const body = { access_token: "t", expires_in: 3600, token_type: "Bearer", scope: "ess:account:read" }
-          return Effect.succeed(HttpClientResponse.fromWeb(
-            request,
-            new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } })
-          ))
-        })
-      )
-      const common = { clientId: "bts-client", clientSecret: Redacted.make("x"), scopes: ["ess:account:read"] } as const
-      const us = yield* Barracuda.make(common).pipe(Effect.provide(Recorder))
-      const uk = yield* Barracuda.make({ ...common, region: "UK" }).pipe(Effect.provide(Recorder))
-      assert.deepStrictEqual(seen, [
-        "https://login.bts.barracudanetworks.com/token",
-        "https://uk.login.bts.barracudanetworks.com/token"
-      ])
-      assert.deepStrictEqual([us.provider, uk.provider], ["barracuda-us", "barracuda-uk"])
-    }))
-
   it.scoped("re-runs the grant before each 1-hour token expires: one client_credentials request per lifetime", () =>
     Effect.gen(function*() {
       const fake = yield* BarracudaFake.make({ clientSecret: SECRET })
@@ -275,12 +250,39 @@ describe("Barracuda", () => {
       assert.deepStrictEqual(token.scopes, ["forensics:account:write"])
     }).pipe(Effect.provide(HttpLive)))
 
-  it.scoped("no scope at all is refused before any request", () =>
+  it.scoped("no scope at all, or one that is no scope-token, is refused before any request", () =>
     Effect.gen(function*() {
       const fake = yield* BarracudaFake.make({ clientSecret: SECRET })
       const error = yield* Effect.flip(start(Barracuda.layer(BtsToken, options(fake, { scopes: [] }))))
       assert.strictEqual(error._tag, "InvalidConfiguration")
+      for (const scope of ["ess:account:read forensics:account:read", "", "a\\b"]) {
+        const invalid = yield* Effect.flip(start(Barracuda.layer(BtsToken, options(fake, { scopes: [scope] }))))
+        assert.strictEqual(invalid._tag, "InvalidConfiguration", scope)
+      }
       assert.strictEqual(yield* fake.count(), 0)
+    }).pipe(Effect.provide(HttpLive)))
+
+  it.scoped("a scope the document does not list is requested as given, with one warning per source", () =>
+    Effect.gen(function*() {
+      const lines: Array<LogLine> = []
+      const fake = yield* BarracudaFake.make({ clientSecret: SECRET, extraScopes: ["xdr:account:read"] })
+      const source = yield* start(
+        Barracuda.layer(BtsToken, options(fake, { scopes: ["xdr:account:read", "ess:account:read"], region: "UK" }))
+      ).pipe(collectLogs(lines))
+      const token = yield* source.get
+      assert.deepStrictEqual(token.scopes, ["xdr:account:read", "ess:account:read"])
+      assert.strictEqual((yield* fake.requests)[0]?.form.scope, "xdr:account:read ess:account:read")
+      yield* TestClock.adjust("45 minutes")
+      yield* waitForNewToken(source, token).pipe(collectLogs(lines))
+      const warnings = lines.filter((l) => l.level === "WARN")
+      assert.strictEqual(warnings.length, 1, "one warning, at construction, not at each refresh")
+      assert.deepStrictEqual(warnings[0]!.annotations, { provider: "barracuda-uk", unknown_scopes: "xdr:account:read" })
+      // the fake, as the service would, refuses a scope it does not know
+      const strict = yield* BarracudaFake.make({ clientSecret: SECRET })
+      const refused = yield* Effect.flip(
+        start(Barracuda.layer(BtsToken, options(strict, { scopes: ["xdr:account:read"] })))
+      )
+      assert.strictEqual(refused._tag, "InvalidScope")
     }).pipe(Effect.provide(HttpLive)))
 
   describe("layerConfig", () => {
@@ -347,11 +349,30 @@ describe("Barracuda", () => {
           )
         const { BARRACUDA_CLIENT_SECRET: _, ...noSecret } = complete
         assert.include(yield* failure(noSecret), "BARRACUDA_CLIENT_SECRET")
-        assert.include(yield* failure({ ...complete, BARRACUDA_SCOPES: "ess:account:read admin" }), "BARRACUDA_SCOPES")
         assert.include(yield* failure({ ...complete, BARRACUDA_SCOPES: " " }), "BARRACUDA_SCOPES")
         assert.include(yield* failure({ ...complete, BARRACUDA_REGION: "EU" }), "BARRACUDA_REGION")
         assert.include(yield* failure({ ...complete, BARRACUDA_TOKEN_URL: "not a url" }), "BARRACUDA_TOKEN_URL")
         assert.strictEqual(yield* fake.count(), 0)
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("accepts a scope the document does not list, with one warning when the source is built", () =>
+      Effect.gen(function*() {
+        const fake = yield* BarracudaFake.make({ clientSecret: SECRET, extraScopes: ["xdr:account:read"] })
+        const lines: Array<LogLine> = []
+        const source = yield* start(Barracuda.layerConfig(BtsToken)).pipe(
+          Effect.withConfigProvider(env({
+            BARRACUDA_CLIENT_ID: "bts-client",
+            BARRACUDA_CLIENT_SECRET: SECRET,
+            BARRACUDA_SCOPES: "ess:account:read xdr:account:read",
+            BARRACUDA_TOKEN_URL: fake.tokenUrl
+          })),
+          collectLogs(lines)
+        )
+        assert.deepStrictEqual((yield* source.get).scopes, ["ess:account:read", "xdr:account:read"])
+        const warnings = lines.filter((l) => l.level === "WARN")
+        assert.deepStrictEqual(warnings.map((l) => l.annotations), [
+          { provider: "barracuda-us", unknown_scopes: "xdr:account:read" }
+        ])
       }).pipe(Effect.provide(HttpLive)))
   })
 })

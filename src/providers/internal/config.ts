@@ -69,28 +69,22 @@ export const clientConfig = (prefix: string): Config.Config<ClientOptions> =>
   })
 
 /**
- * A list of scopes from one variable, separated by spaces or commas (`"a b"`, `"a,b"`). A scope
- * outside `allowed`, or no scope at all when `nonEmpty`, fails as invalid data naming the variable.
+ * A list of scopes from one variable, separated by spaces or commas (`"a b"`, `"a,b"`). Any scope is
+ * read (the source checks them when it is built); no scope at all, when `nonEmpty`, fails as invalid
+ * data naming the variable.
  *
  * @internal
  */
-export const scopeList = <S extends string = string>(
+export const scopeList = (
   name: string,
-  options?: { readonly allowed?: ReadonlyArray<S> | undefined; readonly nonEmpty?: boolean | undefined }
-): Config.Config<ReadonlyArray<S>> =>
+  options?: { readonly nonEmpty?: boolean | undefined }
+): Config.Config<ReadonlyArray<string>> =>
   Config.string(name).pipe(
     Config.mapOrFail((text) => {
       const scopes = text.split(/[\s,]+/).filter((scope) => scope !== "")
-      const allowed: ReadonlyArray<string> | undefined = options?.allowed
-      const isAllowed = (scope: string): scope is S => allowed === undefined || allowed.includes(scope)
-      const unknown = scopes.filter((scope) => !isAllowed(scope))
-      if (unknown.length > 0) {
-        const expected = allowed === undefined ? "" : `; expected ${allowed.join(", ")}`
-        return Either.left(ConfigError.InvalidData([name], `unknown scope ${unknown.join(", ")}${expected}`))
-      }
       if (options?.nonEmpty === true && scopes.length === 0) {
         return Either.left(ConfigError.InvalidData([name], "at least one scope is required"))
       }
-      return Either.right(scopes.filter(isAllowed))
+      return Either.right(scopes)
     })
   )
