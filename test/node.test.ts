@@ -315,6 +315,29 @@ describe("tokenwarden/node", () => {
       assert.strictEqual(await tokens.authorization(), `Bearer ${issued[0]!.accessToken}`)
     })
 
+    it("Baack: a root token given as a function is read again after a 401, so a rotation needs no restart", async () => {
+      const fake = await serve(BaackFake.make())
+      let mounted = fake.rootToken
+      let reads = 0
+      const clients = await held(Node.baack({
+        baseUrl: fake.url,
+        rootToken: async () => {
+          reads++
+          return mounted
+        },
+        logLevel: "none"
+      }))
+      assert.deepStrictEqual(await clients.list(), [])
+      const readsBefore = reads
+      mounted = await Effect.runPromise(fake.rotateRootToken())
+      assert.deepStrictEqual(await clients.list(), [])
+      assert.isAbove(reads, readsBefore, "read again after the 401")
+      // read at start: an empty one rejects there
+      const error = await rejection(Node.baack({ baseUrl: fake.url, rootToken: () => "", logLevel: "none" }))
+      assert.instanceOf(error, TokenError.InvalidConfiguration)
+      assert.include((error as Error).message, "rootToken must be a non-empty string")
+    })
+
     it("a provider's wrong secret rejects with InvalidClient", async () => {
       const fake = await serve(BarracudaFake.make({ clientId: "bts", clientSecret: "bts-secret" }))
       const error = await rejection(Node.barracuda({

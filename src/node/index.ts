@@ -116,11 +116,30 @@ type SecretKey =
   | SecretKeyOf<Buddy.Options>
 const secretKeys = { clientSecret: true, password: true, rootToken: true } satisfies Record<SecretKey, true>
 
-type Reveal<V> = V extends Redacted.Redacted<infer A> ? A : V
+// the secrets a provider also takes as an effect, read again after the provider refuses them (a rotated
+// secret needs no restart): given here as a function, derived and listed the same way
+type ReadAgainKeyOf<T> = {
+  [K in keyof T]-?: [Extract<T[K], Effect.Effect<Redacted.Redacted<any>, any, any>>] extends [never] ? never : K
+}[keyof T]
+type ReadAgainKey =
+  | ReadAgainKeyOf<Baack.Options>
+  | ReadAgainKeyOf<BarapiCloud.Options>
+  | ReadAgainKeyOf<Barracuda.Options>
+  | ReadAgainKeyOf<Baruwa.Options>
+  | ReadAgainKeyOf<Buddy.Options>
+const readAgainKeys = { rootToken: true } satisfies Record<ReadAgainKey, true>
+
+// a secret as a plain value: a string, or (where the provider reads it again) a function giving it;
+// a token source (Baack's root token may be one) is for Effect programs
+type Reveal<V> = V extends Redacted.Redacted<infer A> ? A
+  : V extends Effect.Effect<Redacted.Redacted<infer A>, any, any> ? () => A | Promise<A>
+  : V extends TokenSource.TokenSource ? never
+  : V
 
 /**
- * A provider's options as plain values: strings where it takes `Redacted` secrets, `Policy` for its
- * refresh policy; durations were `DurationInput` (milliseconds or `"30 seconds"`) already.
+ * A provider's options as plain values: strings where it takes `Redacted` secrets (or a function that
+ * gives one, where it reads the secret again after a refusal), `Policy` for its refresh policy;
+ * durations were `DurationInput` (milliseconds or `"30 seconds"`) already.
  *
  * @since 0.1.0
  * @category models
@@ -190,10 +209,13 @@ export interface BuddyOptions extends Plain<Buddy.Options>, Settings {}
 export interface BarracudaOptions extends Plain<Barracuda.Options>, Settings {}
 
 /**
+ * Baack's options: `rootToken` a string, or a function that gives it (called at start and again after
+ * each 401, so a rotated root token needs no restart). Its calls keep `Baack.defaultPolicy`.
+ *
  * @since 0.1.0
  * @category models
  */
-export interface BaackOptions extends Plain<Baack.Options>, Settings {}
+export interface BaackOptions extends Plain<Omit<Baack.Options, "policy">>, Settings {}
 
 /**
  * Baack's API clients as Promises, driven with the root token: `read` resolves `undefined` for a
@@ -219,6 +241,21 @@ const checkedSecret = (key: string, value: unknown): Redacted.Redacted<string> |
   if (typeof value !== "string" || value === "") throw invalid(`${key} must be a non-empty string`)
   return Redacted.make(value)
 }
+
+// a function is called each time the provider reads the secret; what it gives is checked then
+const readAgain = (key: string, read: () => unknown): Effect.Effect<Redacted.Redacted<string>, InvalidConfiguration> =>
+  Effect.tryPromise({ try: async () => read(), catch: () => invalid(`${key}: the function giving it failed`) }).pipe(
+    Effect.flatMap((value) =>
+      typeof value === "string" && value !== ""
+        ? Effect.succeed(Redacted.make(value))
+        : Effect.fail(invalid(`${key} must be a non-empty string`))
+    )
+  )
+
+const secretOption = (key: string, value: unknown) =>
+  typeof value === "function" && Object.hasOwn(readAgainKeys, key)
+    ? readAgain(key, value as () => unknown)
+    : checkedSecret(key, value)
 
 const requiredSecret = (key: string, value: unknown): Redacted.Redacted<string> => {
   const secret = checkedSecret(key, value)
@@ -259,7 +296,7 @@ const toOptions = <T>(plain: object): T => {
   for (const [key, value] of Object.entries(plain)) {
     if (settingKeys.has(key)) continue
     options[key] = Object.hasOwn(secretKeys, key)
-      ? checkedSecret(key, value)
+      ? secretOption(key, value)
       : key === "policy"
       ? checkedPolicy(value)
       : durationKeys.has(key)
@@ -411,7 +448,7 @@ export const barracuda: (options: BarracudaOptions) => Promise<TokenClient> = pr
  */
 export const baack = async (options: BaackOptions): Promise<BaackClients> => {
   const runtime = ManagedRuntime.make(
-    Baack.layer(toOptions<Baack.Options>(options)).pipe(
+    Baack.layer(toOptions<Baack.Options<InvalidConfiguration>>(options)).pipe(
       Layer.provide(platform(options))
     )
   )
