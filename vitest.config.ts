@@ -8,7 +8,8 @@ export default defineConfig({
     // the package's own name means its sources here, as tsconfig.json's `paths` say; users get dist/
     alias: [
       { find: /^tokenwarden$/, replacement: source("./src/index.ts") },
-      { find: /^tokenwarden\/testing$/, replacement: source("./src/testing/index.ts") }
+      { find: /^tokenwarden\/testing$/, replacement: source("./src/testing/index.ts") },
+      { find: /^tokenwarden\/node$/, replacement: source("./src/node/index.ts") }
     ]
   },
   test: {

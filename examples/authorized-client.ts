@@ -7,10 +7,9 @@
  */
 import { HttpClientResponse } from "@effect/platform"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Logger, LogLevel, Redacted, Schema } from "effect"
-import { AuthorizedClient, ClientAuth, Grant, TokenSource } from "tokenwarden"
+import { Effect, Layer, Redacted, Schema } from "effect"
+import { AuthorizedClient, ClientAuth, Grant, LineLogger, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
-// `import { AuthorizedClient } from "tokenwarden"` once the barrel exports it
 
 const Ok = Schema.Struct({ ok: Schema.Boolean })
 
@@ -25,18 +24,20 @@ const main = Effect.gen(function*() {
   const api = yield* AuthorizedClient.make(source, { origin: server.url })
   const call = api.get(server.resourceUrl).pipe(Effect.flatMap(HttpClientResponse.schemaBodyJson(Ok)))
 
-  yield* Console.log("GET /resource:", yield* call)
+  yield* Effect.logInfo("GET /resource").pipe(Effect.annotateLogs({ ok: (yield* call).ok }))
   // the API stops accepting the token (revoked, rotated keys): the client refreshes and retries once
   yield* server.revokeAccessToken(Redacted.value((yield* source.get).value))
-  yield* Console.log("GET /resource after the token was revoked:", yield* call)
-  yield* Console.log("API calls:", yield* server.resourceCalls, "token requests:", yield* server.count())
+  yield* Effect.logInfo("GET /resource after the token was revoked").pipe(Effect.annotateLogs({ ok: (yield* call).ok }))
+  const calls = yield* server.resourceCalls
+  yield* Effect.logInfo("done").pipe(
+    Effect.annotateLogs({ api_ok: calls.ok, api_rejected: calls.rejected, token_requests: yield* server.count() })
+  )
 
   const error = yield* Effect.flip(api.get("https://elsewhere.example.com/"))
-  yield* Console.log("another origin:", error._tag)
+  yield* Effect.logInfo("another origin refused, nothing sent").pipe(Effect.annotateLogs({ error: error._tag }))
 }).pipe(Effect.scoped)
 
 main.pipe(
-  Effect.provide(NodeHttpClient.layerUndici),
-  Logger.withMinimumLogLevel(LogLevel.Warning),
-  NodeRuntime.runMain
+  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LineLogger.layer)),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )

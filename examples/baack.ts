@@ -14,7 +14,7 @@ import { Config, Context, Effect, Layer, Option } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Baack, type TokenSource } from "tokenwarden"
+import { Baack, LineLogger, type TokenSource } from "tokenwarden"
 import { BaackFake } from "tokenwarden/testing"
 
 class BaackRoot extends Context.Tag("example/BaackRoot")<BaackRoot, TokenSource.TokenSource>() {}
@@ -30,11 +30,13 @@ const mintReportsClient = (companyUrn: string) =>
       clientID: "Bearer",
       fields: { name: "reports-kiosk" }
     })
-    console.log("created", created.urn, "for", created.extra.name, "- its token:", String(created.token))
+    // the token prints as <redacted>: a secret is never logged
+    yield* Effect.logInfo("API client created").pipe(
+      Effect.annotateLogs({ urn: created.urn, name: created.extra.name, token: created.token })
+    )
     const read = yield* clients.read(created.urn!)
-    console.log(
-      "read back:",
-      Option.map(read, (c) => `${c.urn} owned by ${c.owner.urn}`).pipe(Option.getOrElse(() => "gone"))
+    yield* Effect.logInfo("read back").pipe(
+      Effect.annotateLogs({ urn: Option.map(read, (c) => c.urn).pipe(Option.getOrElse(() => "gone")) })
     )
     // UPDATE sends the whole representation (PUT); retried, like READ, LIST and DELETE, when Baack fails briefly
     const updated = yield* clients.update(created.urn!, {
@@ -43,7 +45,9 @@ const mintReportsClient = (companyUrn: string) =>
       clientID: "Bearer",
       fields: { name: "reports-kiosk-lobby" }
     })
-    console.log("updated:", updated.urn, "is now", updated.extra.name)
+    yield* Effect.logInfo("API client updated").pipe(
+      Effect.annotateLogs({ urn: updated.urn, name: updated.extra.name })
+    )
     return created
   })
 
@@ -72,24 +76,36 @@ const program = Effect.gen(function*() {
     // the kiosk gets its own token, never the root one: it may not manage clients
     const asKiosk = yield* Baack.make({ baseUrl: fake.url, rootToken: kiosk.token! })
     const refused = yield* Effect.flip(asKiosk.list)
-    console.log("the kiosk token may not manage clients:", refused._tag)
+    yield* Effect.logInfo("the kiosk token may not manage clients").pipe(Effect.annotateLogs({ error: refused._tag }))
 
     // an operator rotates the root token: Baack refuses the old one, the new one is in the file
     yield* mount(yield* fake.rotateRootToken())
     const clients = yield* Baack.ApiClients
-    console.log("after the rotation, without a restart: clients listed:", (yield* clients.list).length)
-    console.log("the root token source is", (yield* (yield* BaackRoot).state)._tag)
+    yield* Effect.logInfo("root token rotated; no restart").pipe(
+      Effect.annotateLogs({
+        clients: (yield* clients.list).length,
+        root_token_source: (yield* (yield* BaackRoot).state)._tag
+      })
+    )
 
     // a representation missing required fields comes back typed, with the fields Baack named
     const missing = yield* clients.create({ scope: "api.baack.co", owner: { urn: "" }, clientID: "" }).pipe(
       Effect.as([] as ReadonlyArray<string>),
       Effect.catchTag("RepresentationMissingRequiredField", (error) => Effect.succeed(error.missingFields))
     )
-    console.log("an incomplete representation: missing", missing.join(", "))
+    yield* Effect.logInfo("an incomplete representation is refused").pipe(
+      Effect.annotateLogs({ missing: missing.join(",") })
+    )
 
     yield* clients.delete(kiosk.urn!)
-    console.log("deleted; clients left:", (yield* clients.list).length)
+    yield* Effect.logInfo("API client deleted").pipe(
+      Effect.annotateLogs({ clients_left: (yield* clients.list).length })
+    )
   }).pipe(Effect.provide(ClientsLive))
 })
 
-program.pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), NodeRuntime.runMain)
+program.pipe(
+  Effect.scoped,
+  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LineLogger.layer)),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)

@@ -11,8 +11,8 @@
  */
 import { HttpClient } from "@effect/platform"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
-import { Context, DateTime, Effect, Redacted } from "effect"
-import { AccessToken, BarapiCloud, type TokenSource } from "tokenwarden"
+import { Context, DateTime, Duration, Effect, Layer, Redacted } from "effect"
+import { AccessToken, BarapiCloud, LineLogger, type TokenSource } from "tokenwarden"
 import { BarapiCloudFake } from "tokenwarden/testing"
 
 class BarapiToken extends Context.Tag("example/BarapiToken")<BarapiToken, TokenSource.TokenSource>() {}
@@ -22,13 +22,13 @@ const callApi = (apiUrl: string) =>
   Effect.gen(function*() {
     const tokens = yield* BarapiToken
     const token = yield* tokens.get
-    yield* Effect.logInfo("token received").pipe(
+    yield* Effect.logInfo("got a token").pipe(
       Effect.annotateLogs({
         type: token.type,
         expires_at: token.expiresAt === undefined
           ? "unknown"
           : DateTime.formatIso(DateTime.unsafeMake(token.expiresAt)),
-        lifetime_days: token.expiresAt === undefined ? "unknown" : (token.expiresAt - token.issuedAt) / 86_400_000,
+        lifetime: token.expiresAt === undefined ? "unknown" : Duration.millis(token.expiresAt - token.issuedAt),
         // the shape of the header only: the token itself is never printed
         authorization: `${token.type} <redacted>`
       })
@@ -58,4 +58,8 @@ const program = Effect.gen(function*() {
   yield* callApi(fake.resourceUrl).pipe(Effect.provide(BarapiTokenLive))
 })
 
-program.pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), NodeRuntime.runMain)
+program.pipe(
+  Effect.scoped,
+  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LineLogger.layer)),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)

@@ -12,8 +12,8 @@
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
-import { Context, Effect, Redacted } from "effect"
-import { AccessToken, Barracuda, type TokenSource } from "tokenwarden"
+import { Context, Duration, Effect, Layer, Redacted } from "effect"
+import { AccessToken, Barracuda, LineLogger, type TokenSource } from "tokenwarden"
 import { BarracudaFake } from "tokenwarden/testing"
 
 // one tag per credential: a program with a US and a UK application has two
@@ -24,13 +24,13 @@ const callApi = (apiUrl: string) =>
   Effect.gen(function*() {
     const tokens = yield* BtsToken
     const token = yield* tokens.get
-    yield* Effect.logInfo("token received").pipe(
+    yield* Effect.logInfo("got a token").pipe(
       Effect.annotateLogs({
         source: tokens.provider,
         type: token.type,
         scopes: token.scopes.join(" "),
         // "3600" on the wire, a lifetime of one hour here
-        expires_in_s: token.expiresAt === undefined ? "unknown" : Math.round((token.expiresAt - token.issuedAt) / 1000),
+        lifetime: token.expiresAt === undefined ? "unknown" : Duration.millis(token.expiresAt - token.issuedAt),
         lifetime_from: token.lifetimeSource,
         // the shape of the header only: the token itself is never printed
         authorization: `${token.type} <redacted>`
@@ -72,4 +72,8 @@ const program = Effect.gen(function*() {
   yield* callApi(fake.resourceUrl).pipe(Effect.provide(BtsTokenLive))
 })
 
-program.pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), NodeRuntime.runMain)
+program.pipe(
+  Effect.scoped,
+  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LineLogger.layer)),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)

@@ -10,8 +10,8 @@
  */
 import { HttpClient } from "@effect/platform"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
-import { Context, Effect, Redacted } from "effect"
-import { AccessToken, Baruwa, type TokenSource } from "tokenwarden"
+import { Context, Duration, Effect, Layer, Redacted } from "effect"
+import { AccessToken, Baruwa, LineLogger, type TokenSource } from "tokenwarden"
 import { BaruwaFake } from "tokenwarden/testing"
 
 class BaruwaToken extends Context.Tag("example/BaruwaToken")<BaruwaToken, TokenSource.TokenSource>() {}
@@ -21,11 +21,11 @@ const callApi = (apiUrl: string) =>
   Effect.gen(function*() {
     const tokens = yield* BaruwaToken
     const token = yield* tokens.get
-    yield* Effect.logInfo("token received").pipe(
+    yield* Effect.logInfo("got a token").pipe(
       Effect.annotateLogs({
         type: token.type,
         has_refresh_token: token.refreshToken !== undefined,
-        expires_in_s: token.expiresAt === undefined ? "unknown" : Math.round((token.expiresAt - token.issuedAt) / 1000),
+        lifetime: token.expiresAt === undefined ? "unknown" : Duration.millis(token.expiresAt - token.issuedAt),
         // Baruwa's syntax is `Authorization: {tokenType} {accessToken}`; only its shape is printed
         authorization: `${token.type} <redacted>`
       })
@@ -47,4 +47,8 @@ const program = Effect.gen(function*() {
   yield* callApi(fake.resourceUrl).pipe(Effect.provide(BaruwaTokenLive))
 })
 
-program.pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), NodeRuntime.runMain)
+program.pipe(
+  Effect.scoped,
+  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LineLogger.layer)),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)

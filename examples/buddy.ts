@@ -10,9 +10,9 @@
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
-import { Context, Effect, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import type { TokenSource } from "tokenwarden"
-import { AccessToken, Buddy } from "tokenwarden"
+import { AccessToken, Buddy, LineLogger } from "tokenwarden"
 import { BuddyFake } from "tokenwarden/testing"
 
 class BuddyCi extends Context.Tag("example/BuddyCi")<BuddyCi, TokenSource.TokenSource>() {}
@@ -35,12 +35,20 @@ const clientCredentials = (fake: BuddyFake.BuddyFake) =>
   Effect.gen(function*() {
     const ci = yield* BuddyCi
     const token = yield* ci.get
-    console.log("client credentials: token", String(token.value), "lifetime:", token.lifetimeSource)
-    console.log("  may it read executions?", Buddy.covers(Buddy.grantedScopes(token), "EXECUTION_INFO"))
-    console.log("  GET /user ->", yield* whoAmI(fake.apiUrl, ci))
+    yield* Effect.logInfo("client credentials: got a token").pipe(
+      Effect.annotateLogs({
+        lifetime_from: token.lifetimeSource,
+        may_read_executions: Buddy.covers(Buddy.grantedScopes(token), "EXECUTION_INFO")
+      })
+    )
+    yield* Effect.logInfo("GET /user").pipe(Effect.annotateLogs({ status: yield* whoAmI(fake.apiUrl, ci) }))
     yield* fake.revokeAll
-    console.log("  the user revoked the app; GET /user ->", yield* whoAmI(fake.apiUrl, ci))
-    console.log("  after the grant ran again; GET /user ->", yield* whoAmI(fake.apiUrl, ci))
+    yield* Effect.logInfo("the user revoked the app; GET /user").pipe(
+      Effect.annotateLogs({ status: yield* whoAmI(fake.apiUrl, ci) })
+    )
+    yield* Effect.logInfo("after the grant ran again; GET /user").pipe(
+      Effect.annotateLogs({ status: yield* whoAmI(fake.apiUrl, ci) })
+    )
   }).pipe(
     Effect.provide(Buddy.layer(BuddyCi, {
       clientId: fake.clientId,
@@ -62,7 +70,7 @@ const program = Effect.gen(function*() {
     redirectUri: "http://127.0.0.1:8080/buddy/callback/workspace-1",
     baseUrl: fake.url
   })
-  console.log("web flow: send the user to", request.url)
+  yield* Effect.logInfo("web flow: send the user to the authorize URL").pipe(Effect.annotateLogs({ url: request.url }))
   const callbackUrl = yield* fake.approve(request.url) // the user logs in and allows access
   const grant = yield* Buddy.callback(request, callbackUrl)
   const user = yield* Buddy.makeWebFlow({
@@ -71,11 +79,17 @@ const program = Effect.gen(function*() {
     grant,
     baseUrl: fake.url
   })
-  console.log("  GET /user ->", yield* whoAmI(fake.apiUrl, user))
+  yield* Effect.logInfo("web flow: GET /user").pipe(Effect.annotateLogs({ status: yield* whoAmI(fake.apiUrl, user) }))
   yield* fake.revokeAll
-  console.log("  the user revoked the app; GET /user ->", yield* whoAmI(fake.apiUrl, user))
+  yield* Effect.logInfo("the user revoked the app; GET /user").pipe(
+    Effect.annotateLogs({ status: yield* whoAmI(fake.apiUrl, user) })
+  )
   const next = yield* Effect.flip(user.get)
-  console.log("  the source now says:", next._tag, "- send the user through authorize again")
+  yield* Effect.logInfo("send the user through authorize again").pipe(Effect.annotateLogs({ error: next._tag }))
 })
 
-program.pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), NodeRuntime.runMain)
+program.pipe(
+  Effect.scoped,
+  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LineLogger.layer)),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)

@@ -14,7 +14,7 @@ import { Clock, Duration, Effect, Fiber, Layer, Logger, LogLevel, Option, Redact
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { AccessToken, ClientAuth, FileTokenStore, Grant, TokenSource } from "tokenwarden"
+import { AccessToken, ClientAuth, FileTokenStore, Grant, LineLogger, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 
 const parseDuration = (text: string): Option.Option<Duration.Duration> => {
@@ -38,13 +38,6 @@ if (storeKind !== "memory" && storeKind !== "file") {
   console.error(`--store takes memory or file (got ${JSON.stringify(storeKind ?? "")})`)
   process.exit(2)
 }
-
-// one line per event: time, level, message, annotations
-const lineLogger = Logger.make(({ annotations, date, logLevel, message }) => {
-  const fields = Array.from(annotations, ([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
-  const text = Array.isArray(message) ? message.join(" ") : String(message)
-  console.log(`${date.toISOString().slice(11, 23)} ${logLevel.label.padEnd(5)} ${text} ${fields.join(" ")}`.trimEnd())
-})
 
 const faults = [
   { name: "503 Service Unavailable", fault: AuthServer.Fault.unavailable() },
@@ -146,7 +139,8 @@ const program = Option.match(duration, {
 program.pipe(
   Effect.scoped,
   // the HTTP client must outlive the token source: provide it to the whole program, not to `make`
-  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, Logger.replace(Logger.defaultLogger, lineLogger))),
+  // one line per event for people: time, level, message, key=value (durations as 1s, 250ms)
+  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LineLogger.layer)),
   Logger.withMinimumLogLevel(LogLevel.Info),
   NodeRuntime.runMain({ disablePrettyLogger: true })
 )

@@ -6,10 +6,9 @@
  *   npx tsx examples/device-flow.ts
  */
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Logger, LogLevel, Option, Stream } from "effect"
-import { ClientAuth, Grant, TokenSource } from "tokenwarden"
+import { Effect, Layer, Option, Stream } from "effect"
+import { ClientAuth, Grant, LineLogger, TokenSource } from "tokenwarden"
 import { DeviceFake } from "tokenwarden/testing"
-// `import { DeviceFlow } from "tokenwarden"` and `from "tokenwarden/testing"` once the barrels export them
 
 const main = Effect.gen(function*() {
   // the user "approves" on the third poll; polls are 1 second apart
@@ -22,13 +21,16 @@ const main = Effect.gen(function*() {
     grant: Grant.deviceCode({ deviceAuthorizationEndpoint: server.deviceAuthorizationUrl, scopes: ["read"] })
   })
 
-  // show the user what to do, each time a flow starts
+  // show the user what to do, each time a flow starts (the user code is meant to be shown)
   yield* source.changes.pipe(
     Stream.runForEach((state) =>
       state._tag === "AwaitingUser"
-        ? Console.log(
-          `To sign in, open ${state.verificationUri} and enter ${state.userCode}`,
-          Option.match(state.verificationUriComplete, { onNone: () => "", onSome: (url) => `(or open ${url})` })
+        ? Effect.logInfo("to sign in, open the URL and enter the code").pipe(
+          Effect.annotateLogs({
+            url: state.verificationUri,
+            code: state.userCode,
+            or_open: Option.getOrElse(state.verificationUriComplete, () => "")
+          })
         )
         : Effect.void
     ),
@@ -36,19 +38,20 @@ const main = Effect.gen(function*() {
   )
 
   const token = yield* source.get.pipe(
-    Effect.tapErrorTag("AccessDenied", () => Console.log("the user said no")),
-    Effect.tapErrorTag("DeviceCodeExpired", () => Console.log("the code expired"))
+    Effect.tapErrorTag("AccessDenied", () => Effect.logWarning("the user said no")),
+    Effect.tapErrorTag("DeviceCodeExpired", () => Effect.logWarning("the code expired"))
   )
-  yield* Console.log(
-    `signed in: a ${token.type} token for ${token.scopes.join(" ")}, with a refresh token: ${
-      token.refreshToken !== undefined
-    }`
+  yield* Effect.logInfo("signed in").pipe(
+    Effect.annotateLogs({
+      type: token.type,
+      scopes: token.scopes.join(" "),
+      has_refresh_token: token.refreshToken !== undefined,
+      polls: (yield* server.polls).map((p) => p.answer).join(",")
+    })
   )
-  yield* Console.log("polls:", (yield* server.polls).map((p) => p.answer).join(", "))
 }).pipe(Effect.scoped)
 
 main.pipe(
-  Effect.provide(NodeHttpClient.layerUndici),
-  Logger.withMinimumLogLevel(LogLevel.Warning),
-  NodeRuntime.runMain
+  Effect.provide(Layer.merge(NodeHttpClient.layerUndici, LineLogger.layer)),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )

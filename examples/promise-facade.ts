@@ -1,23 +1,22 @@
 /**
- * tokenwarden from a program not written with Effect: `TokenClient.fromLayer` turns a token source
- * layer into Promises. An embedded authorization server on 127.0.0.1 issues 3-second tokens; a plain
+ * A token source layer handed to code not written with Effect: `TokenClient.fromLayer` turns it into
+ * Promises (for a program without any Effect, `tokenwarden/node` builds the layer too: see
+ * examples/node.mjs). An embedded authorization server on 127.0.0.1 issues 3-second tokens; a plain
  * async loop calls a protected endpoint with `await tokens.get()` while the source refreshes in the
- * background, and an `onChange` listener prints each refresh.
+ * background, and an `onChange` listener reports each state.
  *
  *   npx tsx examples/promise-facade.ts
  */
 import { NodeHttpClient } from "@effect/platform-node"
-import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
-import { AccessToken, ClientAuth, Grant, TokenSource } from "tokenwarden"
+import { Context, Layer, Redacted } from "effect"
+import { AccessToken, ClientAuth, Grant, LineLogger, TokenClient, TokenSource } from "tokenwarden"
+import { log } from "tokenwarden/node"
 import { AuthServer } from "tokenwarden/testing"
-import * as TokenClient from "../src/TokenClient.js"
 
 class ApiToken extends Context.Tag("example/ApiToken")<ApiToken, TokenSource.TokenSource>() {}
 
 const main = async () => {
-  // the fake server is an Effect resource; a real program would only have the URL
-  const serverScope = Effect.runSync(Scope.make())
-  const server = await Effect.runPromise(Scope.extend(AuthServer.make({ lifetimeSeconds: 3 }), serverScope))
+  const server = await AuthServer.start({ lifetimeSeconds: 3 })
 
   const tokens = await TokenClient.fromLayer(
     ApiToken,
@@ -25,9 +24,9 @@ const main = async () => {
       url: server.tokenUrl,
       clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
       grant: Grant.clientCredentials({ scopes: ["api"] })
-    }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+    }).pipe(Layer.provide(Layer.merge(NodeHttpClient.layerUndici, LineLogger.layer)))
   )
-  const unsubscribe = tokens.onChange((state) => console.log(`  token source: ${state._tag}`))
+  const unsubscribe = tokens.onChange((state) => log("info", "token source changed", { state: state._tag }))
 
   let calls = 0
   let rejected = 0
@@ -43,17 +42,17 @@ const main = async () => {
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   unsubscribe()
-  console.log(`${calls} API calls, ${rejected} rejected, ${await Effect.runPromise(server.count())} token requests`)
+  log("info", "done", { api_calls: calls, rejected, token_requests: await server.count() })
 
   await tokens.close()
-  await Effect.runPromise(Scope.close(serverScope, Exit.void))
+  await server.close()
   // errors are the tagged errors themselves
   const error = await tokens.get().catch((e: unknown) => e)
-  console.log(`after close: ${error instanceof TokenClient.ClientClosed ? "ClientClosed" : String(error)}`)
+  log("info", "after close", { error: error instanceof TokenClient.ClientClosed ? error._tag : String(error) })
   if (rejected > 0) process.exitCode = 1
 }
 
 main().catch((error: unknown) => {
-  console.error(error)
+  log("error", "failed", { error: String(error) })
   process.exitCode = 1
 })

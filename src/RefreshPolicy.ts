@@ -69,20 +69,37 @@ export const defaults: RefreshPolicy = {
 }
 
 /**
+ * The settings of `make`, each optional over `defaults`; durations as `DurationInput` (milliseconds,
+ * or a string such as `"30 seconds"`). Every field but `retry` is a plain value, which is what
+ * `tokenwarden/node` passes through as its `policy` option.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The share of the lifetime left when a token is refreshed; 0.25 by default, at most 0.9. */
+  readonly leadFraction?: number | undefined
+  /** A random extra share of the lifetime added to the lead; 0.1 by default, at most 0.5. */
+  readonly jitterFraction?: number | undefined
+  /** Refresh at least this long before expiry (capped at half the lifetime); 30 seconds by default. */
+  readonly minLead?: Duration.DurationInput | undefined
+  /** Refresh at most this long before expiry; unbounded by default. */
+  readonly maxLead?: Duration.DurationInput | undefined
+  /** How long before expiry a token stops being handed out (at most a tenth of its lifetime); 10 seconds by default. */
+  readonly expirySkew?: Duration.DurationInput | undefined
+  /** The retry schedule for transient failures; `defaultRetry` by default. */
+  readonly retry?: Schedule.Schedule<unknown, TokenError> | undefined
+  /** The longest Retry-After honoured; 1 hour by default. */
+  readonly maxRetryAfter?: Duration.DurationInput | undefined
+}
+
+/**
  * A policy from partial options over the defaults.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options?: {
-  readonly leadFraction?: number | undefined
-  readonly jitterFraction?: number | undefined
-  readonly minLead?: Duration.DurationInput | undefined
-  readonly maxLead?: Duration.DurationInput | undefined
-  readonly expirySkew?: Duration.DurationInput | undefined
-  readonly retry?: Schedule.Schedule<unknown, TokenError> | undefined
-  readonly maxRetryAfter?: Duration.DurationInput | undefined
-}): RefreshPolicy => ({
+export const make = (options?: Options): RefreshPolicy => ({
   leadFraction: clamp(options?.leadFraction ?? defaults.leadFraction, 0, 0.9),
   jitterFraction: clamp(options?.jitterFraction ?? defaults.jitterFraction, 0, 0.5),
   minLead: options?.minLead === undefined ? defaults.minLead : Duration.decode(options.minLead),

@@ -10,6 +10,7 @@
  */
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import { formatDuration } from "./internal/duration.js"
 import * as internal from "./internal/taggedError.js"
 
 const TaggedError = internal.TaggedError
@@ -220,7 +221,7 @@ export class BadRequest extends TaggedError<BadRequest>(module)("BadRequest", Ap
 export class RateLimited extends TaggedError<RateLimited>(module)("RateLimited", RetryFields, {
   transient: true,
   message: (self) =>
-    describe(self) + (self.retryAfter === undefined ? "" : `, retry after ${self.retryAfter.toString()}`)
+    describe(self) + (self.retryAfter === undefined ? "" : `, retry after ${formatDuration(self.retryAfter)}`)
 }) {}
 
 /**

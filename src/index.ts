@@ -66,6 +66,11 @@ export * as Grant from "./Grant.js"
 /**
  * @since 0.1.0
  */
+export * as LineLogger from "./LineLogger.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as RedisTokenStore from "./RedisTokenStore.js"
 
 /**

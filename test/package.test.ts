@@ -1,18 +1,21 @@
 /**
  * The package as a user gets it: built and packed once (`npm pack` runs the `prepack` build), installed
- * from the tarball into an empty project, then used from plain node (ESM and CommonJS) and from a strict
- * TypeScript project, and checked by publint and arethetypeswrong.
+ * from the tarball into an empty project, then used from plain node (ESM and CommonJS, and the plain-Node
+ * example against the testing server) and from a strict TypeScript project, and checked by publint and
+ * arethetypeswrong.
  *
  * Offline, like every test: `npm install --offline` installs the tarball (tokenwarden has no
  * dependencies of its own) with a fresh npm cache, and the peer dependencies are linked from this
  * repository's node_modules rather than fetched.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
+import { Effect, Exit, Scope } from "effect"
+import { execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { AuthServer } from "tokenwarden/testing"
 
 const root = Path.dirname(Path.dirname(fileURLToPath(import.meta.url)))
 const manifest = JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8")) as {
@@ -39,6 +42,40 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string, timeoutM
   })
 
 const show = (r: Run) => `exit ${r.code}\n${r.stdout}\n${r.stderr}`
+
+/**
+ * Starts a long-running program, waits (at most a minute) until its output satisfies `ready`, then
+ * stops it with SIGTERM as a service manager would, and waits (at most 30 seconds) for it to end.
+ */
+const runDaemon = (
+  [command, ...args]: ReadonlyArray<string>,
+  cwd: string,
+  extraEnv: Record<string, string>,
+  ready: (stdout: string) => boolean
+): Promise<Run> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(command!, args, { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    let stopping = false
+    const stop = () => {
+      if (stopping) return
+      stopping = true
+      child.kill("SIGTERM")
+      setTimeout(() => child.kill("SIGKILL"), 30_000).unref()
+    }
+    const waited = setTimeout(stop, 60_000)
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk
+      if (ready(stdout)) stop()
+    })
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk)
+    child.on("error", reject)
+    child.on("close", (code, signal) => {
+      clearTimeout(waited)
+      resolve({ code: code ?? (signal === null ? -1 : 128), stdout, stderr })
+    })
+  })
 
 /** The JavaScript file of a dev dependency's command, run with this node. */
 const bin = (pkg: string, name: string): string => {
@@ -83,7 +120,7 @@ const tsconfig = {
     skipLibCheck: false,
     noEmit: true
   },
-  files: ["main.ts"]
+  files: ["main.ts", "node.ts"]
 }
 const typed = `import { FetchHttpClient } from "@effect/platform"
 import { Effect, Redacted } from "effect"
@@ -106,6 +143,25 @@ const program: Effect.Effect<string> = Effect.gen(function*() {
   Effect.provide(FetchHttpClient.layer)
 )
 void Effect.runPromise(program)
+`
+// the plain-Node entry as a TypeScript daemon uses it
+const typedNode = `import { type Policy, start, type TokenClient, TokenError } from "tokenwarden/node"
+
+const policy: Policy = { expirySkew: "30 seconds", minLead: 60_000 }
+const tokens: TokenClient = await start({
+  url: "https://auth.example.com/oauth/token",
+  clientId: "my-client",
+  clientSecret: process.env.SECRET ?? "",
+  scopes: ["api"],
+  policy
+}).catch((error: unknown) => {
+  if (error instanceof TokenError.InvalidClient) process.exit(2)
+  throw error
+})
+const headers: Record<string, string> = { authorization: await tokens.authorization() }
+tokens.onChange((state) => void (state._tag === "Failed" && console.error(state.error.message)))
+void headers
+await tokens.close()
 `
 
 describe("the published package", () => {
@@ -149,6 +205,8 @@ describe("the published package", () => {
     Fs.writeFileSync(Path.join(consumer, "main.mjs"), esm)
     Fs.writeFileSync(Path.join(consumer, "main.cjs"), cjs)
     Fs.writeFileSync(Path.join(consumer, "main.ts"), typed)
+    Fs.writeFileSync(Path.join(consumer, "node.ts"), typedNode)
+    Fs.copyFileSync(Path.join(root, "examples", "node.mjs"), Path.join(consumer, "node-example.mjs"))
     Fs.writeFileSync(Path.join(consumer, "tsconfig.json"), JSON.stringify(tsconfig, null, 2))
   }, 420_000)
 
@@ -160,7 +218,16 @@ describe("the published package", () => {
     for (const file of ["LICENSE", "README.md", "package.json", "dist/index.js", "dist/index.d.ts"]) {
       assert.include(files, file)
     }
-    for (const file of ["dist/testing/index.js", "dist/testing/index.d.ts", "dist/index.js.map", "src/index.ts"]) {
+    for (
+      const file of [
+        "dist/testing/index.js",
+        "dist/testing/index.d.ts",
+        "dist/node/index.js",
+        "dist/node/index.d.ts",
+        "dist/index.js.map",
+        "src/index.ts"
+      ]
+    ) {
       assert.include(files, file)
     }
     const others = files.filter((f) =>
@@ -207,6 +274,45 @@ describe("the published package", () => {
     token(await run(process.execPath, ["main.cjs"], consumer, 120_000))
   }, 150_000)
 
+  it.concurrent(
+    "the plain-Node example runs in plain node against the testing server, without @effect/platform-node",
+    async () => {
+      assert.isFalse(Fs.existsSync(Path.join(consumer, "node_modules", "@effect", "platform-node")))
+      const scope = Effect.runSync(Scope.make())
+      try {
+        // 2-second tokens: refreshed after about a second
+        const server = await Effect.runPromise(Scope.extend(AuthServer.make({ lifetimeSeconds: 2 }), scope))
+        const daemon = await runDaemon(
+          [process.execPath, "node-example.mjs"],
+          consumer,
+          { TOKEN_URL: server.tokenUrl, API_URL: server.resourceUrl, CLIENT_ID: "client", CLIENT_SECRET: "secret" },
+          (out) => (out.match(/ INFO {2}token received /g) ?? []).length >= 3
+        )
+        assert.strictEqual(daemon.code, 0, show(daemon))
+        const lines = daemon.stdout.trim().split("\n")
+        // one format for every line, the library's and the program's own
+        for (const line of lines) {
+          assert.match(
+            line,
+            /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO |WARN |ERROR) \S/,
+            show(daemon)
+          )
+        }
+        assert.match(lines.at(-1)!, / INFO {2}stopped calls=\d+ ok=\d+ rejected=0 failed=0 tokens=\d+$/, show(daemon))
+        assert.include(daemon.stdout, "refresh_in=1s", show(daemon))
+        const issued = await Effect.runPromise(server.issued)
+        assert.isAtLeast(issued.length, 3)
+        for (const token of issued) assert.notInclude(daemon.stdout, token.accessToken)
+        const calls = await Effect.runPromise(server.resourceCalls)
+        assert.isAbove(calls.ok, 0)
+        assert.strictEqual(calls.rejected, 0)
+      } finally {
+        await Effect.runPromise(Scope.close(scope, Exit.void))
+      }
+    },
+    150_000
+  )
+
   it.concurrent("a strict TypeScript project type-checks against the published declarations", async () => {
     const tsc = await run(process.execPath, [bin("typescript", "tsc"), "-p", "tsconfig.json"], consumer, 240_000)
     assert.strictEqual(tsc.code, 0, show(tsc))
@@ -231,5 +337,6 @@ describe("the published package", () => {
     // both entry points were examined
     assert.include(attw.stdout, "\"tokenwarden\"", show(attw))
     assert.include(attw.stdout, "\"tokenwarden/testing\"", show(attw))
+    assert.include(attw.stdout, "\"tokenwarden/node\"", show(attw))
   }, 150_000)
 })

@@ -18,13 +18,14 @@ export interface Bundle {
 }
 
 /**
- * Bundles bench/worker.ts and bench/server.ts into a directory of its own under node_modules/.cache
- * (inside the project, so that node finds the external packages), removed by `removeBundle`.
+ * Bundles entry points (output name → source file) into a directory of its own under
+ * node_modules/.cache (inside the project, so that node finds the external packages), returned:
+ * `<name>.mjs` each. The package's own names resolve to its sources; every package stays external.
  */
-export const bundle = async (): Promise<Bundle> => {
+export const bundleEntries = async (entryPoints: Record<string, string>, prefix: string): Promise<string> => {
   const cache = Path.join(root, "node_modules", ".cache")
   Fs.mkdirSync(cache, { recursive: true })
-  const dir = Fs.mkdtempSync(Path.join(cache, "tokenwarden-bench-"))
+  const dir = Fs.mkdtempSync(Path.join(cache, prefix))
   const manifest = JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8")) as {
     readonly dependencies?: Record<string, string>
     readonly devDependencies?: Record<string, string>
@@ -36,7 +37,7 @@ export const bundle = async (): Promise<Bundle> => {
     ...manifest.peerDependencies
   }).flatMap((name) => [name, `${name}/*`])
   await build({
-    entryPoints: { worker: Path.join(benchDir, "worker.ts"), server: Path.join(benchDir, "server.ts") },
+    entryPoints,
     outdir: dir,
     outExtension: { ".js": ".mjs" },
     bundle: true,
@@ -48,12 +49,22 @@ export const bundle = async (): Promise<Bundle> => {
     plugins: [{
       name: "tokenwarden-sources",
       setup(b) {
-        b.onResolve({ filter: /^tokenwarden(\/testing)?$/ }, (args) => ({
-          path: Path.join(root, "src", args.path === "tokenwarden" ? "index.ts" : "testing/index.ts")
+        // tokenwarden → src/index.ts, tokenwarden/<entry> → src/<entry>/index.ts
+        b.onResolve({ filter: /^tokenwarden(\/testing|\/node)?$/ }, (args) => ({
+          path: Path.join(root, "src", ...args.path.split("/").slice(1), "index.ts")
         }))
       }
     }]
   })
+  return dir
+}
+
+/** Bundles bench/worker.ts and bench/server.ts, removed by `removeBundle`. */
+export const bundle = async (): Promise<Bundle> => {
+  const dir = await bundleEntries(
+    { worker: Path.join(benchDir, "worker.ts"), server: Path.join(benchDir, "server.ts") },
+    "tokenwarden-bench-"
+  )
   return { dir, worker: Path.join(dir, "worker.mjs"), server: Path.join(dir, "server.mjs") }
 }
 

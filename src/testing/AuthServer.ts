@@ -14,7 +14,8 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
 import type * as Http from "node:http"
 import type { Mutable, Reply } from "./internal/loopbackServer.js"
@@ -561,3 +562,41 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
       resourceCalls: Effect.sync(() => ({ ...resourceCalls }))
     } satisfies AuthServer
   })
+
+/**
+ * The server as a program not written with Effect holds it: its URLs, its request count, and `close`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Started {
+  readonly url: string
+  readonly tokenUrl: string
+  readonly resourceUrl: string
+  /** Token requests received, of one grant type or all. */
+  readonly count: (grantType?: string) => Promise<number>
+  /** Calls of the protected resource, accepted and refused. */
+  readonly resourceCalls: () => Promise<{ readonly ok: number; readonly rejected: number }>
+  /** Stops the server, dropping open connections. */
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Starts the server for a program not written with Effect (a plain Node test or demo): resolves once
+ * it listens on 127.0.0.1, runs until `close`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const start = async (options?: Options): Promise<Started> => {
+  const scope = Effect.runSync(Scope.make())
+  const server = await Effect.runPromise(Scope.extend(make(options), scope))
+  return {
+    url: server.url,
+    tokenUrl: server.tokenUrl,
+    resourceUrl: server.resourceUrl,
+    count: (grantType) => Effect.runPromise(server.count(grantType)),
+    resourceCalls: () => Effect.runPromise(server.resourceCalls),
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
