@@ -70,7 +70,7 @@ const unshared = ["simple", "openid", "azure"]
 const settings = {
   smoke: {
     hot: { seconds: 0.01, rounds: 2 },
-    herd: { callers: 20, usable: 2, delay: 10 },
+    herd: { callers: 20, usable: 1, delay: 10 },
     expiry: { usable: 1, duration: 2.5, delay: 100, faults: 0, interval: 5, margin: 0.1 },
     cost: { warmup: 5, requests: 10, rounds: 2, breakdownCalls: 200 },
     memory: [{ count: 20, clients: ["shared", "distinct"], libs: lineup.memory }],
@@ -80,8 +80,7 @@ const settings = {
   },
   quick: {
     hot: { seconds: 0.02, rounds: 3 },
-    // 2 s at least: a proactive library's requests from half its lifetime on count as its schedule's
-    herd: { callers: 100, usable: 2, delay: latency },
+    herd: { callers: 100, usable: 1, delay: latency },
     expiry: { usable: 1, duration: 1, delay: 100, faults: 0, interval: 1, margin: 0.1 },
     cost: { warmup: 30, requests: 60, rounds: 3, breakdownCalls: 2_000 },
     memory: [{ count: 300, clients: ["shared", "distinct"], libs: lineup.memory }],

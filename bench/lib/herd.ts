@@ -96,9 +96,11 @@ export const herd = async (
     const answered = Date.now()
     // Counted by arrival time at the server (the same machine clock). A proactive library refreshes
     // no earlier than half-way through a lifetime (tokenwarden, the baseline), so from then on (with
-    // half a second of slack) a request is its schedule's, in whatever phase it falls.
+    // half a second of slack, and never the first request) a request is its schedule's, in whatever
+    // phase it falls.
     const arrivals = (await stats(ctx, tenant, true)).arrivals ?? []
-    const scheduledFrom = library.proactive ? (arrivals[0] ?? coldStart) + lifetime * 500 - 500 : Infinity
+    const first = arrivals[0] ?? coldStart
+    const scheduledFrom = library.proactive ? Math.max(first + 1, first + lifetime * 500 - 500) : Infinity
     const between = (from: number, to: number) =>
       arrivals.filter((t) => t >= from && t <= to && t < scheduledFrom).length
     return {

@@ -98,12 +98,12 @@ export const companions = (report: Report, key: string): ReadonlyArray<string> =
   return report.timings.filter((t) => t.key !== key && overlaps(mine.active, t.active)).map((t) => t.key)
 }
 
-/** Jobs that were running, but idle (no calls, no requests due), all the while this one was at work. */
+/** Jobs that were running, but idle (no calls, no requests due), whenever this one was at work. */
 const idleCompanions = (report: Report, key: string): ReadonlyArray<string> => {
   const mine = report.timings.find((t) => t.key === key)
   if (mine === undefined) return []
   return report.timings.filter((t) =>
-    t.key !== key && mine.start < t.end && t.start < mine.end && !overlaps(mine.active, t.active)
+    t.key !== key && overlaps(mine.active, [{ from: t.start, to: t.end }]) && !overlaps(mine.active, t.active)
   ).map((t) => t.key)
 }
 

@@ -290,7 +290,7 @@ interface Profile {
 
 /**
  * The modules of this bundle by line: esbuild heads each module's code with a `// path` comment, so a
- * profile's line in the bundle tells tokenwarden's sources from the benchmark's.
+ * profile's line in the bundle tells tokenwarden's sources, Effect's modules and the benchmark's apart.
  */
 const bundleModules = (): (line: number) => string => {
   const file = process.argv[1]
@@ -298,7 +298,7 @@ const bundleModules = (): (line: number) => string => {
   if (file !== undefined && Fs.existsSync(file)) {
     const lines = Fs.readFileSync(file, "utf8").split("\n")
     lines.forEach((text, line) => {
-      const match = /^\/\/ ((?:src|bench)\/\S+\.ts)$/.exec(text)
+      const match = /^\/\/ ((?:src|bench|node_modules)\/\S+\.[cm]?[jt]s)$/.exec(text)
       if (match !== null) starts.push({ line, path: match[1]! })
     })
   }
@@ -312,12 +312,14 @@ const bundleModules = (): (line: number) => string => {
   }
 }
 
-/** Where a frame's code comes from. */
+/** Where a frame's code comes from (a module of the bundle, a package, node, native code). */
 const origin = (frame: ProfileNode["callFrame"], moduleAt: (line: number) => string): string => {
-  const { functionName, url } = frame
-  if (url.endsWith(".mjs") && url.includes("tokenwarden-bench")) {
-    return moduleAt(frame.lineNumber).startsWith("src/") ? "tokenwarden sources" : "benchmark harness"
-  }
+  const { functionName } = frame
+  const url = frame.url.endsWith(".mjs") && frame.url.includes("tokenwarden-bench")
+    ? moduleAt(frame.lineNumber)
+    : frame.url
+  if (url.startsWith("src/")) return "tokenwarden sources"
+  if (url.startsWith("bench/") || url === "bundle") return "benchmark harness"
   if (functionName === "(garbage collector)") return "GC"
   if (functionName === "(program)") return "V8 and native code (unattributed)"
   if (url === "") return "native builtins"
@@ -328,6 +330,10 @@ const origin = (frame: ProfileNode["callFrame"], moduleAt: (line: number) => str
       if (/(^|\/)(Schema|ParseResult|SchemaAST)\.js$/.test(rest!)) return "effect: Schema"
       if (/internal\/tracer\.js$/.test(rest!)) return "effect: tracer"
       if (/internal\/fiberRuntime\.js$/.test(rest!)) return "effect: fiber runtime"
+      if (/(^|\/)(Stream|Channel|Sink)\.js$|internal\/(stream|channel|sink)/.test(rest!)) {
+        return "effect: Stream, Channel"
+      }
+      if (/internal\/metric/.test(rest!)) return "effect: Metric"
       return "effect: other modules"
     }
     return name!
@@ -338,21 +344,25 @@ const origin = (frame: ProfileNode["callFrame"], moduleAt: (line: number) => str
   return "other"
 }
 
-/** Kinds of work a stack can be inside of (inclusive). */
+/** Kinds of work a stack can be inside of (inclusive; not the fiber runtime, which every Effect stack is in). */
 const markers: ReadonlyArray<
   { readonly name: string; readonly test: (f: ProfileNode["callFrame"], o: string) => boolean }
 > = [
   { name: "span stack capture (addSpanStackTrace)", test: (f) => f.functionName === "addSpanStackTrace" },
   {
     name: "spans: making, annotating and ending them",
-    test: (f, o) => o === "effect: tracer" || ["unsafeMakeSpan", "endSpan", "makeSpan"].includes(f.functionName)
+    test: (f) =>
+      ["NativeSpan", "randomHexString", "unsafeMakeSpan", "endSpan", "makeSpan", "addSpanStackTrace"].includes(
+        f.functionName
+      )
   },
+  { name: "Effect Stream and Channel (the body read)", test: (_, o) => o === "effect: Stream, Channel" },
+  { name: "Effect Metric updates", test: (_, o) => o === "effect: Metric" },
+  { name: "Schema decoding", test: (_, o) => o === "effect: Schema" },
   {
     name: "abort signals (AbortController, DOMException)",
     test: (f) => /^(AbortController|AbortSignal|abortSignal|DOMException|makeTransferable|abort)$/.test(f.functionName)
   },
-  { name: "Effect fiber runtime", test: (_, o) => o === "effect: fiber runtime" },
-  { name: "Schema decoding", test: (_, o) => o === "effect: Schema" },
   { name: "tokenwarden sources", test: (_, o) => o === "tokenwarden sources" },
   { name: "@effect/platform (HttpClient)", test: (_, o) => o === "@effect/platform" || o === "@effect/platform-node" },
   { name: "undici", test: (_, o) => o === "undici" },
@@ -379,8 +389,10 @@ const analyze = (variant: string, profile: Profile): CostProfile => {
     const leafOrigin = origin(leaf.callFrame, moduleAt)
     self.set(leafOrigin, (self.get(leafOrigin) ?? 0) + weight)
     const f = leaf.callFrame
-    const where = f.url.includes("tokenwarden-bench") ? moduleAt(f.lineNumber) : f.url.split("/").slice(-2).join("/")
-    const fn = `${f.functionName === "" ? "(anonymous)" : f.functionName} ${where}:${f.lineNumber + 1}`
+    // bundled code by its module (lines in the bundle say nothing of the module's own lines)
+    const bundled = f.url.includes("tokenwarden-bench")
+    const where = (bundled ? moduleAt(f.lineNumber) : `${f.url}:${f.lineNumber + 1}`).split("/").slice(-2).join("/")
+    const fn = `${f.functionName === "" ? "(anonymous)" : f.functionName} ${where}`
     functions.set(fn, (functions.get(fn) ?? 0) + weight)
     const hit = new Set<string>()
     for (let n: ProfileNode | undefined = leaf; n !== undefined; n = byId.get(parent.get(n.id) ?? -1)) {
