@@ -31,6 +31,11 @@ export interface JobResult extends Job {
   readonly error?: string
   /** Wall-clock time of the job in its child, seconds. */
   readonly seconds?: number
+  /**
+   * CPU time of the child during the job (every thread), seconds: with `seconds`, how long the job
+   * would take on a quiet machine (a job on a busy one waits for the core).
+   */
+  readonly cpuSeconds?: number
 }
 
 const runJob = (ctx: Context, job: Job): Promise<unknown> => {
@@ -60,13 +65,20 @@ const main = async () => {
   const results: Array<JobResult> = []
   for (const job of jobs) {
     const start = Date.now()
-    const seconds = () => Math.round((Date.now() - start) / 100) / 10
+    const cpu = process.cpuUsage()
+    const seconds = () => {
+      const used = process.cpuUsage(cpu)
+      return {
+        seconds: Math.round((Date.now() - start) / 100) / 10,
+        cpuSeconds: Math.round((used.user + used.system) / 1e5) / 10
+      }
+    }
     try {
       const value = await runJob(ctx, job)
-      results.push({ ...job, value, seconds: seconds() })
+      results.push({ ...job, value, ...seconds() })
     } catch (error) {
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-      results.push({ ...job, error: message, seconds: seconds() })
+      results.push({ ...job, error: message, ...seconds() })
     }
   }
   process.stdout.write(`RESULT ${JSON.stringify(results)}\n`)

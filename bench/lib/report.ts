@@ -847,6 +847,15 @@ const howRun = [
   "intervals."
 ]
 
+/** Which library each timing scenario started with in this run (the order rotates from run to run). */
+const orderLine = (report: Report): string => {
+  const firsts = scenarioNames.flatMap((s) => {
+    const first = report.timings.find((t) => t.key.startsWith(`${s}/`))
+    return first === undefined ? [] : [`${s} from ${nameOf(first.key.split("/")[1]!)}`]
+  })
+  return `Order of this run (rotation ${report.rotation}): ${firsts.join(", ")}.`
+}
+
 export const render = (report: Report): string => {
   const { sections, targets } = build(report)
   const cost = costLine(report)
@@ -856,6 +865,8 @@ export const render = (report: Report): string => {
     headline(report),
     "",
     ...howRun,
+    "",
+    orderLine(report),
     "",
     "## Targets",
     "",
