@@ -636,11 +636,13 @@ const spreadSection = (report: Report, targets: Array<Target>) => {
     "the same number of tokens, every one asked for at one moment through the library, their expiries",
     "aligned by the server (each expires with the first one, to the second, however long the library took",
     "to ask for them all), then nothing until 2 s before the library's own usable end, then every token",
-    "asked for once a second until each has been refreshed once. *Lifetime*: 120 s for tokenwarden (below",
-    "that its 30-second minimum lead, capped at half the lifetime, overrides the lead fraction and its",
-    "jitter); the others' schedule does not depend on the lifetime (google-auth-library, simple-oauth2,",
-    "openid-client and @azure/identity refresh when asked after their 5-minute margin, the baseline at",
-    "75 % of the lifetime), so they get a short one. *Window*: from the first refresh of the cycle to the",
+    "asked for once a second until each has been refreshed once. *Lifetime*: at least 120 s for",
+    "tokenwarden (below that its 30-second minimum lead, capped at half the lifetime, overrides the lead",
+    "fraction and its jitter), long beside the time its requests take; the others' schedule does not",
+    "depend on the lifetime (google-auth-library, simple-oauth2, openid-client and @azure/identity refresh",
+    "when asked after their 5-minute margin, the baseline at 75 % of the lifetime), so they hand a token",
+    "out for a shorter time. *Issued within*: from the first token request to the last (the cohort's",
+    "expiries are aligned; a token asked for later has a shorter lifetime). *Window*: from the first refresh of the cycle to the",
     "last; *peak ÷ avg*: the busiest second against the window's average (1.0× also when all refresh in",
     "one second); *peak share*: the share of all the tokens refreshed in the busiest second (lower is",
     "better: 100 % when all refresh at once), the figure compared across libraries.",
@@ -841,10 +843,9 @@ const howRun = [
   "of its own. The timing scenarios (hot path, herd, expiry boundary, request cost, refresh spread) run",
   "one job at a time, in an order rotated from run to run, never beside the soak or memory jobs. The",
   "counting phase runs the soaks of all libraries at once, beside the memory jobs (two at a time). A",
-  "tokenwarden refresh-spread job waits about 80 s for its refresh cycle with nothing to do (no calls, no",
-  "requests due): other jobs run in that wait when they fit, never in its cycle. Each row says whether",
-  "its job ran *alone* (or alone beside an idle job) or beside which jobs, from the jobs' recorded",
-  "intervals."
+  "refresh-spread job waits for its refresh cycle with nothing to do (no calls, no requests due): other",
+  "jobs run in that wait when they fit, never in its cycle. Each row says whether its job ran *alone*",
+  "(or alone beside an idle job) or beside which jobs, from the jobs' recorded intervals."
 ]
 
 /** Which library each timing scenario started with in this run (the order rotates from run to run). */
