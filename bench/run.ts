@@ -113,7 +113,7 @@ const rotate = <A>(list: ReadonlyArray<A>, by: number): Array<A> => {
 const rotation = Number(option("rotate") ?? Math.floor(Date.now() / 60_000))
 
 const jobsOf = (scenario: Scenario): Array<Job> => {
-  const libs = rotate(lineup[scenario], rotation + scenarioNames.indexOf(scenario))
+  const order = rotate(lineup[scenario], rotation + scenarioNames.indexOf(scenario))
   switch (scenario) {
     case "memory":
       return settings.memory.flatMap(({ clients, count, libs }) =>
@@ -127,9 +127,9 @@ const jobsOf = (scenario: Scenario): Array<Job> => {
         )
       )
     case "cost":
-      return libs.map((lib): Job => ({ scenario, lib, params: { ...settings.cost, pinned: 0 } }))
+      return order.map((lib): Job => ({ scenario, lib, params: { ...settings.cost, pinned: 0 } }))
     default:
-      return libs.map((lib): Job => ({ scenario, lib, params: settings[scenario] }))
+      return order.map((lib): Job => ({ scenario, lib, params: settings[scenario] }))
   }
 }
 
