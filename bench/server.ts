@@ -25,12 +25,20 @@ interface Counters {
   faults: number
   arrivals: Array<number>
   seed: number
+  /** When the first token of the tenant was issued (the cohort's common issue time). */
+  firstIssued: number | undefined
 }
 const tenants = new Map<string, Counters>()
 const countersOf = (tenant: string): Counters => {
   let c = tenants.get(tenant)
   if (c === undefined) {
-    c = { count: 0, faults: 0, arrivals: [], seed: Crypto.createHash("sha256").update(tenant).digest().readUInt32LE() }
+    c = {
+      count: 0,
+      faults: 0,
+      arrivals: [],
+      seed: Crypto.createHash("sha256").update(tenant).digest().readUInt32LE(),
+      firstIssued: undefined
+    }
     tenants.set(tenant, c)
   }
   return c
@@ -134,12 +142,18 @@ server.on("request", (req, res) => {
       if (grantType !== "client_credentials" && grantType !== "refresh_token") {
         return json(res, 400, { error: "unsupported_grant_type" })
       }
-      const expiresAt = Date.now() + config.lifetime * 1000
+      const now = Date.now()
+      counters.firstIssued ??= now
+      // a cohort's tokens expire with the first one (to the second): issued, in effect, at one moment
+      const lifetime = config.cohort !== undefined && counters.count <= config.cohort
+        ? Math.max(1, Math.round((counters.firstIssued + config.lifetime * 1000 - now) / 1000))
+        : config.lifetime
+      const expiresAt = now + lifetime * 1000
       const accessToken = `at.${expiresAt}.${++sequence}.${Crypto.randomBytes(12).toString("base64url")}`
       json(res, 200, {
         access_token: accessToken,
         token_type: "Bearer",
-        expires_in: config.lifetime
+        expires_in: lifetime
       })
     }
     if (config.delay > 0) setTimeout(answer, config.delay)

@@ -2,17 +2,26 @@
  * A benchmark child process: runs the jobs it is given (one scenario for one library each) and
  * prints their results as one JSON line, `RESULT [...]`. The parent starts one child per job so
  * that libraries never share a heap, a JIT profile or an event loop; smoke mode sends every job
- * to one child.
+ * of a scenario to one child. A job may tell the parent something on the way (`IDLE <epoch ms>`:
+ * it does nothing until then).
  *
- *   node --expose-gc --import tsx bench/worker.ts '<origin>' '<jobs JSON>'
+ *   node --expose-gc bench/worker.mjs '<origin>' '<jobs JSON>'     (bundled by bench/lib/bundle.ts)
  */
+import type { Context } from "./lib/common.js"
+import { herd } from "./lib/herd.js"
+import { hot } from "./lib/hot.js"
 import { libraryById } from "./lib/libraries.js"
-import * as Scenarios from "./lib/scenarios.js"
+import { memory } from "./lib/memory.js"
+import { type HttpFamily, requestCost } from "./lib/requestCost.js"
+import type { Scenario } from "./lib/scenario.js"
+import { spread } from "./lib/spread.js"
+import { stream } from "./lib/stream.js"
 
 export interface Job {
-  readonly scenario: "hot" | "herd" | "expiry" | "memory" | "spread" | "soak"
+  readonly scenario: Scenario
+  /** The library (`cost`: the HTTP client family, `fetch` or `undici`). */
   readonly lib: string
-  /** Which column of the scenario (memory: the token count). */
+  /** Which column of the scenario (memory: the token count and clients, `100000/distinct`). */
   readonly variant?: string
   readonly params: Record<string, number>
 }
@@ -22,41 +31,54 @@ export interface JobResult extends Job {
   readonly error?: string
   /** Wall-clock time of the job in its child, seconds. */
   readonly seconds?: number
+  /**
+   * CPU time of the child during the job (every thread), seconds: with `seconds`, how long the job
+   * would take on a quiet machine (a job on a busy one waits for the core).
+   */
+  readonly cpuSeconds?: number
 }
 
-const runJob = (origin: string, job: Job): Promise<unknown> => {
-  const ctx = { origin }
-  const library = libraryById(job.lib)
+const runJob = (ctx: Context, job: Job): Promise<unknown> => {
   const p = job.params as never
+  if (job.scenario === "cost") return requestCost(ctx, job.lib as HttpFamily, p)
+  const library = libraryById(job.lib)
   switch (job.scenario) {
     case "hot":
-      return Scenarios.hot(ctx, library, p)
+      return hot(ctx, library, p)
     case "herd":
-      return Scenarios.herd(ctx, library, p)
+      return herd(ctx, library, p)
     case "expiry":
     case "soak":
-      return Scenarios.stream(ctx, library, p)
+      return stream(ctx, library, p)
     case "memory":
-      return Scenarios.memory(ctx, library, p)
+      return memory(ctx, library, p)
     case "spread":
-      return Scenarios.spread(ctx, library, p)
+      return spread(ctx, library, p)
   }
 }
 
 const main = async () => {
   const [origin, jobsJson] = process.argv.slice(2)
-  if (origin === undefined || jobsJson === undefined) throw new Error("usage: worker.ts <origin> <jobs JSON>")
+  if (origin === undefined || jobsJson === undefined) throw new Error("usage: worker.mjs <origin> <jobs JSON>")
   const jobs = JSON.parse(jobsJson) as ReadonlyArray<Job>
+  const ctx: Context = { origin, signal: (line) => void process.stdout.write(`${line}\n`) }
   const results: Array<JobResult> = []
   for (const job of jobs) {
     const start = Date.now()
-    const seconds = () => Math.round((Date.now() - start) / 100) / 10
+    const cpu = process.cpuUsage()
+    const seconds = () => {
+      const used = process.cpuUsage(cpu)
+      return {
+        seconds: Math.round((Date.now() - start) / 100) / 10,
+        cpuSeconds: Math.round((used.user + used.system) / 1e5) / 10
+      }
+    }
     try {
-      const value = await runJob(origin, job)
-      results.push({ ...job, value, seconds: seconds() })
+      const value = await runJob(ctx, job)
+      results.push({ ...job, value, ...seconds() })
     } catch (error) {
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-      results.push({ ...job, error: message, seconds: seconds() })
+      results.push({ ...job, error: message, ...seconds() })
     }
   }
   process.stdout.write(`RESULT ${JSON.stringify(results)}\n`)

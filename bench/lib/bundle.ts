@@ -1,7 +1,9 @@
 /**
  * The child processes (token server, workers) run from one esbuild bundle made at the start of a run:
  * starting a child through tsx costs about 2 s of CPU to compile the sources, and a run starts dozens.
- * Packages stay external (node loads them as installed); `tokenwarden` resolves to the sources.
+ * `tokenwarden` resolves to the sources, and effect and @effect/* are bundled with them (one copy,
+ * tree-shaken: loading them whole from node_modules costs a child about 1.5 s more CPU at its start).
+ * The other packages, the libraries compared among them, stay external: node loads them as installed.
  */
 import { build } from "esbuild"
 import * as Fs from "node:fs"
@@ -35,7 +37,10 @@ export const bundleEntries = async (entryPoints: Record<string, string>, prefix:
     ...manifest.dependencies,
     ...manifest.devDependencies,
     ...manifest.peerDependencies
-  }).flatMap((name) => [name, `${name}/*`])
+  }).filter((name) => name !== "effect" && !name.startsWith("@effect/"))
+    // undici: the HTTP client @effect/platform-node uses, and the request-cost scenario calls directly
+    .concat(["undici"])
+    .flatMap((name) => [name, `${name}/*`])
   await build({
     entryPoints,
     outdir: dir,

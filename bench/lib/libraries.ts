@@ -6,7 +6,7 @@
 import { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Logger, LogLevel, ManagedRuntime, Redacted, Scope } from "effect"
-import { ClientAuth, Grant, RefreshPolicy, TokenSource } from "tokenwarden"
+import { type AccessToken, ClientAuth, Grant, RefreshPolicy, TokenSource } from "tokenwarden"
 import * as TokenClient from "../../src/TokenClient.js"
 import * as TokenPool from "../../src/TokenPool.js"
 import { tokenPath } from "./tenant.js"
@@ -22,6 +22,11 @@ export interface Holder {
   readonly handle?: unknown
   /** tokenwarden only: the Effect a program yields for a token (direct once the source is built). */
   readonly effect?: () => Effect.Effect<unknown, unknown>
+  /**
+   * Until when (epoch ms) the library, by its own bookkeeping, hands out the token `get` just resolved
+   * with: its own expiry (counted from wherever the library counts it) less its own margin.
+   */
+  readonly usableUntil: (result: unknown) => number
 }
 
 export interface Session {
@@ -38,6 +43,11 @@ export interface SessionOptions {
   readonly maxConcurrentPerEndpoint?: number
   /** TokenPool: keep every token (memory and spread scenarios). */
   readonly keepIdle?: boolean
+  /**
+   * A client registration per token (`client-{i}`) instead of one for the provider: what a platform
+   * holding its customers' own credentials keeps.
+   */
+  readonly distinctClients?: boolean
 }
 
 export interface Library {
@@ -45,8 +55,8 @@ export interface Library {
   readonly name: string
   /** How long before expiry the library stops handing a token out (its refresh margin), seconds. */
   readonly margin: (lifetime: number) => number
-  /** How coarse its expiry check is, seconds (MSAL counts whole seconds). */
-  readonly granularity?: number
+  /** Whether it refreshes on its own schedule (else a token is replaced when a caller asks after its margin). */
+  readonly proactive: boolean
   readonly open: (options: SessionOptions) => Promise<Session>
   /** The access token string in what `get` resolved with. */
   readonly tokenOf: (result: unknown) => string
@@ -62,18 +72,22 @@ export const lifetimeFor = (library: Library, usable: number): number => {
 /** How long a library hands out a token of this lifetime, seconds. */
 export const usableFor = (library: Library, lifetime: number): number => lifetime - library.margin(lifetime)
 
-// One client registration per provider, as a platform has: tokens differ by tenant (subject) and scope.
-const clientId = (_i: number) => "platform-client"
+// One client registration per provider, as a platform has: tokens differ by tenant (subject) and scope;
+// or, with `distinctClients`, a registration per token.
+const clientId = (options: SessionOptions, i: number) =>
+  options.distinctClients === true ? `client-${i}` : "platform-client"
 const scopeOf = (i: number) => `api://tenant-${i}/.default`
 const secret = "bench-secret"
 const quiet = Logger.minimumLogLevel(LogLevel.None)
 const effectRuntime = () => ManagedRuntime.make(Layer.merge(NodeHttpClient.layerUndici, quiet))
 
-const platformAuth = ClientAuth.basic(clientId(0), Redacted.make(secret))
+const platformAuth = ClientAuth.basic("platform-client", Redacted.make(secret))
 
 const sourceOptions = (options: SessionOptions, i: number): TokenSource.Options => ({
   url: options.origin + tokenPath(options.tenant),
-  clientAuth: platformAuth,
+  clientAuth: options.distinctClients === true
+    ? ClientAuth.basic(clientId(options, i), Redacted.make(secret))
+    : platformAuth,
   grant: Grant.clientCredentials({ scopes: [scopeOf(i)] })
 })
 
@@ -90,11 +104,16 @@ const twMargin = (lifetime: number) =>
 
 const twToken = (result: unknown) => Redacted.value((result as { value: Redacted.Redacted<string> }).value)
 
+// tokenwarden's own bookkeeping: the token's expiry counted from when it was requested, less its skew
+const twUsableUntil = (result: unknown) =>
+  RefreshPolicy.usableUntil(RefreshPolicy.defaults, result as AccessToken.AccessToken)
+
 /** tokenwarden's per-credential service, used from inside an Effect program. */
 const tokenSource: Library = {
   id: "tws",
   name: "tokenwarden TokenSource",
   margin: twMargin,
+  proactive: true,
   tokenOf: twToken,
   open: async (options) => {
     const runtime = effectRuntime()
@@ -114,7 +133,7 @@ const tokenSource: Library = {
           )
         ))
         const effect = () => source !== undefined ? source.get : Effect.flatMap(built, (s) => s.get)
-        return { effect, get: () => runtime.runPromise(effect()) }
+        return { effect, get: () => runtime.runPromise(effect()), usableUntil: twUsableUntil }
       },
       close: async () => {
         await Promise.all(scopes.map((scope) => Effect.runPromise(Scope.close(scope, Exit.void))))
@@ -131,6 +150,7 @@ const facade: Library = {
   id: "twf",
   name: "tokenwarden facade",
   margin: twMargin,
+  proactive: true,
   tokenOf: twToken,
   open: async (options) => {
     const clients: Array<Promise<TokenClient.TokenClient>> = []
@@ -151,7 +171,10 @@ const facade: Library = {
           }
           return starting
         }
-        return { get: () => client !== undefined ? client.get() : start().then((c) => c.get()) }
+        return {
+          get: () => client !== undefined ? client.get() : start().then((c) => c.get()),
+          usableUntil: twUsableUntil
+        }
       },
       close: async () => {
         for (const c of await Promise.allSettled(clients)) if (c.status === "fulfilled") await c.value.close()
@@ -165,6 +188,7 @@ const pool: Library = {
   id: "twp",
   name: "tokenwarden TokenPool",
   margin: twMargin,
+  proactive: true,
   tokenOf: twToken,
   open: async (options) => {
     const runtime = effectRuntime()
@@ -183,7 +207,7 @@ const pool: Library = {
         // memory scenario keeps no holder (`handle: null`), so only what the pool retains is counted
         let credential: TokenPool.Credential | undefined
         const effect = () => tokens.get(credential ??= { ...sourceOptions(options, i), subject: `tenant-${i}` })
-        return { effect, get: () => runtime.runPromise(effect()), handle: null }
+        return { effect, get: () => runtime.runPromise(effect()), handle: null, usableUntil: twUsableUntil }
       },
       close: async () => {
         await Effect.runPromise(Scope.close(scope, Exit.void))
@@ -199,18 +223,23 @@ const google: Library = {
   id: "google",
   name: "google-auth-library",
   margin: () => 300,
+  proactive: false,
   tokenOf: (result) => (result as { token: string }).token,
   open: async (options) => {
     const { OAuth2Client } = await import("google-auth-library")
     return {
       holder: (i) => {
         const client = new OAuth2Client({
-          clientId: clientId(i),
+          clientId: clientId(options, i),
           clientSecret: secret,
           endpoints: { oauth2TokenUrl: options.origin + tokenPath(options.tenant) }
         })
         client.setCredentials({ refresh_token: `rt-${i}` })
-        return { get: () => client.getAccessToken() }
+        return {
+          get: () => client.getAccessToken(),
+          // expiry_date counts from receipt; isTokenExpiring() is `expiry_date <= now + threshold`
+          usableUntil: () => (client.credentials.expiry_date ?? 0) - client.eagerRefreshThresholdMillis
+        }
       },
       close: async () => {}
     }
@@ -225,22 +254,28 @@ const simple: Library = {
   id: "simple",
   name: "simple-oauth2",
   margin: () => 300,
+  proactive: false,
   tokenOf: (result) => (result as { token: { access_token: string } }).token.access_token,
   open: async (options) => {
     const { ClientCredentials } = await import("simple-oauth2")
-    // one client for the provider; a token per tenant scope
-    const client = new ClientCredentials({
-      client: { id: clientId(0), secret },
-      auth: { tokenHost: options.origin, tokenPath: tokenPath(options.tenant) }
-    })
+    const clientFor = (i: number) =>
+      new ClientCredentials({
+        client: { id: clientId(options, i), secret },
+        auth: { tokenHost: options.origin, tokenPath: tokenPath(options.tenant) }
+      })
+    // one client for the provider and a token per tenant scope, or a client per token
+    const shared = options.distinctClients === true ? undefined : clientFor(0)
     return {
       holder: (i) => {
+        const client = shared ?? clientFor(i)
         let token: Awaited<ReturnType<typeof client.getToken>> | undefined
         return {
           get: async () => {
             if (token === undefined || token.expired(300)) token = await client.getToken({ scope: scopeOf(i) })
             return token
-          }
+          },
+          // expires_at counts from receipt; expired(300) is `expires_at - (now + 300 s) <= 0`
+          usableUntil: () => ((token?.token.expires_at as Date | undefined)?.getTime() ?? 0) - 300_000
         }
       },
       close: async () => {}
@@ -253,6 +288,7 @@ const openid: Library = {
   id: "openid",
   name: "openid-client",
   margin: () => 300,
+  proactive: false,
   tokenOf: (result) => (result as { access_token: string }).access_token,
   open: async (options) => {
     const client = await import("openid-client")
@@ -260,10 +296,13 @@ const openid: Library = {
       issuer: `${options.origin}/${options.tenant}/v2.0`,
       token_endpoint: options.origin + tokenPath(options.tenant)
     }
-    // one configuration for the provider; a token per tenant scope
-    const config = new client.Configuration(server, clientId(0), secret)
+    // one configuration for the provider and a token per tenant scope, or a configuration per token
+    const shared = options.distinctClients === true
+      ? undefined
+      : new client.Configuration(server, clientId(options, 0), secret)
     return {
       holder: (i) => {
+        const config = shared ?? new client.Configuration(server, clientId(options, i), secret)
         let response: Awaited<ReturnType<typeof client.clientCredentialsGrant>> | undefined
         let expiresAt = 0
         return {
@@ -273,7 +312,8 @@ const openid: Library = {
               expiresAt = Date.now() + (response.expires_in ?? 0) * 1000
             }
             return response
-          }
+          },
+          usableUntil: () => expiresAt - 300_000
         }
       },
       close: async () => {}
@@ -289,17 +329,22 @@ const azure: Library = {
   id: "azure",
   name: "@azure/identity",
   margin: () => 300,
-  granularity: 1,
+  proactive: false,
   tokenOf: (result) => (result as { token: string }).token,
   open: async (options) => {
     const { ClientSecretCredential } = await import("@azure/identity")
     return {
       holder: (i) => {
-        const credential = new ClientSecretCredential(options.tenant, clientId(i), secret, {
+        const credential = new ClientSecretCredential(options.tenant, clientId(options, i), secret, {
           authorityHost: options.origin,
           disableInstanceDiscovery: true
         })
-        return { get: () => credential.getToken(scopeOf(i)) }
+        return {
+          get: () => credential.getToken(scopeOf(i)),
+          // MSAL keeps expiresOn in whole seconds (from the request) and refuses a token once
+          // round(now / 1 s) + 300 > expiresOn: until half a second past expiresOn - 300 s
+          usableUntil: (result) => (result as { expiresOnTimestamp: number }).expiresOnTimestamp - 300_000 + 500
+        }
       },
       close: async () => {}
     }
@@ -314,6 +359,7 @@ const baseline: Library = {
   id: "base",
   name: "baseline (hand-written)",
   margin: () => 0,
+  proactive: true,
   tokenOf: (result) => result as string,
   open: async (options) => {
     const url = options.origin + tokenPath(options.tenant)
@@ -341,7 +387,7 @@ const baseline: Library = {
                 headers: { "content-type": "application/x-www-form-urlencoded" },
                 body: new URLSearchParams({
                   grant_type: "client_credentials",
-                  client_id: clientId(i),
+                  client_id: clientId(options, i),
                   client_secret: secret,
                   scope: scopeOf(i)
                 })
@@ -357,7 +403,8 @@ const baseline: Library = {
             }
           })()
         return {
-          get: async () => token !== undefined && Date.now() < expiresAt ? token : fetchToken()
+          get: async () => token !== undefined && Date.now() < expiresAt ? token : fetchToken(),
+          usableUntil: () => expiresAt
         }
       },
       close: async () => {

@@ -1,5 +1,5 @@
 /** Starting the token server and the worker processes (parent side). */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Job, JobResult } from "../worker.js"
@@ -14,13 +14,23 @@ export interface Server {
   readonly stop: () => Promise<void>
 }
 
-export const startServer = (bundle: Bundle, certs: Certs): Promise<Server> =>
+/** Whether `taskset` can pin a process to a core here (Linux with util-linux, two cores or more). */
+export const canPin = (): boolean => {
+  try {
+    execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The command line for node, pinned to `cpus` (a taskset list such as "1") when given. */
+const nodeCommand = (args: ReadonlyArray<string>, cpus: string | undefined): [string, Array<string>] =>
+  cpus === undefined ? [process.execPath, [...args]] : ["taskset", ["-c", cpus, process.execPath, ...args]]
+
+export const startServer = (bundle: Bundle, certs: Certs, cpus?: string): Promise<Server> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [
-      bundle.server,
-      certs.certFile,
-      certs.keyFile
-    ], {
+    const child = spawn(...nodeCommand([bundle.server, certs.certFile, certs.keyFile], cpus), {
       cwd: root,
       stdio: ["ignore", "pipe", "inherit"]
     })
@@ -57,19 +67,24 @@ export const runWorker = (
   bundle: Bundle,
   certs: Certs,
   origin: string,
-  jobs: ReadonlyArray<Job>
+  jobs: ReadonlyArray<Job>,
+  options: {
+    /** Pin the child to these cores (a taskset list). */
+    readonly cpus?: string | undefined
+    /** Each line the child prints on the way (such as `IDLE <epoch ms>`). */
+    readonly onLine?: (line: string) => void
+  } = {}
 ): Promise<Array<JobResult>> =>
   new Promise((resolve) => {
     const child = spawn(
-      process.execPath,
-      [
+      ...nodeCommand([
         "--expose-gc",
         "--max-old-space-size=8192",
         "--max-semi-space-size=32",
         bundle.worker,
         origin,
         JSON.stringify(jobs)
-      ],
+      ], options.cpus),
       {
         cwd: root,
         env: { ...process.env, NODE_EXTRA_CA_CERTS: certs.caFile },
@@ -78,7 +93,17 @@ export const runWorker = (
     )
     let out = ""
     let err = ""
-    child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()))
+    let seen = 0
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString()
+      // whole lines only; the RESULT line is read at the exit
+      const end = out.lastIndexOf("\n")
+      if (end < seen) return
+      for (const line of out.slice(seen, end).split("\n")) {
+        if (line !== "" && !line.startsWith("RESULT ")) options.onLine?.(line)
+      }
+      seen = end + 1
+    })
     child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()))
     child.once("exit", (code) => {
       const line = out.split("\n").find((l) => l.startsWith("RESULT "))

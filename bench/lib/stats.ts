@@ -35,7 +35,7 @@ export const formatBytes = (bytes: number): string => {
 export const formatRatio = (value: number, base: number): string => {
   if (!Number.isFinite(value) || !Number.isFinite(base) || base === 0) return "—"
   const r = value / base
-  return `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`
+  return `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : Math.abs(r) >= 0.1 ? r.toFixed(2) : r.toPrecision(2)}×`
 }
 
 export const formatCount = (n: number): string => Number.isFinite(n) ? n.toLocaleString("en-US") : "—"

@@ -12,14 +12,26 @@ export interface TenantConfig {
   readonly delay: number
   /** Share of token requests that fail (503, 429 with Retry-After, connection reset), percent. */
   readonly faults: number
+  /**
+   * A cohort: the first `cohort` tokens all expire when the first one does, as if issued at the same
+   * moment however long the library took to ask for them (`expires_in` is shortened, in whole seconds).
+   */
+  readonly cohort?: number | undefined
 }
 
-export const tenantOf = (c: TenantConfig): string => `${c.label}-l${c.lifetime}-d${c.delay}-f${c.faults}`
+export const tenantOf = (c: TenantConfig): string =>
+  `${c.label}-l${c.lifetime}-d${c.delay}-f${c.faults}${c.cohort === undefined ? "" : `-c${c.cohort}`}`
 
 export const parseTenant = (tenant: string): TenantConfig | undefined => {
-  const match = /^([a-z0-9]+)-l(\d+)-d(\d+)-f(\d+)$/.exec(tenant)
+  const match = /^([a-z0-9]+)-l(\d+)-d(\d+)-f(\d+)(?:-c(\d+))?$/.exec(tenant)
   if (match === null) return undefined
-  return { label: match[1]!, lifetime: Number(match[2]), delay: Number(match[3]), faults: Number(match[4]) }
+  return {
+    label: match[1]!,
+    lifetime: Number(match[2]),
+    delay: Number(match[3]),
+    faults: Number(match[4]),
+    cohort: match[5] === undefined ? undefined : Number(match[5])
+  }
 }
 
 export const tokenPath = (tenant: string) => `/${tenant}/oauth2/v2.0/token`
