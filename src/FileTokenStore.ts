@@ -3,9 +3,15 @@
  * fsync, rename, fsync of the directory), so a reader always sees one whole entry and a restarted
  * daemon reuses its token. Optionally encrypted at rest with AES-256-GCM.
  *
- * The store coordinates writes between processes sharing the directory (a lock file per entry, and a
- * write never replaces a newer version), not refreshes: two processes may each refresh the same
- * credential. For a fleet sharing one credential, use `RedisTokenStore`.
+ * Processes sharing the directory on one host share one refresher per credential, as a Redis fleet
+ * does: a lease file per credential, with an expiry and a fencing counter, taken and checked under the
+ * entry's lock file (created with O_EXCL). A holder that dies (SIGKILL included) loses the lease when it
+ * expires, or at once when its process is seen gone. For processes on several hosts, use
+ * `RedisTokenStore`: a lease on a network file system is only as good as its locking.
+ *
+ * The store hands out only what it can vouch for: an entry, lease, lock or temporary file that is not a
+ * regular file, is owned by another user or is open to others is refused (`Untrusted`), symbolic links
+ * are never followed and FIFOs never read, and a read gives up after 5 seconds.
  *
  * @since 0.1.0
  */
@@ -13,18 +19,24 @@ import type * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
+import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as FsPromises from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import type { AccessToken } from "./AccessToken.js"
+import * as Sealed from "./internal/sealed.js"
 import { InvalidConfiguration } from "./TokenError.js"
 import * as TokenStore from "./TokenStore.js"
 
@@ -51,6 +63,17 @@ export interface Options {
   readonly staleLockAfter?: Duration.DurationInput | undefined
   /** How long a write waits for another process's lock; 5 seconds by default. */
   readonly lockTimeout?: Duration.DurationInput | undefined
+  /**
+   * How long a refresher holds the lease without renewing it: after a crash another process takes
+   * over this long after the last renewal at the latest (at once when the holder's process is seen
+   * gone on this host). Renewed every third of it while the request runs; 15 seconds by default.
+   */
+  readonly leaseTtl?: Duration.DurationInput | undefined
+  /**
+   * How long a process waits for another's refresh before refreshing alone (a `StoreError` the source
+   * logs). Longer than a token request may take; 60 seconds by default.
+   */
+  readonly waitTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -59,12 +82,13 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export const encryptedFormat = "tokenwarden/aes-256-gcm/v1"
+export const encryptedFormat = Sealed.encryptedFormat
 
 const STORE = "file"
-const PLAIN_FORMAT = "tokenwarden/v1"
-const IV_BYTES = 12
-const TAG_BYTES = 16
+const LEASE_FORMAT = "tokenwarden/lease/v1"
+// an entry is a few kilobytes; anything much larger is not one, and is not read into memory
+const MAX_FILE_BYTES = 1024 * 1024
+const READ_TIMEOUT = Duration.seconds(5)
 
 const storeError = (reason: TokenStore.StoreError["reason"], detail: string) =>
   new TokenStore.StoreError({ store: STORE, reason, detail })
@@ -83,19 +107,9 @@ const isSystemError = (reason: PlatformError.SystemErrorReason) => (error: Platf
  * @since 0.1.0
  * @category constructors
  */
-export const parseEncryptionKey = (
+export const parseEncryptionKey: (
   text: Redacted.Redacted<string>
-): Either.Either<Redacted.Redacted<Buffer>, string> => {
-  const trimmed = Redacted.value(text).trim()
-  const bytes = /^[0-9a-fA-F]{64}$/.test(trimmed)
-    ? Buffer.from(trimmed, "hex")
-    : /^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)
-    ? Buffer.from(trimmed, "base64")
-    : undefined
-  return bytes !== undefined && bytes.length === 32
-    ? Either.right(Redacted.make(bytes))
-    : Either.left("the encryption key must be 32 bytes, given as 64 hex digits or 44 base64 characters")
-}
+) => Either.Either<Redacted.Redacted<Buffer>, string> = Sealed.parseEncryptionKey
 
 // a key is a file name: the default keys are hex hashes; any other key is hashed, so a user's
 // `storeKey` can never climb out of the directory or collide with a lock or temporary file
@@ -112,66 +126,91 @@ const isAlive = (pid: number) => {
   }
 }
 
-// the additional authenticated data binds a ciphertext to its credential: a file copied over
-// another credential's file fails to decrypt instead of handing out the wrong token
-const aad = (key: string) => Buffer.from(`${encryptedFormat}\n${key}`, "utf8")
+const posix = process.platform !== "win32"
+const uid = typeof process.getuid === "function" ? process.getuid() : undefined
+// O_NOFOLLOW: a symbolic link at the path fails the open (ELOOP) instead of being followed;
+// O_NONBLOCK: opening a FIFO returns at once, and fstat then refuses it before anything is read
+const READ_FLAGS = Fs.constants.O_RDONLY | (Fs.constants.O_NOFOLLOW ?? 0) | (Fs.constants.O_NONBLOCK ?? 0)
 
-const seal = (secret: Redacted.Redacted<Buffer>, key: string, plaintext: string): string => {
-  const iv = Crypto.randomBytes(IV_BYTES)
-  const cipher = Crypto.createCipheriv("aes-256-gcm", Redacted.value(secret), iv)
-  cipher.setAAD(aad(key))
-  const data = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()])
-  return JSON.stringify({
-    format: encryptedFormat,
-    iv: iv.toString("base64"),
-    tag: cipher.getAuthTag().toString("base64"),
-    data: data.toString("base64")
-  })
+/** Why a file found in the store's directory is not to be trusted, if it is not. */
+const distrust = (info: Fs.Stats, what: string): string | undefined => {
+  if (info.isSymbolicLink()) return `${what} is a symbolic link`
+  if (!info.isFile()) return `${what} is not a regular file`
+  if (uid !== undefined && info.uid !== uid) return `${what} is owned by another user`
+  if (posix && (info.mode & 0o077) !== 0) return `${what} is readable or writable by others`
+  return undefined
 }
 
-const base64Field = (value: unknown): Buffer | undefined =>
-  typeof value === "string" && /^[A-Za-z0-9+/]*={0,2}$/.test(value) ? Buffer.from(value, "base64") : undefined
+/**
+ * The text of a file the store wrote, or none when it is missing. Opened without following a link
+ * and without blocking, then checked on the open descriptor (no window between check and read).
+ */
+const readPrivate = (path: string, what: string): Effect.Effect<Option.Option<string>, TokenStore.StoreError> =>
+  Effect.tryPromise({
+    try: async (): Promise<{ readonly text?: string; readonly refused?: string }> => {
+      let handle: FsPromises.FileHandle
+      try {
+        handle = await FsPromises.open(path, READ_FLAGS)
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code
+        if (code === "ENOENT") return {}
+        if (code === "ELOOP" || code === "EMLINK") return { refused: `${what} is a symbolic link` }
+        throw error
+      }
+      try {
+        const info = await handle.stat()
+        const refused = distrust(info, what) ?? (info.size > MAX_FILE_BYTES ? `${what} is too large` : undefined)
+        if (refused !== undefined) return { refused }
+        return { text: await handle.readFile("utf8") }
+      } finally {
+        await handle.close()
+      }
+    },
+    catch: (error) => storeError("Io", `cannot read ${what}: ${(error as NodeJS.ErrnoException).code ?? "error"}`)
+  }).pipe(
+    Effect.flatMap(({ refused, text }) =>
+      refused !== undefined ? Effect.fail(storeError("Untrusted", refused)) : Effect.succeed(Option.fromNullable(text))
+    ),
+    // a file system that stops answering (a hung network mount) must not hold the source's start
+    Effect.timeoutFail({
+      duration: READ_TIMEOUT,
+      onTimeout: () => storeError("Unavailable", `${what} could not be read within 5 seconds`)
+    })
+  )
 
-// what a stored file holds: the entry text in clear, or an envelope to open
-const open = (
-  secret: Redacted.Redacted<Buffer> | undefined,
-  key: string,
-  text: string
-): Effect.Effect<string, TokenStore.StoreError> => {
+/** A lease as its file holds it; `held: false` once released (the file stays: it keeps the counter). */
+interface Lease {
+  readonly fence: number
+  readonly nonce: string
+  readonly pid: number
+  readonly host: string
+  /** Epoch milliseconds: processes share no monotonic clock. */
+  readonly expiresAt: number
+  readonly held: boolean
+}
+
+const noLease: Lease = { fence: 0, nonce: "", pid: 0, host: "", expiresAt: 0, held: false }
+
+const parseLease = (text: string): Lease | undefined => {
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
   } catch {
-    return Effect.fail(storeError("Corrupted", "the stored entry is not JSON (truncated or foreign)"))
+    return undefined
   }
-  const format = typeof parsed === "object" && parsed !== null ? (parsed as { format?: unknown }).format : undefined
-  if (format === PLAIN_FORMAT) {
-    // a file planted in clear beside encrypted ones is not trusted
-    return secret === undefined
-      ? Effect.succeed(text)
-      : Effect.fail(storeError("Decryption", "the entry is stored in clear, but an encryption key is configured"))
-  }
-  if (format !== encryptedFormat) {
-    return Effect.fail(storeError("Corrupted", "the stored entry is not a tokenwarden token"))
-  }
-  if (secret === undefined) {
-    return Effect.fail(storeError("Decryption", "the entry is encrypted, but no encryption key is configured"))
-  }
-  const envelope = parsed as { iv?: unknown; tag?: unknown; data?: unknown }
-  const [iv, tag, data] = [base64Field(envelope.iv), base64Field(envelope.tag), base64Field(envelope.data)]
-  if (iv?.length !== IV_BYTES || tag?.length !== TAG_BYTES || data === undefined) {
-    return Effect.fail(storeError("Corrupted", "the encrypted envelope is malformed"))
-  }
-  return Effect.try({
-    try: () => {
-      const decipher = Crypto.createDecipheriv("aes-256-gcm", Redacted.value(secret), iv)
-      decipher.setAAD(aad(key))
-      decipher.setAuthTag(tag)
-      return Buffer.concat([decipher.update(data), decipher.final()]).toString("utf8")
-    },
-    // GCM authentication failed: another key, or a file altered or moved from another credential
-    catch: () => storeError("Decryption", "the entry does not decrypt with the configured key")
-  })
+  const l = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<string, unknown>
+  return l.format === LEASE_FORMAT && Number.isSafeInteger(l.fence) && typeof l.nonce === "string" &&
+      Number.isSafeInteger(l.pid) && typeof l.host === "string" && typeof l.expiresAt === "number" &&
+      typeof l.held === "boolean"
+    ? {
+      fence: l.fence as number,
+      nonce: l.nonce,
+      pid: l.pid as number,
+      host: l.host,
+      expiresAt: l.expiresAt,
+      held: l.held
+    }
+    : undefined
 }
 
 /**
@@ -181,8 +220,8 @@ const open = (
  * Guarantees: a reader always sees one whole entry (the file is only ever replaced by a rename);
  * a write never replaces a newer version while no lock holder stalls longer than `staleLockAfter`
  * (the lock is then broken, and the rename still keeps each file whole). Entry files have mode
- * 0600 from creation on. `refresh` does not coordinate processes: each may refresh; the newest
- * write wins.
+ * 0600 from creation on. `refresh` lets one process of the host refresh a credential at a time (the
+ * lease), writes only while its lease holds (the fencing counter), and adopts what another wrote.
  *
  * @since 0.1.0
  * @category constructors
@@ -201,8 +240,9 @@ export const make = (
       })
     const staleAfter = Duration.toMillis(options.staleLockAfter ?? Duration.seconds(10))
     const lockTimeout = Duration.toMillis(options.lockTimeout ?? Duration.seconds(5))
+    const leaseTtl = Math.max(100, Math.round(Duration.toMillis(options.leaseTtl ?? Duration.seconds(15))))
+    const waitTimeout = Duration.toMillis(options.waitTimeout ?? Duration.seconds(60))
     const host = Os.hostname()
-    const posix = process.platform !== "win32"
 
     const existing = yield* fs.stat(directory).pipe(
       Effect.map(Option.some),
@@ -215,46 +255,51 @@ export const make = (
       )
     } else if (existing.value.type !== "Directory") {
       return yield* Effect.fail(storeError("Io", "the store directory is not a directory"))
+    } else if (uid !== undefined && Option.getOrUndefined(existing.value.uid) !== uid) {
+      // its owner can plant entries whatever its mode says
+      return yield* Effect.fail(storeError("Untrusted", "the store directory is owned by another user"))
     } else if (posix && (existing.value.mode & 0o1000) !== 0) {
       // in a sticky directory anyone may create files: a planted entry would be adopted as a token
       return yield* Effect.fail(
         storeError("Io", "the store directory is shared (sticky, like /tmp); give the store a directory of its own")
       )
     } else if (posix && (existing.value.mode & 0o077) !== 0) {
+      // what others planted meanwhile stays refused: every file is checked as it is read
       yield* fs.chmod(directory, 0o700).pipe(Effect.mapError(ioError("cannot make the store directory private")))
       yield* Effect.logWarning("token store directory was readable or writable by others; changed its mode to 0700")
     }
 
     const pathOf = (key: string) => Path.join(directory, `${fileStem(key)}.json`)
+    const leaseOf = (key: string) => Path.join(directory, `${fileStem(key)}.lease`)
 
-    // temporary files are written for milliseconds: an old one is a crashed writer's, and holds a token
+    // temporary files are written for milliseconds: an old one is a crashed writer's, and holds a token.
+    // Only our own regular files are removed; anything else is reported and left alone.
     const now = yield* Clock.currentTimeMillis
     const names = yield* fs.readDirectory(directory).pipe(Effect.mapError(ioError("cannot list the store directory")))
     yield* Effect.forEach(
-      names.filter((name) => /\.json\.\d+\.[0-9a-f]+\.tmp$/.test(name)),
+      names.filter((name) => /\.(?:json|lease)\.\d+\.[0-9a-f]+\.tmp$/.test(name)),
       (name) =>
-        fs.stat(Path.join(directory, name)).pipe(
-          Effect.flatMap((info) =>
-            Option.getOrElse(info.mtime, () => new Date(now)).getTime() < now - staleAfter
-              ? fs.remove(Path.join(directory, name))
-              : Effect.void
-          ),
-          Effect.ignore
-        ),
+        Effect.gen(function*() {
+          const path = Path.join(directory, name)
+          const info = yield* Effect.try(() => Fs.lstatSync(path))
+          const refused = distrust(info, "a temporary file")
+          if (refused !== undefined) {
+            return yield* TokenStore.logStoreError(storeError("Untrusted", refused), undefined)
+          }
+          if (info.mtimeMs < now - staleAfter) yield* fs.remove(path)
+        }).pipe(Effect.ignore),
       { discard: true }
     )
 
-    const load = (key: string): Effect.Effect<Option.Option<TokenStore.StoredToken>, TokenStore.StoreError> =>
-      fs.readFileString(pathOf(key)).pipe(
-        Effect.map(Option.some),
-        Effect.catchIf(isSystemError("NotFound"), () => Effect.succeed(Option.none<string>())),
-        Effect.mapError(ioError("cannot read the entry")),
+    // what is stored under `key`: the decoded entry and the text it came from
+    const readEntry = (key: string, identity?: string) =>
+      readPrivate(pathOf(key), "the entry").pipe(
         Effect.flatMap(Option.match({
-          onNone: () => Effect.succeed(Option.none()),
+          onNone: () => Effect.succeed(Option.none<TokenStore.Decoded & { readonly text: string }>()),
           onSome: (text) =>
-            open(secret, key, text).pipe(
-              Effect.flatMap((plain) => TokenStore.decode(STORE, plain)),
-              Effect.map(Option.some)
+            Sealed.open(STORE, secret, key, text).pipe(
+              Effect.flatMap(({ plain }) => TokenStore.decodeEntry(STORE, plain, key, identity)),
+              Effect.map((decoded) => Option.some({ ...decoded, text }))
             )
         }))
       )
@@ -267,15 +312,16 @@ export const make = (
     // names from the system's generator, never the program's `Random` (seeded alike in tests)
     const randomHex = Effect.sync(() => Crypto.randomBytes(6).toString("hex"))
 
-    const writeAtomically = (path: string, text: string) =>
+    // a lease is not made durable: after a crash of the host every holder is gone anyway
+    const writeAtomically = (path: string, text: string, durable = true) =>
       Effect.gen(function*() {
         const temporary = `${path}.${process.pid}.${yield* randomHex}.tmp`
         const write = Effect.scoped(
           Effect.gen(function*() {
-            // 0600 from creation: the token is never readable by others, not even for a moment
+            // 0600 and O_EXCL from creation: never readable by others, never a link or FIFO planted first
             const file = yield* fs.open(temporary, { flag: "wx", mode: 0o600 })
             yield* file.writeAll(new TextEncoder().encode(text))
-            yield* file.sync
+            if (durable) yield* file.sync
           })
         )
         yield* write.pipe(
@@ -283,33 +329,40 @@ export const make = (
           Effect.mapError(ioError("cannot write the entry")),
           Effect.tapError(() => Effect.ignore(fs.remove(temporary)))
         )
-        yield* fsyncDirectory
+        if (durable) yield* fsyncDirectory
       })
 
     // --- the per-entry lock: a file created with O_EXCL, holding its owner's pid, host and a nonce ---
 
     const breakIfStale = (lock: string) =>
       Effect.gen(function*() {
-        const content = yield* Effect.option(fs.readFileString(lock))
+        // a lock that is not our own kind of file (planted while the directory was open) is broken
+        const content = yield* readPrivate(lock, "a lock file").pipe(
+          Effect.map(Option.map((text) => ({ text, trusted: true }))),
+          Effect.catchAll((error) =>
+            Effect.succeed(error.reason === "Untrusted" ? Option.some({ text: "", trusted: false }) : Option.none())
+          )
+        )
         if (Option.isNone(content)) return true // released meanwhile
         let owner: { pid?: unknown; host?: unknown } = {}
         try {
-          owner = JSON.parse(content.value)
+          owner = JSON.parse(content.value.text)
         } catch {
           // being written right now, or garbage: its age decides
         }
         const gone = owner.host === host && typeof owner.pid === "number" && owner.pid !== process.pid &&
           !isAlive(owner.pid)
-        const info = yield* Effect.option(fs.stat(lock))
+        const info = yield* Effect.option(Effect.try(() => Fs.lstatSync(lock)))
         const now = yield* Clock.currentTimeMillis
-        const old = Option.isSome(info) && Option.isSome(info.value.mtime) &&
-          info.value.mtime.value.getTime() < now - staleAfter
-        if (!gone && !old) return false
+        const old = Option.isSome(info) && info.value.mtimeMs < now - staleAfter
+        if (content.value.trusted && !gone && !old) return false
         // renamed away first, so two processes breaking the same lock do not delete each other's new one
         const aside = `${lock}.${yield* randomHex}.stale`
         yield* fs.rename(lock, aside).pipe(Effect.zipRight(fs.remove(aside)), Effect.ignore)
         yield* Effect.logWarning("token store broke a stale lock").pipe(
-          Effect.annotateLogs({ reason: gone ? "owner process gone" : "lock too old" })
+          Effect.annotateLogs({
+            reason: !content.value.trusted ? "not a lock of ours" : gone ? "owner process gone" : "lock too old"
+          })
         )
         return true
       })
@@ -335,45 +388,83 @@ export const make = (
       })
 
     const releaseLock = (lock: string, nonce: string) =>
-      fs.readFileString(lock).pipe(
+      readPrivate(lock, "a lock file").pipe(
         // never remove a lock another writer took after breaking ours
-        Effect.flatMap((content) => content.includes(nonce) ? fs.remove(lock) : Effect.void),
+        Effect.flatMap((content) =>
+          Option.isSome(content) && content.value.includes(nonce) ? fs.remove(lock) : Effect.void
+        ),
         Effect.ignore
       )
 
     // one writer at a time in this process; the lock file serialises processes
     const writes = yield* Effect.makeSemaphore(1)
+    const locked = <A, E, R>(key: string, body: Effect.Effect<A, E, R>) =>
+      writes.withPermits(1)(Effect.scoped(Effect.gen(function*() {
+        const lock = `${pathOf(key)}.lock`
+        yield* Effect.acquireRelease(acquireLock(lock), (nonce) => releaseLock(lock, nonce))
+        return yield* body
+      })))
 
-    // the version of what is stored; an entry that cannot be read (corrupted, another key) is replaced
+    // the version of what is stored; an entry that cannot be read (corrupted, untrusted, another key) is replaced
     const storedVersion = (key: string) =>
-      load(key).pipe(
-        Effect.map(Option.match({ onNone: () => 0, onSome: (entry) => entry.version })),
+      readEntry(key).pipe(
+        Effect.map(Option.match({ onNone: () => 0, onSome: ({ entry }) => entry.version })),
         Effect.catchIf((error) => error.reason !== "Io", () => Effect.succeed(0))
       )
 
-    const save = (key: string, entry: TokenStore.StoredToken): Effect.Effect<boolean, TokenStore.StoreError> =>
-      writes.withPermits(1)(Effect.scoped(Effect.gen(function*() {
-        const path = pathOf(key)
-        const lock = `${path}.lock`
-        yield* Effect.acquireRelease(acquireLock(lock), (nonce) => releaseLock(lock, nonce))
+    const encodeFor = (key: string, entry: TokenStore.StoredToken) => {
+      const text = TokenStore.encode(entry, key)
+      return secret === undefined ? text : Sealed.seal(secret, key, text)
+    }
+
+    // under the entry's lock, after checking the version
+    const writeEntry = (key: string, entry: TokenStore.StoredToken) =>
+      Effect.gen(function*() {
         if ((yield* storedVersion(key)) >= entry.version) return false
-        const text = TokenStore.encode(entry)
-        yield* writeAtomically(path, secret === undefined ? text : seal(secret, key, text))
+        yield* writeAtomically(pathOf(key), encodeFor(key, entry))
         return true
-      })))
+      })
+
+    const save = (key: string, entry: TokenStore.StoredToken): Effect.Effect<boolean, TokenStore.StoreError> =>
+      locked(key, writeEntry(key, entry))
+
+    // an entry of 0.1.0 is written again in the current format, bound to its key, unless it changed
+    // meanwhile; a failure is only logged: the entry read is good, and the next load tries again
+    const upgrade = (key: string, text: string, entry: TokenStore.StoredToken) =>
+      locked(
+        key,
+        Effect.gen(function*() {
+          const now = yield* readPrivate(pathOf(key), "the entry")
+          if (Option.isSome(now) && now.value === text) {
+            yield* writeAtomically(pathOf(key), encodeFor(key, entry))
+            yield* Effect.logInfo("token store entry rewritten in the current format")
+          }
+        })
+      ).pipe(Effect.catchAll((error) => TokenStore.logStoreError(error, undefined)))
+
+    const load = (key: string, identity?: string): Effect.Effect<
+      Option.Option<TokenStore.StoredToken>,
+      TokenStore.StoreError
+    > =>
+      Effect.flatMap(readEntry(key, identity), (read) =>
+        Option.isNone(read)
+          ? Effect.succeed(Option.none())
+          : read.value.legacy
+          ? Effect.as(upgrade(key, read.value.text, read.value.entry), Option.some(read.value.entry))
+          : Effect.succeed(Option.some(read.value.entry)))
 
     // under the entry's lock, so a write under way finishes first instead of bringing the file back
     const remove = (key: string): Effect.Effect<void, TokenStore.StoreError> =>
-      writes.withPermits(1)(Effect.scoped(Effect.gen(function*() {
-        const path = pathOf(key)
-        const lock = `${path}.lock`
-        yield* Effect.acquireRelease(acquireLock(lock), (nonce) => releaseLock(lock, nonce))
-        yield* fs.remove(path).pipe(
-          Effect.catchIf(isSystemError("NotFound"), () => Effect.void),
-          Effect.mapError(ioError("cannot remove the entry"))
-        )
-        yield* fsyncDirectory
-      })))
+      locked(
+        key,
+        Effect.gen(function*() {
+          yield* fs.remove(pathOf(key)).pipe(
+            Effect.catchIf(isSystemError("NotFound"), () => Effect.void),
+            Effect.mapError(ioError("cannot remove the entry"))
+          )
+          yield* fsyncDirectory
+        })
+      )
 
     // a watch on the directory; events are coalesced (a sliding buffer of one) and each re-reads the
     // entry, so a burst of writes costs one read, and only newer versions are passed on
@@ -394,13 +485,188 @@ export const make = (
       )
     }
 
-    const base = { name: STORE, load, save }
-    return {
-      ...base,
-      remove,
-      refresh: (key, knownVersion, fetch) => TokenStore.localRefresh(base, key, knownVersion, fetch),
-      changes
-    } satisfies TokenStore.TokenStore
+    // --- the lease: `<key>.lease`, read and replaced only under the entry's lock ---
+
+    // a lease file that is not ours to trust (or not a lease) holds nothing: it is logged and replaced
+    const readLease = (key: string) =>
+      readPrivate(leaseOf(key), "the lease file").pipe(
+        Effect.map(Option.match({
+          onNone: () => noLease,
+          onSome: (text) => parseLease(text) ?? noLease
+        })),
+        Effect.catchIf((error) => error.reason === "Untrusted", (error) => TokenStore.logStoreError(error, noLease))
+      )
+
+    const writeLease = (key: string, lease: Lease) =>
+      writeAtomically(leaseOf(key), JSON.stringify({ format: LEASE_FORMAT, ...lease }), false)
+
+    const holderGone = (lease: Lease) =>
+      lease.host === host && lease.pid !== process.pid && lease.pid > 0 && !isAlive(lease.pid)
+
+    // a corrupted or untrusted entry does not stop a refresh: it is reported, and the refresher replaces it
+    const readForRefresh = (key: string, identity: string | undefined) =>
+      Effect.catchIf(
+        Effect.map(readEntry(key, identity), Option.map((read) => read.entry)),
+        (error) => error.reason !== "Io" && error.reason !== "Unavailable",
+        (error) => TokenStore.logStoreError(error, Option.none<TokenStore.StoredToken>())
+      )
+
+    type Attempt =
+      | { readonly _tag: "Held"; readonly expiresAt: number }
+      | { readonly _tag: "Adopt"; readonly entry: TokenStore.StoredToken }
+      | { readonly _tag: "Taken"; readonly lease: Lease; readonly storedVersion: number }
+
+    // takes the lease if it is free, expired, or its holder's process is gone; the entry is read under
+    // the same lock, so a token written by the holder before it lost the lease is adopted, not refreshed over
+    const tryLease = (key: string, knownVersion: number, identity: string | undefined) =>
+      locked(
+        key,
+        Effect.gen(function*(): Effect.fn.Return<Attempt, TokenStore.StoreError> {
+          const lease = yield* readLease(key)
+          const now = yield* Clock.currentTimeMillis
+          const expired = lease.expiresAt <= now
+          if (lease.held && !expired && !holderGone(lease)) return { _tag: "Held", expiresAt: lease.expiresAt }
+          const stored = yield* readForRefresh(key, identity)
+          const storedVersion = Option.match(stored, { onNone: () => 0, onSome: (entry) => entry.version })
+          if (Option.isSome(stored) && storedVersion > knownVersion) return { _tag: "Adopt", entry: stored.value }
+          const taken: Lease = {
+            fence: lease.fence + 1,
+            nonce: yield* randomHex,
+            pid: process.pid,
+            host,
+            expiresAt: now + leaseTtl,
+            held: true
+          }
+          yield* writeLease(key, taken)
+          if (lease.held) {
+            yield* Effect.logWarning("token store lease taken over").pipe(
+              Effect.annotateLogs({ store: STORE, reason: expired ? "lease expired" : "holder process gone" })
+            )
+          }
+          return { _tag: "Taken", lease: taken, storedVersion }
+        })
+      )
+
+    const ours = (lease: Lease, mine: Lease) => lease.fence === mine.fence && lease.nonce === mine.nonce
+
+    const release = (key: string, mine: Lease) =>
+      locked(
+        key,
+        Effect.flatMap(readLease(key), (lease) =>
+          ours(lease, mine) ? writeLease(key, { ...lease, held: false }) : Effect.void)
+      ).pipe(Effect.ignore)
+
+    // renewed every third of the TTL while the token request runs; stops once the lease is another's
+    const keepAlive = (key: string, mine: Lease) =>
+      Effect.gen(function*() {
+        while (true) {
+          yield* Effect.sleep(Duration.millis(Math.floor(leaseTtl / 3)))
+          const renewed = yield* Effect.either(locked(
+            key,
+            Effect.gen(function*() {
+              const lease = yield* readLease(key)
+              if (!ours(lease, mine)) return false
+              yield* writeLease(key, { ...lease, expiresAt: (yield* Clock.currentTimeMillis) + leaseTtl })
+              return true
+            })
+          ))
+          if (Either.isRight(renewed) && !renewed.right) return
+        }
+      })
+
+    // 1 written, 0 a newer entry is stored, -1 the lease passed to another process; the lease is
+    // released in the same step, so waiters find the entry and a free lease together
+    const writeFenced = (key: string, mine: Lease, entry: TokenStore.StoredToken) =>
+      locked(
+        key,
+        Effect.gen(function*() {
+          const lease = yield* readLease(key)
+          if (!ours(lease, mine)) return -1
+          const written = yield* writeEntry(key, entry)
+          yield* writeLease(key, { ...lease, held: false })
+          return written ? 1 : 0
+        })
+      )
+
+    const asHolder = <E>(
+      key: string,
+      mine: Lease,
+      storedVersion: number,
+      knownVersion: number,
+      fetch: Effect.Effect<AccessToken, E>,
+      identity: string | undefined
+    ): Effect.Effect<TokenStore.Refreshed, E, Scope.Scope> =>
+      Effect.gen(function*() {
+        yield* Effect.addFinalizer(() => release(key, mine))
+        yield* Effect.forkScoped(keepAlive(key, mine))
+        const token = yield* fetch
+        // from here on the token is never lost: a failed write is logged and the token returned
+        const entry: TokenStore.StoredToken = { token, version: Math.max(knownVersion, storedVersion) + 1, identity }
+        const written = yield* Effect.either(writeFenced(key, mine, entry))
+        if (Either.isLeft(written)) return yield* TokenStore.logStoreError(written.left, { entry, fetched: true })
+        if (written.right !== 1) {
+          yield* Effect.logWarning("token refreshed after the lease passed to another process; not stored").pipe(
+            Effect.annotateLogs({ store: STORE, reason: written.right === -1 ? "lease lost" : "newer entry stored" })
+          )
+        }
+        return { entry, fetched: true }
+      })
+
+    // wakes a waiting refresh when the entry or the lease file changes; without a watch (a platform
+    // that has none) the wait falls back to its bound
+    const wakeOnChange = (key: string) =>
+      Effect.gen(function*() {
+        const names = new Set([Path.basename(pathOf(key)), Path.basename(leaseOf(key))])
+        const wake = yield* Queue.sliding<void>(1)
+        yield* fs.watch(directory).pipe(
+          Stream.filter((event) => names.has(Path.basename(event.path))),
+          Stream.runForEach(() => Queue.offer(wake, undefined)),
+          Effect.ignore,
+          Effect.forkScoped
+        )
+        yield* Effect.yieldNow()
+        return wake
+      })
+
+    const refresh = <E>(
+      key: string,
+      knownVersion: number,
+      fetch: Effect.Effect<AccessToken, E>,
+      identity?: string
+    ): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError> =>
+      Effect.scoped(Effect.gen(function*() {
+        // watching before reading: a write between the read and the wait is not missed
+        const wake = yield* wakeOnChange(key)
+        const deadline = (yield* Clock.currentTimeMillis) + waitTimeout
+        while (true) {
+          const stored = yield* readForRefresh(key, identity)
+          if (Option.isSome(stored) && stored.value.version > knownVersion) {
+            return { entry: stored.value, fetched: false }
+          }
+          const attempt = yield* tryLease(key, knownVersion, identity)
+          if (attempt._tag === "Adopt") return { entry: attempt.entry, fetched: false }
+          if (attempt._tag === "Taken") {
+            return yield* Effect.scoped(
+              asHolder(key, attempt.lease, attempt.storedVersion, knownVersion, fetch, identity)
+            )
+          }
+          const now = yield* Clock.currentTimeMillis
+          if (now >= deadline) {
+            return yield* Effect.fail(
+              storeError("Unavailable", "another process's refresh took longer than waitTimeout")
+            )
+          }
+          // woken by the holder's write or release, else when its lease runs out; a holder on this host
+          // that died is looked for every third of the TTL. A little jitter keeps the waiters from all
+          // racing for the lease at once.
+          const bound = Math.min(Math.max(attempt.expiresAt - now, 0), Math.floor(leaseTtl / 3), deadline - now)
+          const jitter = yield* Random.nextIntBetween(10, 60)
+          yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(Duration.millis(bound + jitter)))
+          yield* Queue.takeAll(wake)
+        }
+      }))
+
+    return { name: STORE, load, save, remove, refresh, changes } satisfies TokenStore.TokenStore
   })
 
 /**
@@ -431,17 +697,7 @@ export const layer = (
  * @since 0.1.0
  * @category config
  */
-export const encryptionKeyConfig = (name: string): Config.Config<Redacted.Redacted<string>> =>
-  Config.redacted(name).pipe(
-    Config.mapOrFail((key) =>
-      Either.match(parseEncryptionKey(key), {
-        onLeft: (reason) => Either.left(configError(name, reason)),
-        onRight: () => Either.right(key)
-      })
-    )
-  )
-
-const configError = (name: string, message: string) => ConfigError.InvalidData([name], message)
+export const encryptionKeyConfig: (name: string) => Config.Config<Redacted.Redacted<string>> = Sealed.keyConfig
 
 /**
  * The options from the environment: `TOKENWARDEN_STORE_DIRECTORY` and the optional

@@ -4,8 +4,11 @@
  * When Redis is unreachable every process refreshes alone, and they join up again when it returns.
  *
  * Redis holds, under the prefix (`tokenwarden:` by default):
- * - `token:<key>`: the entry, as `TokenStore.encode` writes it (secrets in clear: protect Redis with
- *   ACLs and TLS);
+ * - `token:<key>`: the entry, as `TokenStore.encode` writes it: bound to its key and to the credential
+ *   identity, which are checked on read, so a key collision or a misrouted write is refused
+ *   (`Untrusted`) instead of adopted by the fleet. Secrets are in clear unless an `encryptionKey` is
+ *   given (AES-256-GCM, the Redis key as associated data). Anyone who can write to Redis can write a
+ *   well-formed entry: against a hostile writer, the encryption key is required;
  * - `lease:<key>`: the fencing token of the process refreshing, expiring after `leaseTtl`;
  * - `fence:<key>`: the counter fencing tokens come from;
  * - channel `changes:<key>`: the version of each entry written, or `released` when a lease ends.
@@ -32,6 +35,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
 import type { AccessToken } from "./AccessToken.js"
+import * as Sealed from "./internal/sealed.js"
 import { InvalidConfiguration } from "./TokenError.js"
 import * as TokenStore from "./TokenStore.js"
 
@@ -65,6 +69,13 @@ export interface Options {
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** How long connecting may take; 5 seconds by default. */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * Enables AES-256-GCM of entries: 32 bytes, as 64 hex digits or base64 (`openssl rand -base64 32`),
+   * the same on every process of the fleet. Required when anyone who can write to this Redis might
+   * write a token for the fleet to adopt: without it, the key binding stops collisions and misrouted
+   * writes only. With a key, an entry in clear is refused (`Decryption`), and the next write replaces it.
+   */
+  readonly encryptionKey?: Redacted.Redacted<string> | undefined
 }
 
 const STORE = "redis"
@@ -96,13 +107,14 @@ redis.call('SET', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 1`
 
-// KEYS: token, lease; ARGV: fence, version, entry, channel. A refresher writes only while the lease
-// holds its fencing token (or has expired with nobody taking it over).
+// KEYS: token, lease; ARGV: fence, version, entry, channel, refused. A refresher writes only while the
+// lease holds its fencing token (or has expired with nobody taking it over). `refused` is the entry it
+// read and could not trust: replaced whatever version it claims, unless it changed since.
 const SAVE_FENCED = `
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return -1 end
 local current = redis.call('GET', KEYS[1])
-if current then
+if current and current ~= ARGV[5] then
   local ok, decoded = pcall(cjson.decode, current)
   if ok and type(decoded) == 'table' and type(decoded.version) == 'number'
     and decoded.version >= tonumber(ARGV[2]) then
@@ -112,6 +124,14 @@ end
 redis.call('SET', KEYS[1], ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[2])
 return 1`
+
+// KEYS: token; ARGV: old, new. An entry of 0.1.0 written again in the current format, unless it changed.
+const UPGRADE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`
 
 // KEYS: lease, fence; ARGV: ttl, nonce. Returns {1, fencing token} when taken, {0, pttl} when held.
 // The counter orders holders; the nonce keeps tokens unique when a Redis without persistence restarts
@@ -243,6 +263,12 @@ export const make = (
       try: () => import(ioredis) as Promise<{ readonly Redis: new(options: ConnectionOptions) => Connection }>,
       catch: () => new InvalidConfiguration({ reason: "the Redis token store needs the ioredis package" })
     })
+    const secret = options.encryptionKey === undefined
+      ? undefined
+      : yield* Either.match(Sealed.parseEncryptionKey(options.encryptionKey), {
+        onLeft: (reason) => Effect.fail(new InvalidConfiguration({ reason })),
+        onRight: Effect.succeed
+      })
     const prefix = options.keyPrefix ?? "tokenwarden:"
     const leaseTtl = Math.max(100, Math.round(Duration.toMillis(options.leaseTtl ?? Duration.seconds(15))))
     const waitTimeout = Duration.toMillis(options.waitTimeout ?? Duration.seconds(60))
@@ -376,17 +402,54 @@ export const make = (
     // --- entries ---
     const read = (key: string) => command("GET", () => client.get(keys(key).token))
 
-    const load = (key: string): Effect.Effect<Option.Option<TokenStore.StoredToken>, TokenStore.StoreError> =>
+    const untrusted = (detail: string) => new TokenStore.StoreError({ store: STORE, reason: "Untrusted", detail })
+
+    // what is stored under `key`: the decoded entry and the text it came from; the version an envelope
+    // shows in clear (for the scripts) must be the sealed one
+    const readEntry = (key: string, identity?: string) =>
       Effect.flatMap(read(key), (text) =>
-        text === null ? Effect.succeed(Option.none()) : Effect.map(TokenStore.decode(STORE, text), Option.some))
+        text === null
+          ? Effect.succeed(Option.none<TokenStore.Decoded & { readonly text: string }>())
+          : Sealed.open(STORE, secret, keys(key).token, text).pipe(
+            Effect.flatMap(({ envelope, plain }) =>
+              Effect.flatMap(TokenStore.decodeEntry(STORE, plain, key, identity), (decoded) =>
+                envelope !== undefined && envelope.version !== decoded.entry.version
+                  ? Effect.fail(untrusted("the envelope's version is not the sealed entry's"))
+                  : Effect.succeed(Option.some({ ...decoded, text })))
+            )
+          ))
+
+    const encodeFor = (key: string, entry: TokenStore.StoredToken) => {
+      const text = TokenStore.encode(entry, key)
+      return secret === undefined ? text : Sealed.seal(secret, keys(key).token, text, { version: entry.version })
+    }
+
+    // an entry of 0.1.0 is written again in the current format; a failure is only logged, the next
+    // load tries again
+    const upgrade = (key: string, text: string, entry: TokenStore.StoredToken) =>
+      command("EVAL", () => client.eval(UPGRADE, 1, keys(key).token, text, encodeFor(key, entry))).pipe(
+        Effect.flatMap((result) =>
+          result === 1 ? Effect.logInfo("token store entry rewritten in the current format") : Effect.void
+        ),
+        Effect.catchAll((error) => TokenStore.logStoreError(error, undefined))
+      )
+
+    const load = (key: string, identity?: string): Effect.Effect<
+      Option.Option<TokenStore.StoredToken>,
+      TokenStore.StoreError
+    > =>
+      Effect.flatMap(readEntry(key, identity), (found) =>
+        Option.isNone(found)
+          ? Effect.succeed(Option.none())
+          : found.value.legacy
+          ? Effect.as(upgrade(key, found.value.text, found.value.entry), Option.some(found.value.entry))
+          : Effect.succeed(Option.some(found.value.entry)))
 
     const save = (key: string, entry: TokenStore.StoredToken): Effect.Effect<boolean, TokenStore.StoreError> => {
       const k = keys(key)
-      const text = TokenStore.encode(entry)
-      return command("EVAL", () =>
-        client.eval(SAVE, 1, k.token, entry.version, text, k.channel)).pipe(
-          Effect.map((result) => result === 1)
-        )
+      return command("EVAL", () => client.eval(SAVE, 1, k.token, entry.version, encodeFor(key, entry), k.channel)).pipe(
+        Effect.map((result) => result === 1)
+      )
     }
 
     // the entry only: the fence counter keeps counting (a reused key never hands out an old fencing
@@ -394,31 +457,49 @@ export const make = (
     const remove = (key: string): Effect.Effect<void, TokenStore.StoreError> =>
       Effect.asVoid(command("DEL", () => client.del(keys(key).token)))
 
-    // a corrupted entry does not stop a refresh: it is reported, and the refresher replaces it
-    const loadForRefresh = (key: string) =>
-      Effect.catchIf(load(key), (error) =>
-        error.reason === "Corrupted", (error) =>
-        TokenStore.logStoreError(error, Option.none<TokenStore.StoredToken>()))
+    // an entry that cannot be trusted (corrupted, foreign, another key or credential, not sealed with
+    // our key) does not stop a refresh: it is reported, and the refresher replaces it
+    interface ForRefresh {
+      readonly entry: Option.Option<TokenStore.StoredToken>
+      readonly refused: string
+    }
+    const loadForRefresh = (
+      key: string,
+      identity: string | undefined
+    ): Effect.Effect<ForRefresh, TokenStore.StoreError> =>
+      Effect.catchIf(
+        Effect.map(readEntry(key, identity), (found): ForRefresh => ({
+          entry: Option.map(found, (f) => f.entry),
+          refused: ""
+        })),
+        (error) => error.reason !== "Unavailable",
+        (error) =>
+          Effect.zipRight(
+            TokenStore.logStoreError(error, undefined),
+            Effect.map(Effect.orElseSucceed(read(key), () => null), (text): ForRefresh => ({
+              entry: Option.none(),
+              refused: text ?? ""
+            }))
+          )
+      )
 
     // --- the lease ---
     const acquire = (key: string) => {
       const k = keys(key)
       const nonce = Crypto.randomBytes(6).toString("hex")
-      return command("EVAL", () =>
-        client.eval(ACQUIRE, 2, k.lease, k.fence, leaseTtl, nonce)).pipe(
-          Effect.map((result) => {
-            const [taken, detail] = result as [number, string | number]
-            return taken === 1
-              ? { taken: true, fence: String(detail), pttl: 0 }
-              : { taken: false, fence: "", pttl: Number(detail) }
-          })
-        )
+      return command("EVAL", () => client.eval(ACQUIRE, 2, k.lease, k.fence, leaseTtl, nonce)).pipe(
+        Effect.map((result) => {
+          const [taken, detail] = result as [number, string | number]
+          return taken === 1
+            ? { taken: true, fence: String(detail), pttl: 0 }
+            : { taken: false, fence: "", pttl: Number(detail) }
+        })
+      )
     }
 
     const release = (key: string, fence: string) => {
       const k = keys(key)
-      return Effect.ignore(command("EVAL", () =>
-        client.eval(RELEASE, 1, k.lease, fence, k.channel)))
+      return Effect.ignore(command("EVAL", () => client.eval(RELEASE, 1, k.lease, fence, k.channel)))
     }
 
     // renewed every third of the TTL while the token request runs: a slow provider does not lose the
@@ -435,31 +516,34 @@ export const make = (
       })
 
     // 1 written, 0 a newer entry is stored, -1 the lease passed to another process
-    const writeFenced = (key: string, fence: string, entry: TokenStore.StoredToken) => {
+    const writeFenced = (key: string, fence: string, entry: TokenStore.StoredToken, refused: string) => {
       const k = keys(key)
-      const text = TokenStore.encode(entry)
-      return command("EVAL", () => client.eval(SAVE_FENCED, 2, k.token, k.lease, fence, entry.version, text, k.channel))
-        .pipe(Effect.map(Number))
+      const text = encodeFor(key, entry)
+      return command(
+        "EVAL",
+        () => client.eval(SAVE_FENCED, 2, k.token, k.lease, fence, entry.version, text, k.channel, refused)
+      ).pipe(Effect.map(Number))
     }
 
     const asHolder = <E>(
       key: string,
       fence: string,
       knownVersion: number,
-      fetch: Effect.Effect<AccessToken, E>
+      fetch: Effect.Effect<AccessToken, E>,
+      identity: string | undefined
     ): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError, Scope.Scope> =>
       Effect.gen(function*() {
         yield* Effect.addFinalizer(() => release(key, fence))
         // an entry written between our last read and taking the lease: the rotated refresh token
         // it holds is the only valid one, so it is adopted, never refreshed over
-        const stored = yield* loadForRefresh(key)
+        const { entry: stored, refused } = yield* loadForRefresh(key, identity)
         const storedVersion = Option.match(stored, { onNone: () => 0, onSome: (entry) => entry.version })
         if (Option.isSome(stored) && storedVersion > knownVersion) return { entry: stored.value, fetched: false }
         yield* Effect.forkScoped(keepAlive(key, fence))
         const token = yield* fetch
         // from here on the token is never lost: a failed write is logged and the token returned
-        const entry = { token, version: Math.max(knownVersion, storedVersion) + 1 }
-        const written = yield* Effect.either(writeFenced(key, fence, entry))
+        const entry: TokenStore.StoredToken = { token, version: Math.max(knownVersion, storedVersion) + 1, identity }
+        const written = yield* Effect.either(writeFenced(key, fence, entry, refused))
         if (Either.isLeft(written)) return yield* TokenStore.logStoreError(written.left, { entry, fetched: true })
         if (written.right !== 1) {
           yield* Effect.logWarning("token refreshed after the lease passed to another process; not stored").pipe(
@@ -472,7 +556,8 @@ export const make = (
     const refresh = <E>(
       key: string,
       knownVersion: number,
-      fetch: Effect.Effect<AccessToken, E>
+      fetch: Effect.Effect<AccessToken, E>,
+      identity?: string
     ): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError> =>
       Effect.scoped(Effect.gen(function*() {
         // listening before reading: a write published between the read and the wait is not missed
@@ -480,12 +565,12 @@ export const make = (
         yield* listen(key)
         const deadline = (yield* Clock.currentTimeMillis) + waitTimeout
         while (true) {
-          const stored = yield* loadForRefresh(key)
+          const { entry: stored } = yield* loadForRefresh(key, identity)
           if (Option.isSome(stored) && stored.value.version > knownVersion) {
             return { entry: stored.value, fetched: false }
           }
           const lease = yield* acquire(key)
-          if (lease.taken) return yield* Effect.scoped(asHolder(key, lease.fence, knownVersion, fetch))
+          if (lease.taken) return yield* Effect.scoped(asHolder(key, lease.fence, knownVersion, fetch, identity))
           const now = yield* Clock.currentTimeMillis
           if (now >= deadline) {
             return yield* Effect.fail(unavailable("another process's refresh took longer than waitTimeout"))
@@ -551,7 +636,8 @@ const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> => 
 /**
  * The options from the environment: `REDIS_URL` (redacted: it may hold a password), `REDIS_PASSWORD`
  * (redacted), `REDIS_TLS`, `REDIS_KEY_PREFIX`, `REDIS_LEASE_TTL` and `REDIS_WAIT_TIMEOUT` (durations
- * such as `15 seconds`); another prefix reads `<PREFIX>_URL` and so on.
+ * such as `15 seconds`) and `REDIS_ENCRYPTION_KEY` (redacted); another prefix reads `<PREFIX>_URL` and
+ * so on.
  *
  * @since 0.1.0
  * @category config
@@ -569,7 +655,8 @@ export const config = (prefix = "REDIS"): Config.Config<Options> =>
     tls: optional(Config.boolean(`${prefix}_TLS`)),
     keyPrefix: optional(Config.string(`${prefix}_KEY_PREFIX`)),
     leaseTtl: optional(Config.duration(`${prefix}_LEASE_TTL`)),
-    waitTimeout: optional(Config.duration(`${prefix}_WAIT_TIMEOUT`))
+    waitTimeout: optional(Config.duration(`${prefix}_WAIT_TIMEOUT`)),
+    encryptionKey: optional(Sealed.keyConfig(`${prefix}_ENCRYPTION_KEY`))
   })
 
 /**

@@ -130,6 +130,8 @@ export const make = (
       if (invalid !== undefined) return yield* invalid
     }
     const storeKey = store === undefined ? "" : options.storeKey ?? Key.identity(options)
+    // written into every entry and checked on every read: a store never hands over another credential's token
+    const identity = store === undefined ? undefined : Key.identity(options)
 
     // Written only by the refresh fiber (and `invalidate`), read by everyone: JS runs one fiber at a
     // time and none of these updates spans a yield, so plain variables are safe and keep `get` cheap.
@@ -219,7 +221,7 @@ export const make = (
       store === undefined
         ? Effect.succeed(Option.none<TokenStore.StoredToken>())
         : Effect.flatMap(
-          Effect.catchAll(store.load(storeKey), (e) => TokenStore.logStoreError(e, Option.none())),
+          Effect.catchAll(store.load(storeKey, identity), (e) => TokenStore.logStoreError(e, Option.none())),
           (stored) =>
             Effect.map(Clock.currentTimeMillis, (now) =>
               Option.filter(
@@ -239,7 +241,7 @@ export const make = (
     }))
     const nextToken: Effect.Effect<TokenStore.Refreshed, TokenError> = Effect.suspend(() => {
       if (store === undefined) return alone
-      return store.refresh(storeKey, version, fetchOnce).pipe(
+      return store.refresh(storeKey, version, fetchOnce, identity).pipe(
         Effect.tap(() => {
           if (!storeDown) return Effect.void
           storeDown = false
@@ -468,7 +470,8 @@ export const make = (
           store,
           storeKey,
           options.storeKey === undefined ? Key.legacyKeyOf(endpoint.url, options) : undefined,
-          grant
+          grant,
+          identity
         ),
         (e) => TokenStore.logStoreError(e, Option.none())
       ).pipe(Effect.annotateLogs({ provider }))
@@ -548,10 +551,11 @@ const loadStored = (
   store: TokenStore.TokenStore,
   key: string,
   legacyKey: string | undefined,
-  grant: Grant.Grant
+  grant: Grant.Grant,
+  identity: string | undefined
 ): Effect.Effect<Option.Option<TokenStore.StoredToken>, TokenStore.StoreError> =>
   Effect.gen(function*() {
-    const stored = yield* store.load(key)
+    const stored = yield* store.load(key, identity)
     if (Option.isSome(stored) || legacyKey === undefined) return stored
     const old = yield* store.load(legacyKey)
     if (Option.isNone(old)) return old
@@ -561,12 +565,15 @@ const loadStored = (
       return Option.none()
     }
     // not moved (the store is failing): used this time, and moved on a later start
-    const written = yield* Effect.catchAll(store.save(key, old.value), (e) => TokenStore.logStoreError(e, undefined))
+    const written = yield* Effect.catchAll(
+      store.save(key, { ...old.value, identity }),
+      (e) => TokenStore.logStoreError(e, undefined)
+    )
     if (written === undefined) return old
     yield* Effect.logInfo("token store entry moved from the 0.1.0 key")
     yield* Effect.catchAll(store.remove(legacyKey), (e) => TokenStore.logStoreError(e, undefined))
     // another process moved it first and may have refreshed since: its entry is the one
-    return written ? old : yield* store.load(key)
+    return written ? old : yield* store.load(key, identity)
   })
 
 /**

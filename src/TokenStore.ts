@@ -32,19 +32,25 @@ import { TaggedError } from "./internal/taggedError.js"
 export interface StoredToken {
   readonly token: AccessToken
   readonly version: number
+  /**
+   * The credential identity (`TokenStore.key` of the source's options) the entry was written for,
+   * when the writer said; a reader that knows its own refuses an entry of another credential.
+   */
+  readonly identity?: string | undefined
 }
 
 /**
  * A store that could not be read or written: unreachable, a corrupted or foreign entry, a wrong
- * encryption key. The source logs it and carries on without the store (a fresh grant, never a
- * half-read token).
+ * encryption key, or an entry the store cannot vouch for (`Untrusted`: a file others could write, a
+ * symbolic link, a FIFO, an entry written under another key or for another credential). The source
+ * logs it and carries on without the entry (a fresh grant, never a half-read or planted token).
  *
  * @since 0.1.0
  * @category errors
  */
 export class StoreError extends TaggedError<StoreError>("TokenStore")("StoreError", {
   store: Schema.String,
-  reason: Schema.Literal("Unavailable", "Corrupted", "Decryption", "Io"),
+  reason: Schema.Literal("Unavailable", "Corrupted", "Decryption", "Io", "Untrusted"),
   detail: Schema.String
 }, {
   transient: (self) => self.reason === "Unavailable" || self.reason === "Io",
@@ -72,8 +78,11 @@ export interface Refreshed {
 export interface TokenStore {
   /** A name for logs and errors (`memory`, `file`, `redis`). */
   readonly name: string
-  /** The entry under `key`, if any. */
-  readonly load: (key: string) => Effect.Effect<Option.Option<StoredToken>, StoreError>
+  /**
+   * The entry under `key`, if any. With `identity`, an entry written for another credential is
+   * refused (`Untrusted`).
+   */
+  readonly load: (key: string, identity?: string) => Effect.Effect<Option.Option<StoredToken>, StoreError>
   /** Writes `entry` if its version is above the stored one; tells whether it was written. */
   readonly save: (key: string, entry: StoredToken) => Effect.Effect<boolean, StoreError>
   /** Deletes the entry under `key`, if any (an entry moved to another key, a user logged out). */
@@ -81,12 +90,14 @@ export interface TokenStore {
   /**
    * Gets the next token for `key`, the one refresher across processes: runs `fetch` and writes its
    * token (before returning it, so a crash never loses a new refresh token), or adopts an entry newer
-   * than `knownVersion` written by another process meanwhile. `fetch` failures pass through.
+   * than `knownVersion` written by another process meanwhile. `fetch` failures pass through. The
+   * entry written carries `identity`, and entries read are checked against it, as in `load`.
    */
   readonly refresh: <E>(
     key: string,
     knownVersion: number,
-    fetch: Effect.Effect<AccessToken, E>
+    fetch: Effect.Effect<AccessToken, E>,
+    identity?: string
   ) => Effect.Effect<Refreshed, E | StoreError>
   /** Entries written for `key` by anyone, as they are written (empty where nobody else writes). */
   readonly changes: (key: string) => Stream.Stream<StoredToken, StoreError>
@@ -133,38 +144,61 @@ export const key = (parts: KeyParts): string => Key.identity(parts)
 
 const Secret = Schema.Redacted(Schema.String)
 
+const TokenJson = Schema.Struct({
+  value: Schema.Redacted(Schema.NonEmptyString),
+  type: Schema.NonEmptyString,
+  issuedAt: Schema.Number,
+  expiresAt: Schema.optional(Schema.Number),
+  lifetimeSource: Schema.Literal("expires_in", "jwt", "previous", "default", "none"),
+  scopes: Schema.Array(Schema.String),
+  refreshToken: Schema.optional(Secret),
+  extra: Schema.Redacted(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+})
+
 /**
- * The JSON form of a stored entry. Secrets are written in clear inside it: a persistent store is
- * protected by file modes, Redis ACLs and, optionally, encryption at rest.
+ * The format stored entries are written in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const format = "tokenwarden/v2"
+
+/**
+ * The JSON form of a stored entry: bound to the key it is stored under and, when the writer knows
+ * it, to the credential identity, so an entry copied, misrouted or colliding under another key is
+ * refused on read. Secrets are written in clear inside it: a persistent store is protected by file
+ * modes, Redis ACLs and, optionally, encryption at rest.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const StoredTokenJson = Schema.parseJson(Schema.Struct({
+  format: Schema.Literal(format),
+  key: Schema.String,
+  identity: Schema.optional(Schema.String),
+  version: Schema.Int.pipe(Schema.nonNegative()),
+  token: TokenJson
+}))
+
+// 0.1.0's form, bound to nothing: read once, and written again in the current one
+const LegacyJson = Schema.parseJson(Schema.Struct({
   format: Schema.Literal("tokenwarden/v1"),
   version: Schema.Int.pipe(Schema.nonNegative()),
-  token: Schema.Struct({
-    value: Schema.Redacted(Schema.NonEmptyString),
-    type: Schema.NonEmptyString,
-    issuedAt: Schema.Number,
-    expiresAt: Schema.optional(Schema.Number),
-    lifetimeSource: Schema.Literal("expires_in", "jwt", "previous", "default", "none"),
-    scopes: Schema.Array(Schema.String),
-    refreshToken: Schema.optional(Secret),
-    extra: Schema.Redacted(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
-  })
+  token: TokenJson
 }))
 
 /**
- * Encodes an entry to its stored text.
+ * Encodes an entry to its stored text, bound to `key`.
  *
  * @since 0.1.0
  * @category encoding
  */
-export const encode = (entry: StoredToken): string => {
+export const encode = (entry: StoredToken, key: string): string => {
   const t = entry.token
   return Schema.encodeSync(StoredTokenJson)({
-    format: "tokenwarden/v1",
+    format,
+    key,
+    ...(entry.identity === undefined ? {} : { identity: entry.identity }),
     version: entry.version,
     token: {
       value: t.value,
@@ -180,19 +214,68 @@ export const encode = (entry: StoredToken): string => {
 }
 
 /**
- * Decodes stored text; anything that is not a whole entry of this format is `Corrupted` (the parse
- * error is not kept: it would print the stored secrets).
+ * A decoded entry, and whether it was in 0.1.0's format (to be written again in the current one).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Decoded {
+  readonly entry: StoredToken
+  readonly legacy: boolean
+}
+
+const corrupted = (store: string) =>
+  new StoreError({ store, reason: "Corrupted", detail: "the stored entry is not a tokenwarden token" })
+
+/**
+ * Decodes stored text read under `key`: an entry bound to another key, or written for another
+ * credential than `identity`, is `Untrusted`; anything that is not a whole entry is `Corrupted` (the
+ * parse error is not kept: it would print the stored secrets). An entry of 0.1.0 (bound to nothing)
+ * is accepted and marked `legacy`.
  *
  * @since 0.1.0
  * @category encoding
  */
-export const decode = (store: string, text: string): Effect.Effect<StoredToken, StoreError> =>
+export const decodeEntry = (
+  store: string,
+  text: string,
+  key: string,
+  identity?: string
+): Effect.Effect<Decoded, StoreError> =>
   Schema.decodeUnknown(StoredTokenJson)(text).pipe(
-    Effect.map((d): StoredToken => ({ version: d.version, token: { ...d.token, extra: d.token.extra } })),
-    Effect.mapError(() =>
-      new StoreError({ store, reason: "Corrupted", detail: "the stored entry is not a tokenwarden token" })
-    )
+    Effect.flatMap((d): Effect.Effect<Decoded, StoreError> => {
+      if (d.key !== key) {
+        return Effect.fail(
+          new StoreError({ store, reason: "Untrusted", detail: "the entry was written under another key" })
+        )
+      }
+      if (identity !== undefined && d.identity !== undefined && d.identity !== identity) {
+        return Effect.fail(
+          new StoreError({ store, reason: "Untrusted", detail: "the entry was written for another credential" })
+        )
+      }
+      const entry: StoredToken = { version: d.version, token: d.token, identity: d.identity ?? identity }
+      return Effect.succeed({ entry, legacy: false })
+    }),
+    Effect.catchTag("ParseError", () =>
+      Schema.decodeUnknown(LegacyJson)(text).pipe(
+        Effect.map((d): Decoded => ({ entry: { version: d.version, token: d.token, identity }, legacy: true })),
+        Effect.mapError(() => corrupted(store))
+      ))
   )
+
+/**
+ * Decodes stored text read under `key`; see `decodeEntry`.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const decode = (
+  store: string,
+  text: string,
+  key: string,
+  identity?: string
+): Effect.Effect<StoredToken, StoreError> => Effect.map(decodeEntry(store, text, key, identity), (d) => d.entry)
 
 // ---------------------------------------------------------------------------------------------
 // memory
@@ -221,7 +304,7 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
     load,
     save,
     remove: (key) => Effect.sync(() => void entries.delete(key)),
-    refresh: (key, knownVersion, fetch) =>
+    refresh: (key, knownVersion, fetch, identity) =>
       Effect.suspend(() => {
         // the in-process lease: sources of one credential share the refresh under way
         const running = inflight.get(key)
@@ -229,11 +312,11 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
           return Effect.flatMap(Effect.exit(Deferred.await(running)), (exit) =>
             Exit.isSuccess(exit) && exit.value.entry.version > knownVersion
               ? Effect.succeed({ entry: exit.value.entry, fetched: false })
-              : localRefresh({ name: "memory", load, save }, key, knownVersion, fetch))
+              : localRefresh({ name: "memory", load, save }, key, knownVersion, fetch, identity))
         }
         const deferred = Deferred.unsafeMake<Refreshed>(FiberId.none)
         inflight.set(key, deferred)
-        return localRefresh({ name: "memory", load, save }, key, knownVersion, fetch).pipe(
+        return localRefresh({ name: "memory", load, save }, key, knownVersion, fetch, identity).pipe(
           Effect.onExit((exit) => {
             inflight.delete(key)
             return Exit.isSuccess(exit) ? Deferred.succeed(deferred, exit.value) : Deferred.interrupt(deferred)
@@ -265,16 +348,19 @@ export const localRefresh = <E>(
   store: Pick<TokenStore, "name" | "load" | "save">,
   key: string,
   knownVersion: number,
-  fetch: Effect.Effect<AccessToken, E>
+  fetch: Effect.Effect<AccessToken, E>,
+  identity?: string
 ): Effect.Effect<Refreshed, E> =>
   Effect.gen(function*() {
-    const stored = yield* store.load(key).pipe(Effect.catchAll((error) => logStoreError(error, Option.none())))
+    const stored = yield* store.load(key, identity).pipe(
+      Effect.catchAll((error) => logStoreError(error, Option.none()))
+    )
     if (Option.isSome(stored) && stored.value.version > knownVersion) {
       return { entry: stored.value, fetched: false }
     }
     const token = yield* fetch
     const version = Math.max(knownVersion, Option.isSome(stored) ? stored.value.version : 0) + 1
-    const entry = { token, version }
+    const entry: StoredToken = { token, version, identity }
     yield* store.save(key, entry).pipe(Effect.catchAll((error) => logStoreError(error, false)))
     return { entry, fetched: true }
   })

@@ -276,7 +276,9 @@ describe("FileTokenStore", () => {
       Effect.gen(function*() {
         const dir = yield* tempDir
         Fs.chmodSync(dir, 0o700)
-        Fs.writeFileSync(Path.join(dir, "k.json.lock"), JSON.stringify({ pid: process.pid, host: Os.hostname() }))
+        Fs.writeFileSync(Path.join(dir, "k.json.lock"), JSON.stringify({ pid: process.pid, host: Os.hostname() }), {
+          mode: 0o600
+        })
         const store = yield* makeStore({ directory: dir, lockTimeout: "300 millis" })
         const started = Date.now()
         const error = yield* Effect.flip(store.save("k", { token: token("x"), version: 1 }))
@@ -317,7 +319,7 @@ describe("FileTokenStore", () => {
         assert.strictEqual(Buffer.from(envelope.iv, "base64").length, 12)
         assert.notInclude(first, "in-clear")
         const loaded = Option.getOrThrow(yield* store.load("k"))
-        assert.strictEqual(TokenStore.encode(loaded), TokenStore.encode(entry))
+        assert.strictEqual(TokenStore.encode(loaded, "k"), TokenStore.encode(entry, "k"))
         yield* store.save("k", { ...entry, version: 2 })
         const second = JSON.parse(Fs.readFileSync(Path.join(dir, "k.json"), "utf8"))
         assert.notStrictEqual(second.iv, envelope.iv)

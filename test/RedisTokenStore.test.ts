@@ -95,7 +95,7 @@ RedisServer.describeRedis("RedisTokenStore", () => {
       const keys = (yield* Effect.promise(() => inspect.keys("*"))).sort()
       assert.deepStrictEqual(keys, ["app:fence:cred", "app:token:cred"], "the lease is released")
       const stored = yield* Effect.promise(() => inspect.get("app:token:cred"))
-      assert.strictEqual(stored, TokenStore.encode(refreshed.entry))
+      assert.strictEqual(stored, TokenStore.encode(refreshed.entry, "cred"))
       assert.deepStrictEqual(messages, [["app:changes:cred", "1"], ["app:changes:cred", "released"]])
     }).pipe(Effect.scoped))
 
