@@ -1,5 +1,6 @@
 /**
- * One process of the fleet test: a password-grant TokenSource on the shared Redis store, asking for a
+ * One process of the fleet tests: a password-grant TokenSource on the shared store (Redis, or a file
+ * store's directory on this host), asking for a
  * token every ~100 ms and reporting on stdout, one JSON object a line:
  * - `{"type":"ready"}` once the source is built;
  * - `{"type":"get", "ok", "started", "at", "waited", "issuedAt", "expiresAt", "status", "statusAt", "fp"}`
@@ -10,8 +11,10 @@
  *   clock), received at `statusAt`; `fp` a fingerprint of the token (never the token);
  * - `{"type":"log", "level", "message", "annotations"}` for each log line of the library.
  *
- * env: TOKEN_URL, RESOURCE_URL, REDIS_URL, WORKER_ID, LEASE_TTL_MS
+ * env: TOKEN_URL, RESOURCE_URL, WORKER_ID, LEASE_TTL_MS, and REDIS_URL or STORE_DIRECTORY; optionally
+ * LEAD_FRACTION and JITTER_FRACTION (the refresh policy's; 0.15 and 0.05 by default)
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Clock from "effect/Clock"
@@ -23,6 +26,7 @@ import * as Redacted from "effect/Redacted"
 import * as Crypto from "node:crypto"
 import * as AccessToken from "../../src/AccessToken.js"
 import * as ClientAuth from "../../src/ClientAuth.js"
+import * as FileTokenStore from "../../src/FileTokenStore.js"
 import * as Grant from "../../src/Grant.js"
 import * as RedisTokenStore from "../../src/RedisTokenStore.js"
 import * as RefreshPolicy from "../../src/RefreshPolicy.js"
@@ -65,9 +69,13 @@ const program = Effect.gen(function*() {
     url: env("TOKEN_URL"),
     clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
     grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] }),
-    // refresh 15-20% of the lifetime before expiry (a 3-second token: 2.4 to 2.55 s after issue);
-    // handed out until 10% before expiry
-    policy: RefreshPolicy.make({ leadFraction: 0.15, jitterFraction: 0.05, minLead: 0 }),
+    // refresh 15-20% of the lifetime before expiry by default (a 3-second token: 2.4 to 2.55 s after
+    // issue); handed out until 10% before expiry
+    policy: RefreshPolicy.make({
+      leadFraction: Number(process.env.LEAD_FRACTION ?? "0.15"),
+      jitterFraction: Number(process.env.JITTER_FRACTION ?? "0.05"),
+      minLead: 0
+    }),
     // which process sent a request, for the test to find the lease holder
     headers: { "x-worker-id": id },
     timeout: "20 seconds"
@@ -101,7 +109,12 @@ const program = Effect.gen(function*() {
 }).pipe(
   Effect.scoped,
   Effect.provide(Layer.mergeAll(
-    RedisTokenStore.layer({ url: env("REDIS_URL"), leaseTtl: Number(env("LEASE_TTL_MS")) }),
+    process.env.STORE_DIRECTORY === undefined
+      ? RedisTokenStore.layer({ url: env("REDIS_URL"), leaseTtl: Number(env("LEASE_TTL_MS")) })
+      : FileTokenStore.layer({ directory: env("STORE_DIRECTORY"), leaseTtl: Number(env("LEASE_TTL_MS")) }).pipe(
+        Layer.orDie,
+        Layer.provide(NodeFileSystem.layer)
+      ),
     NodeHttpClient.layerUndici
   )),
   Effect.provide(Logger.replace(Logger.defaultLogger, logger))
