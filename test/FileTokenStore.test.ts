@@ -399,6 +399,244 @@ describe("FileTokenStore", () => {
       }))
   })
 
+  describe("vouching: what the store refuses", () => {
+    const asRoot = process.getuid?.() === 0
+    const mkfifo = (path: string) => ChildProcess.execFileSync("mkfifo", ["-m", "600", path])
+    /** A well-formed entry that is not the store's: another process's planting. */
+    const plantedText = (key: string) =>
+      TokenStore.encode({ token: token("planted", "planted-refresh"), version: 9 }, key)
+    // each way a file at one of the store's paths can be something the store did not write; `outside`
+    // is a directory beside the store's, for a link's target
+    const plants: ReadonlyArray<
+      readonly [string, (path: string, text: string, outside: string) => void, boolean?]
+    > = [
+      ["a symbolic link (to a private file of ours)", (path, text, outside) => {
+        const target = Path.join(outside, Path.basename(path))
+        Fs.writeFileSync(target, text, { mode: 0o600 })
+        Fs.symlinkSync(target, path)
+      }],
+      ["a FIFO", (path) => mkfifo(path)],
+      ["a file readable by others (0644)", (path, text) => {
+        Fs.writeFileSync(path, text)
+        Fs.chmodSync(path, 0o644)
+      }],
+      ["a file writable by the group (0620)", (path, text) => {
+        Fs.writeFileSync(path, text)
+        Fs.chmodSync(path, 0o620)
+      }],
+      ["a file owned by another user", (path, text) => {
+        Fs.writeFileSync(path, text, { mode: 0o600 })
+        Fs.chownSync(path, 4242, 4242)
+      }, true]
+    ]
+
+    for (const [name, plant, needsRoot] of plants) {
+      it.scoped.skipIf(needsRoot === true && !asRoot)(
+        `entry: ${name} is refused as Untrusted, logged; the source fetches its own token and replaces it`,
+        () =>
+          Effect.gen(function*() {
+            const logs = collectLogs()
+            const dir = yield* tempDir
+            const outside = yield* tempDir
+            const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+            const key = credentialKey(server)
+            const file = Path.join(dir, `${key}.json`)
+            plant(file, plantedText(key), outside)
+            const store = yield* makeStore({ directory: dir })
+            const error = yield* Effect.flip(store.load(key))
+            assert.strictEqual(error.reason, "Untrusted")
+            const source = yield* passwordSource(server).pipe(
+              Effect.provide(Layer.merge(withStore({ directory: dir }), logs.layer))
+            )
+            const fresh = yield* source.get
+            assert.notStrictEqual(value(fresh), "planted")
+            assert.strictEqual(yield* server.count("password"), 1)
+            assert.isTrue(logs.lines.some((l) => l.annotations.reason === "Untrusted"))
+            const info = Fs.lstatSync(file)
+            assert.isTrue(info.isFile(), "replaced by a regular file")
+            assert.strictEqual(info.mode & 0o777, 0o600)
+            assert.strictEqual(value(Option.getOrThrow(yield* store.load(key)).token), value(fresh))
+            for (const name of Fs.readdirSync(outside)) {
+              assert.strictEqual(
+                Fs.readFileSync(Path.join(outside, name), "utf8"),
+                plantedText(key),
+                "link target untouched"
+              )
+            }
+          })
+      )
+
+      it.scoped.skipIf(needsRoot === true && !asRoot)(
+        `lease: ${name} holds nothing: logged as Untrusted, the refresh takes the lease and fetches at once`,
+        () =>
+          Effect.gen(function*() {
+            const logs = collectLogs()
+            const dir = yield* tempDir
+            const outside = yield* tempDir
+            // a lease held by this very process for an hour: honoured, had the store written it
+            const lease = JSON.stringify({
+              format: "tokenwarden/lease/v1",
+              fence: 7,
+              nonce: "planted",
+              pid: process.pid,
+              host: Os.hostname(),
+              expiresAt: Date.now() + 3_600_000,
+              held: true
+            })
+            plant(Path.join(dir, "k.lease"), lease, outside)
+            const store = yield* makeStore({ directory: dir, waitTimeout: "2 seconds" })
+            const refreshed = yield* store.refresh("k", 0, Effect.succeed(token("fresh"))).pipe(
+              Effect.provide(logs.layer)
+            )
+            assert.isTrue(refreshed.fetched)
+            assert.isTrue(logs.lines.some((l) => l.annotations.reason === "Untrusted"))
+            const info = Fs.lstatSync(Path.join(dir, "k.lease"))
+            assert.isTrue(info.isFile())
+            assert.strictEqual(info.mode & 0o777, 0o600)
+            for (const name of Fs.readdirSync(outside)) {
+              assert.strictEqual(Fs.readFileSync(Path.join(outside, name), "utf8"), lease, "link target untouched")
+            }
+          })
+      )
+
+      it.live.skipIf(needsRoot === true && !asRoot)(
+        `lock: ${name} claiming a live owner is broken, never honoured; the save goes through`,
+        () =>
+          Effect.gen(function*() {
+            const dir = yield* tempDir
+            const outside = yield* tempDir
+            const lock = JSON.stringify({ pid: process.pid, host: Os.hostname(), nonce: "planted" })
+            plant(Path.join(dir, "k.json.lock"), lock, outside)
+            const store = yield* makeStore({ directory: dir, lockTimeout: "2 seconds" })
+            assert.isTrue(yield* store.save("k", { token: token("x"), version: 1 }))
+            assert.deepStrictEqual(Fs.readdirSync(dir), ["k.json"])
+            for (const name of Fs.readdirSync(outside)) {
+              assert.strictEqual(Fs.readFileSync(Path.join(outside, name), "utf8"), lock, "link target untouched")
+            }
+          }).pipe(Effect.scoped)
+      )
+    }
+
+    it.scoped("temporary files: a link or a FIFO named like one is reported and left alone, never followed", () =>
+      Effect.gen(function*() {
+        const logs = collectLogs()
+        const dir = yield* tempDir
+        const outside = yield* tempDir
+        const target = Path.join(outside, "precious")
+        Fs.writeFileSync(target, "precious", { mode: 0o600 })
+        const old = new Date(Date.now() - 60_000)
+        Fs.utimesSync(target, old, old)
+        Fs.symlinkSync(target, Path.join(dir, "k.json.12345.0123456789ab.tmp"))
+        mkfifo(Path.join(dir, "k.json.12346.0123456789ab.tmp"))
+        yield* makeStore({ directory: dir }).pipe(Effect.provide(logs.layer))
+        assert.strictEqual(logs.lines.filter((l) => l.annotations.reason === "Untrusted").length, 2)
+        assert.strictEqual(Fs.readFileSync(target, "utf8"), "precious")
+        assert.strictEqual(Fs.readdirSync(dir).length, 2)
+      }))
+
+    it.scoped.skipIf(!asRoot)("a store directory owned by another user is refused", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        Fs.chownSync(dir, 4242, 4242)
+        const error = yield* Effect.flip(makeStore({ directory: dir }))
+        assert.strictEqual(error._tag, "StoreError")
+        assert.strictEqual((error as TokenStore.StoreError).reason, "Untrusted")
+      }))
+
+    it.scoped("an entry planted while the directory was open to everyone is not adopted after tightening", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        Fs.chmodSync(dir, 0o777)
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const key = credentialKey(server)
+        Fs.writeFileSync(Path.join(dir, `${key}.json`), plantedText(key))
+        Fs.chmodSync(Path.join(dir, `${key}.json`), 0o666)
+        const fresh = yield* Effect.scoped(Effect.flatMap(passwordSource(server), (s) => s.get)).pipe(
+          Effect.provide(withStore({ directory: dir }))
+        )
+        assert.strictEqual(mode(dir), 0o700)
+        assert.notStrictEqual(value(fresh), "planted")
+        assert.strictEqual(yield* server.count(), 1)
+      }))
+
+    it.scoped("an entry copied from another key's file is refused as Untrusted (written under another key)", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const store = yield* makeStore({ directory: dir })
+        yield* store.save("a", { token: token("for-a"), version: 1 })
+        Fs.copyFileSync(Path.join(dir, "a.json"), Path.join(dir, "b.json"))
+        const error = yield* Effect.flip(store.load("b"))
+        assert.strictEqual(error.reason, "Untrusted")
+        assert.include(error.detail, "another key")
+        assert.strictEqual(value(Option.getOrThrow(yield* store.load("a")).token), "for-a")
+      }))
+
+    it.scoped("two credentials given one storeKey: the second refuses the first's entry and fetches its own", () =>
+      Effect.gen(function*() {
+        const logs = collectLogs()
+        const dir = yield* tempDir
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const source = (scopes: Array<string>) =>
+          TokenSource.make({
+            url: server.tokenUrl,
+            clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+            grant: Grant.clientCredentials({ scopes }),
+            storeKey: "shared",
+            policy: noJitter
+          })
+        const read = yield* Effect.scoped(Effect.flatMap(source(["read"]), (s) => s.get)).pipe(
+          Effect.provide(withStore({ directory: dir }))
+        )
+        const write = yield* Effect.scoped(Effect.flatMap(source(["write"]), (s) => s.get)).pipe(
+          Effect.provide(Layer.merge(withStore({ directory: dir }), logs.layer))
+        )
+        assert.notStrictEqual(value(write), value(read))
+        assert.strictEqual(yield* server.count(), 2)
+        const refusal = logs.lines.find((l) => l.annotations.reason === "Untrusted")
+        assert.include(String(refusal?.annotations.detail), "another credential")
+      }))
+
+    it.scoped("an entry of 0.1.0's format is read once and rewritten bound to its key; its refresh token is used", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const key = credentialKey(server)
+        // 0.1.0 wrote the entry without a key; this one's access token has expired, its refresh token has not
+        const first = yield* Effect.scoped(Effect.flatMap(passwordSource(server), (s) => s.get)).pipe(
+          Effect.provide(withStore({ directory: dir }))
+        )
+        const file = Path.join(dir, `${key}.json`)
+        const current = JSON.parse(Fs.readFileSync(file, "utf8"))
+        const legacy = JSON.stringify({
+          format: "tokenwarden/v1",
+          version: current.version,
+          token: { ...current.token, issuedAt: -3_600_000, expiresAt: 0 }
+        })
+        Fs.writeFileSync(file, legacy, { mode: 0o600 })
+        const again = yield* Effect.scoped(Effect.flatMap(passwordSource(server), (s) => s.get)).pipe(
+          Effect.provide(withStore({ directory: dir }))
+        )
+        assert.notStrictEqual(value(again), value(first))
+        assert.strictEqual(yield* server.count("password"), 1, "no new grant: the stored refresh token was used")
+        assert.strictEqual(yield* server.count("refresh_token"), 1)
+        const rewritten = JSON.parse(Fs.readFileSync(file, "utf8"))
+        assert.strictEqual(rewritten.format, "tokenwarden/v2")
+        assert.strictEqual(rewritten.key, key)
+        // a direct load rewrites too, keeping the entry as it was
+        Fs.writeFileSync(file, legacy, { mode: 0o600 })
+        const store = yield* makeStore({ directory: dir })
+        const loaded = Option.getOrThrow(yield* store.load(key))
+        assert.strictEqual(loaded.version, current.version)
+        const upgraded = JSON.parse(Fs.readFileSync(file, "utf8"))
+        assert.deepStrictEqual([upgraded.format, upgraded.key, upgraded.version], [
+          "tokenwarden/v2",
+          key,
+          current.version
+        ])
+        assert.strictEqual(upgraded.token.refreshToken, current.token.refreshToken)
+      }))
+  })
+
   describe("two processes", () => {
     it.live(
       "concurrent writers of one key: the file is always one whole entry, and ends at the highest version",
