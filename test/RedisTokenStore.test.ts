@@ -16,6 +16,7 @@ import {
   Stream
 } from "effect"
 import { Redis } from "ioredis"
+import * as Crypto from "node:crypto"
 import type { AccessToken } from "tokenwarden"
 import { ClientAuth, Grant, RedisTokenStore, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
@@ -377,6 +378,117 @@ RedisServer.describeRedis("RedisTokenStore", () => {
       )
       assert.isTrue(Exit.isFailure(bad))
       assert.include(String(Exit.isFailure(bad) ? bad.cause : ""), "REDIS_URL")
+    }).pipe(Effect.scoped))
+
+  it.live("entries are bound to their key and credential: a copy under another key, another credential's entry: Untrusted; the refresh replaces it", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const store = yield* RedisTokenStore.make({ url: server.url })
+      const client = yield* raw(server.url)
+      yield* store.refresh("a", 0, Effect.succeed(token("for-a", "refresh-a")), "identity-a")
+      const text = (yield* Effect.promise(() => client.get("tokenwarden:token:a")))!
+      const stored = JSON.parse(text)
+      assert.deepStrictEqual([stored.format, stored.key, stored.identity], ["tokenwarden/v2", "a", "identity-a"])
+      // a key collision, a misrouted write: the entry of `a` under `b`
+      yield* Effect.promise(() => client.set("tokenwarden:token:b", text))
+      const moved = yield* Effect.flip(store.load("b"))
+      assert.deepStrictEqual([moved.reason, moved.detail], ["Untrusted", "the entry was written under another key"])
+      const foreign = yield* Effect.flip(store.load("a", "identity-other"))
+      assert.deepStrictEqual([foreign.reason, foreign.detail], [
+        "Untrusted",
+        "the entry was written for another credential"
+      ])
+      assert.strictEqual(value(Option.getOrThrow(yield* store.load("a", "identity-a")).token), "for-a")
+      const replaced = yield* store.refresh("b", 0, Effect.succeed(token("for-b")), "identity-b")
+      assert.isTrue(replaced.fetched)
+      assert.strictEqual(value(Option.getOrThrow(yield* store.load("b", "identity-b")).token), "for-b")
+    }).pipe(Effect.scoped))
+
+  it.live("a TokenSource logs an entry written under another key as an Untrusted StoreError and fetches its own token", () =>
+    Effect.gen(function*() {
+      const logs = collectLogs()
+      const server = yield* RedisServer.make()
+      const auth = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+      const store = yield* RedisTokenStore.make({ url: server.url })
+      const client = yield* raw(server.url)
+      const options: TokenSource.Options = {
+        url: auth.tokenUrl,
+        clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+        grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] })
+      }
+      yield* store.save("elsewhere", { token: token("planted", "planted-refresh"), version: 9 })
+      const text = (yield* Effect.promise(() => client.get("tokenwarden:token:elsewhere")))!
+      yield* Effect.promise(() => client.set(`tokenwarden:token:${TokenStore.key(options)}`, text))
+      const source = yield* TokenSource.make(options).pipe(
+        Effect.provideService(TokenStore.TokenStoreTag, store),
+        Effect.provide(logs.layer)
+      )
+      const fresh = yield* source.get
+      assert.notStrictEqual(value(fresh), "planted")
+      assert.strictEqual(yield* auth.count("password"), 1)
+      assert.strictEqual(yield* auth.count("refresh_token"), 0, "the planted refresh token was never sent")
+      assert.isTrue(logs.lines.some((l) => l.annotations.reason === "Untrusted"))
+      assert.strictEqual(value(Option.getOrThrow(yield* store.load(TokenStore.key(options))).token), value(fresh))
+    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.live("encryption: an envelope bound to its Redis key, no secret in clear; clear, moved or altered entries refused and replaced", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const encryptionKey = Redacted.make(Crypto.randomBytes(32).toString("base64"))
+      const store = yield* RedisTokenStore.make({ url: server.url, encryptionKey })
+      const client = yield* raw(server.url)
+      const get = (key: string) => Effect.promise(() => client.get(`tokenwarden:token:${key}`))
+      const set = (key: string, text: string) => Effect.promise(() => client.set(`tokenwarden:token:${key}`, text))
+      yield* store.refresh("a", 0, Effect.succeed(token("secret-access", "secret-refresh")), "id")
+      const sealed = (yield* get("a"))!
+      assert.notInclude(sealed, "secret-")
+      const envelope = JSON.parse(sealed)
+      assert.deepStrictEqual(Object.keys(envelope).sort(), ["data", "format", "iv", "tag", "version"])
+      assert.strictEqual(envelope.version, 1)
+      const loaded = Option.getOrThrow(yield* store.load("a", "id"))
+      assert.strictEqual(Redacted.value(loaded.token.refreshToken!), "secret-refresh")
+      // moved under another key: the associated data no longer matches
+      yield* set("b", sealed)
+      assert.strictEqual((yield* Effect.flip(store.load("b"))).reason, "Decryption")
+      // the clear version raised (to block every later write): the sealed one says otherwise
+      yield* set("a", JSON.stringify({ ...envelope, version: 1e12 }))
+      assert.strictEqual((yield* Effect.flip(store.load("a"))).reason, "Untrusted")
+      const healed = yield* store.refresh("a", 1, Effect.succeed(token("healed")), "id")
+      assert.isTrue(healed.fetched)
+      assert.strictEqual(value(Option.getOrThrow(yield* store.load("a", "id")).token), "healed")
+      // a hostile writer without the key: a well-formed entry in clear, with a version above any other
+      const plain = yield* RedisTokenStore.make({ url: server.url })
+      yield* plain.save("c", { token: token("planted"), version: 1e12 })
+      assert.strictEqual((yield* Effect.flip(store.load("c"))).reason, "Decryption")
+      const replaced = yield* store.refresh("c", 0, Effect.succeed(token("ours")), "id")
+      assert.isTrue(replaced.fetched)
+      assert.strictEqual(value(Option.getOrThrow(yield* store.load("c", "id")).token), "ours")
+      // and a store without the key refuses the envelope
+      assert.strictEqual((yield* Effect.flip(plain.load("a"))).reason, "Decryption")
+      // a bad key is refused before connecting, without repeating it
+      const bad = yield* Effect.flip(RedisTokenStore.make({ url: server.url, encryptionKey: Redacted.make("short") }))
+      assert.strictEqual(bad._tag, "InvalidConfiguration")
+      assert.notInclude(JSON.stringify(bad), "short")
+    }).pipe(Effect.scoped))
+
+  it.live("an entry of 0.1.0's format is read once and rewritten bound to its key, its refresh token kept", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const store = yield* RedisTokenStore.make({ url: server.url })
+      const client = yield* raw(server.url)
+      yield* store.save("k", { token: token("old-access", "old-refresh"), version: 4 })
+      const current = JSON.parse((yield* Effect.promise(() => client.get("tokenwarden:token:k")))!)
+      const legacy = JSON.stringify({ format: "tokenwarden/v1", version: 4, token: current.token })
+      yield* Effect.promise(() => client.set("tokenwarden:token:k", legacy))
+      const loaded = Option.getOrThrow(yield* store.load("k", "id"))
+      assert.strictEqual(loaded.version, 4)
+      assert.strictEqual(Redacted.value(loaded.token.refreshToken!), "old-refresh")
+      const rewritten = JSON.parse((yield* Effect.promise(() => client.get("tokenwarden:token:k")))!)
+      assert.deepStrictEqual(
+        [rewritten.format, rewritten.key, rewritten.identity, rewritten.version],
+        ["tokenwarden/v2", "k", "id", 4]
+      )
+      assert.deepStrictEqual(rewritten.token, current.token)
     }).pipe(Effect.scoped))
 
   it.live("two TokenSources of one credential in two processes: one request, then one refresh for both", () =>
