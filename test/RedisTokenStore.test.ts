@@ -16,12 +16,12 @@ import {
   Stream
 } from "effect"
 import { Redis } from "ioredis"
-import * as Crypto from "node:crypto"
 import type { AccessToken } from "tokenwarden"
 import { ClientAuth, Grant, RedisTokenStore, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { legacyKey } from "../src/internal/engine/key.js"
 import * as RedisServer from "./fleet/redis.js"
+import * as Secrets from "./secrets.js"
 
 const token = (value: string, refreshToken?: string): AccessToken.AccessToken => ({
   value: Redacted.make(value),
@@ -434,7 +434,7 @@ RedisServer.describeRedis("RedisTokenStore", () => {
   it.live("encryption: an envelope bound to its Redis key, no secret in clear; clear, moved or altered entries refused and replaced", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make()
-      const encryptionKey = Redacted.make(Crypto.randomBytes(32).toString("base64"))
+      const encryptionKey = Redacted.make(Secrets.STORE_KEY)
       const store = yield* RedisTokenStore.make({ url: server.url, encryptionKey })
       const client = yield* raw(server.url)
       const get = (key: string) => Effect.promise(() => client.get(`tokenwarden:token:${key}`))

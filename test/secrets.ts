@@ -24,6 +24,9 @@ export const ID_TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSIsIm5vbmNlIjoibjE
 /** A static API token (Baack's root client, an authorized client's fixed token). */
 export const API_TOKEN = "api-root-T0k3n-4f1c9e"
 
+/** A store's encryption key (AES-256, base64 of 32 bytes). */
+export const STORE_KEY = "nkf6h3dMD0Q+YKulbyCEqe1v1JYBUe6FQoBkeGDkmqo="
+
 /** Secrets the provider tests copy from the providers' documents. */
 export const DOCUMENT_SECRETS: ReadonlyArray<string> = [
   "937it3ow87i4ery69876wqire",
@@ -49,6 +52,7 @@ export const ALL: ReadonlyArray<string> = [
   REFRESH,
   ID_TOKEN,
   API_TOKEN,
+  STORE_KEY,
   ...DOCUMENT_SECRETS
 ]
 
