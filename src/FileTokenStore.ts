@@ -36,6 +36,7 @@ import * as FsPromises from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type { AccessToken } from "./AccessToken.js"
+import * as LeaseHolder from "./internal/lease.js"
 import * as Sealed from "./internal/sealed.js"
 import { InvalidConfiguration } from "./TokenError.js"
 import * as TokenStore from "./TokenStore.js"
@@ -428,30 +429,21 @@ export const make = (
     const save = (key: string, entry: TokenStore.StoredToken): Effect.Effect<boolean, TokenStore.StoreError> =>
       locked(key, writeEntry(key, entry))
 
-    // an entry of 0.1.0 is written again in the current format, bound to its key, unless it changed
-    // meanwhile; a failure is only logged: the entry read is good, and the next load tries again
-    const upgrade = (key: string, text: string, entry: TokenStore.StoredToken) =>
-      locked(
-        key,
-        Effect.gen(function*() {
-          const now = yield* readPrivate(pathOf(key), "the entry")
-          if (Option.isSome(now) && now.value === text) {
-            yield* writeAtomically(pathOf(key), encodeFor(key, entry))
-            yield* Effect.logInfo("token store entry rewritten in the current format")
-          }
-        })
-      ).pipe(Effect.catchAll((error) => TokenStore.logStoreError(error, undefined)))
-
+    // an entry of 0.1.0 is written again in the current format, bound to its key, unless it changed meanwhile
     const load = (key: string, identity?: string): Effect.Effect<
       Option.Option<TokenStore.StoredToken>,
       TokenStore.StoreError
     > =>
-      Effect.flatMap(readEntry(key, identity), (read) =>
-        Option.isNone(read)
-          ? Effect.succeed(Option.none())
-          : read.value.legacy
-          ? Effect.as(upgrade(key, read.value.text, read.value.entry), Option.some(read.value.entry))
-          : Effect.succeed(Option.some(read.value.entry)))
+      TokenStore.loadUpgrading(readEntry(key, identity), (text, entry) =>
+        locked(
+          key,
+          Effect.gen(function*() {
+            const now = yield* readPrivate(pathOf(key), "the entry")
+            if (Option.isNone(now) || now.value !== text) return false
+            yield* writeAtomically(pathOf(key), encodeFor(key, entry))
+            return true
+          })
+        ))
 
     // under the entry's lock, so a write under way finishes first instead of bringing the file back
     const remove = (key: string): Effect.Effect<void, TokenStore.StoreError> =>
@@ -599,17 +591,14 @@ export const make = (
       Effect.gen(function*() {
         yield* Effect.addFinalizer(() => release(key, mine))
         yield* Effect.forkScoped(keepAlive(key, mine))
-        const token = yield* fetch
-        // from here on the token is never lost: a failed write is logged and the token returned
-        const entry: TokenStore.StoredToken = { token, version: Math.max(knownVersion, storedVersion) + 1, identity }
-        const written = yield* Effect.either(writeFenced(key, mine, entry))
-        if (Either.isLeft(written)) return yield* TokenStore.logStoreError(written.left, { entry, fetched: true })
-        if (written.right !== 1) {
-          yield* Effect.logWarning("token refreshed after the lease passed to another process; not stored").pipe(
-            Effect.annotateLogs({ store: STORE, reason: written.right === -1 ? "lease lost" : "newer entry stored" })
-          )
-        }
-        return { entry, fetched: true }
+        return yield* LeaseHolder.fetchAsHolder({
+          store: STORE,
+          knownVersion,
+          storedVersion,
+          identity,
+          fetch,
+          write: (entry) => writeFenced(key, mine, entry)
+        })
       })
 
     // wakes a waiting refresh when the entry or the lease file changes; without a watch (a platform

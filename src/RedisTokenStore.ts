@@ -35,6 +35,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
 import type { AccessToken } from "./AccessToken.js"
+import * as LeaseHolder from "./internal/lease.js"
 import * as Sealed from "./internal/sealed.js"
 import { InvalidConfiguration } from "./TokenError.js"
 import * as TokenStore from "./TokenStore.js"
@@ -424,32 +425,23 @@ export const make = (
       return secret === undefined ? text : Sealed.seal(secret, keys(key).token, text, { version: entry.version })
     }
 
-    // an entry of 0.1.0 is written again in the current format; a failure is only logged, the next
-    // load tries again
-    const upgrade = (key: string, text: string, entry: TokenStore.StoredToken) =>
-      command("EVAL", () => client.eval(UPGRADE, 1, keys(key).token, text, encodeFor(key, entry))).pipe(
-        Effect.flatMap((result) =>
-          result === 1 ? Effect.logInfo("token store entry rewritten in the current format") : Effect.void
-        ),
-        Effect.catchAll((error) => TokenStore.logStoreError(error, undefined))
-      )
-
+    // an entry of 0.1.0 is written again in the current format, unless it changed meanwhile
     const load = (key: string, identity?: string): Effect.Effect<
       Option.Option<TokenStore.StoredToken>,
       TokenStore.StoreError
     > =>
-      Effect.flatMap(readEntry(key, identity), (found) =>
-        Option.isNone(found)
-          ? Effect.succeed(Option.none())
-          : found.value.legacy
-          ? Effect.as(upgrade(key, found.value.text, found.value.entry), Option.some(found.value.entry))
-          : Effect.succeed(Option.some(found.value.entry)))
+      TokenStore.loadUpgrading(readEntry(key, identity), (text, entry) =>
+        command("EVAL", () =>
+          client.eval(UPGRADE, 1, keys(key).token, text, encodeFor(key, entry))).pipe(
+            Effect.map((result) => result === 1)
+          ))
 
     const save = (key: string, entry: TokenStore.StoredToken): Effect.Effect<boolean, TokenStore.StoreError> => {
       const k = keys(key)
-      return command("EVAL", () => client.eval(SAVE, 1, k.token, entry.version, encodeFor(key, entry), k.channel)).pipe(
-        Effect.map((result) => result === 1)
-      )
+      return command("EVAL", () =>
+        client.eval(SAVE, 1, k.token, entry.version, encodeFor(key, entry), k.channel)).pipe(
+          Effect.map((result) => result === 1)
+        )
     }
 
     // the entry only: the fence counter keeps counting (a reused key never hands out an old fencing
@@ -540,17 +532,14 @@ export const make = (
         const storedVersion = Option.match(stored, { onNone: () => 0, onSome: (entry) => entry.version })
         if (Option.isSome(stored) && storedVersion > knownVersion) return { entry: stored.value, fetched: false }
         yield* Effect.forkScoped(keepAlive(key, fence))
-        const token = yield* fetch
-        // from here on the token is never lost: a failed write is logged and the token returned
-        const entry: TokenStore.StoredToken = { token, version: Math.max(knownVersion, storedVersion) + 1, identity }
-        const written = yield* Effect.either(writeFenced(key, fence, entry, refused))
-        if (Either.isLeft(written)) return yield* TokenStore.logStoreError(written.left, { entry, fetched: true })
-        if (written.right !== 1) {
-          yield* Effect.logWarning("token refreshed after the lease passed to another process; not stored").pipe(
-            Effect.annotateLogs({ store: STORE, reason: written.right === -1 ? "lease lost" : "newer entry stored" })
-          )
-        }
-        return { entry, fetched: true }
+        return yield* LeaseHolder.fetchAsHolder({
+          store: STORE,
+          knownVersion,
+          storedVersion,
+          identity,
+          fetch,
+          write: (entry) => writeFenced(key, fence, entry, refused)
+        })
       })
 
     const refresh = <E>(

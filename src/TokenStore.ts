@@ -366,6 +366,32 @@ export const localRefresh = <E>(
   })
 
 /**
+ * `load` for a persistent store: the entry `read` found, after writing an entry of 0.1.0's format
+ * again in the current one with `rewrite` (which tells whether it did: it must not replace an entry
+ * changed meanwhile). A failed rewrite is only logged: the entry read is good, and the next load tries
+ * again.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const loadUpgrading = (
+  read: Effect.Effect<Option.Option<Decoded & { readonly text: string }>, StoreError>,
+  rewrite: (text: string, entry: StoredToken) => Effect.Effect<boolean, StoreError>
+): Effect.Effect<Option.Option<StoredToken>, StoreError> =>
+  Effect.flatMap(read, (found) => {
+    if (Option.isNone(found)) return Effect.succeed(Option.none())
+    const { entry, legacy, text } = found.value
+    if (!legacy) return Effect.succeed(Option.some(entry))
+    return rewrite(text, entry).pipe(
+      Effect.flatMap((done) =>
+        done ? Effect.logInfo("token store entry rewritten in the current format") : Effect.void
+      ),
+      Effect.catchAll((error) => logStoreError(error, undefined)),
+      Effect.as(Option.some(entry))
+    )
+  })
+
+/**
  * Logs a store error (typed, no secrets in it) and goes on with a fallback value.
  *
  * @since 0.1.0
