@@ -460,7 +460,7 @@ export const make = (
 
     // a watch on the directory; events are coalesced (a sliding buffer of one) and each re-reads the
     // entry, so a burst of writes costs one read, and only newer versions are passed on
-    const changes = (key: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> => {
+    const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> => {
       const name = Path.basename(pathOf(key))
       let last = -1
       return fs.watch(directory).pipe(
@@ -468,7 +468,7 @@ export const make = (
         Stream.mapError(ioError("cannot watch the store directory")),
         Stream.buffer({ capacity: 1, strategy: "sliding" }),
         // a file that cannot be read now is reported by the source's next load, not here
-        Stream.mapEffect(() => Effect.orElseSucceed(load(key), () => Option.none<TokenStore.StoredToken>())),
+        Stream.mapEffect(() => Effect.orElseSucceed(load(key, identity), () => Option.none<TokenStore.StoredToken>())),
         Stream.filterMap((entry) => {
           if (Option.isNone(entry) || entry.value.version <= last) return Option.none()
           last = entry.value.version

@@ -576,7 +576,7 @@ export const make = (
         }
       }))
 
-    const changes = (key: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> =>
+    const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const inbox = yield* PubSub.subscribe(notices)
         yield* listen(key)
@@ -588,7 +588,7 @@ export const make = (
           ),
           Stream.mapEffect(() =>
             // an entry unreadable now (Redis down, corrupted) is reported by the source's next load
-            Effect.orElseSucceed(load(key), () => Option.none<TokenStore.StoredToken>())
+            Effect.orElseSucceed(load(key, identity), () => Option.none<TokenStore.StoredToken>())
           ),
           Stream.filterMap((entry) => {
             if (Option.isNone(entry) || entry.value.version <= last) return Option.none()

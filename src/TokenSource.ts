@@ -488,7 +488,7 @@ export const make = (
         }
       }
       // tokens other processes write are adopted as they arrive, instead of polling
-      yield* store.changes(storeKey).pipe(
+      yield* store.changes(storeKey, identity).pipe(
         Stream.runForEach((entry) =>
           Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis

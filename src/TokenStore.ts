@@ -99,8 +99,11 @@ export interface TokenStore {
     fetch: Effect.Effect<AccessToken, E>,
     identity?: string
   ) => Effect.Effect<Refreshed, E | StoreError>
-  /** Entries written for `key` by anyone, as they are written (empty where nobody else writes). */
-  readonly changes: (key: string) => Stream.Stream<StoredToken, StoreError>
+  /**
+   * Entries written for `key` by anyone, as they are written (empty where nobody else writes); with
+   * `identity`, entries of another credential are left out, as `load` refuses them.
+   */
+  readonly changes: (key: string, identity?: string) => Stream.Stream<StoredToken, StoreError>
 }
 
 /**

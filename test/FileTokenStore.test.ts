@@ -571,30 +571,36 @@ describe("FileTokenStore", () => {
         assert.strictEqual(value(Option.getOrThrow(yield* store.load("a")).token), "for-a")
       }))
 
-    it.scoped("two credentials given one storeKey: the second refuses the first's entry and fetches its own", () =>
+    it.live("two credentials given one storeKey: each refuses the other's entry, at start and as it is written", () =>
       Effect.gen(function*() {
         const logs = collectLogs()
         const dir = yield* tempDir
         const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        // a store each, as two processes would have
         const source = (scopes: Array<string>) =>
-          TokenSource.make({
-            url: server.tokenUrl,
-            clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
-            grant: Grant.clientCredentials({ scopes }),
-            storeKey: "shared",
-            policy: noJitter
-          })
-        const read = yield* Effect.scoped(Effect.flatMap(source(["read"]), (s) => s.get)).pipe(
-          Effect.provide(withStore({ directory: dir }))
-        )
-        const write = yield* Effect.scoped(Effect.flatMap(source(["write"]), (s) => s.get)).pipe(
-          Effect.provide(Layer.merge(withStore({ directory: dir }), logs.layer))
-        )
-        assert.notStrictEqual(value(write), value(read))
+          Effect.flatMap(makeStore({ directory: dir }), (store) =>
+            TokenSource.make({
+              url: server.tokenUrl,
+              clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+              grant: Grant.clientCredentials({ scopes }),
+              storeKey: "shared",
+              policy: noJitter
+            }).pipe(Effect.provideService(TokenStore.TokenStoreTag, store), Effect.provide(logs.layer)))
+        const read = yield* source(["read"])
+        const write = yield* source(["write"])
+        const writeToken = yield* write.get
+        assert.notStrictEqual(value(writeToken), value(yield* read.get))
         assert.strictEqual(yield* server.count(), 2)
         const refusal = logs.lines.find((l) => l.annotations.reason === "Untrusted")
         assert.include(String(refusal?.annotations.detail), "another credential")
-      }))
+        // the reader refreshes, writing a newer entry under the shared key: the writer's watch sees it,
+        // and leaves it alone
+        const newer = yield* read.refresh
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual(value(yield* write.get), value(writeToken))
+        assert.notStrictEqual(value(newer), value(writeToken))
+        assert.strictEqual(yield* server.count(), 3)
+      }).pipe(Effect.scoped, Effect.provide(HttpLive)))
 
     it.scoped("an entry of 0.1.0's format is read once and rewritten bound to its key; its refresh token is used", () =>
       Effect.gen(function*() {
