@@ -127,6 +127,19 @@ const isAlive = (pid: number) => {
   }
 }
 
+/**
+ * Where a pid means something: the host and, on Linux, the pid namespace. Containers on one host may
+ * share a hostname (host networking) without seeing each other's processes: a holder there must not
+ * be taken for gone.
+ */
+const processTable = (): string => {
+  try {
+    return `${Os.hostname()} ${Fs.readlinkSync("/proc/self/ns/pid")}`
+  } catch {
+    return Os.hostname()
+  }
+}
+
 const posix = process.platform !== "win32"
 const uid = typeof process.getuid === "function" ? process.getuid() : undefined
 // O_NOFOLLOW: a symbolic link at the path fails the open (ELOOP) instead of being followed;
@@ -243,7 +256,7 @@ export const make = (
     const lockTimeout = Duration.toMillis(options.lockTimeout ?? Duration.seconds(5))
     const leaseTtl = Math.max(100, Math.round(Duration.toMillis(options.leaseTtl ?? Duration.seconds(15))))
     const waitTimeout = Duration.toMillis(options.waitTimeout ?? Duration.seconds(60))
-    const host = Os.hostname()
+    const host = processTable()
 
     const existing = yield* fs.stat(directory).pipe(
       Effect.map(Option.some),

@@ -11,9 +11,10 @@ import type { AccessToken } from "tokenwarden"
 import { ClientAuth, FileTokenStore, Grant, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { legacyKey } from "../src/internal/engine/key.js"
+import { leaseContract } from "./contract/storeLease.js"
 import { runner } from "./fixtures/spawn.js"
 import * as Sweep from "./sweep.js"
-import { HttpLive, noJitter } from "./util.js"
+import { elapsed, HttpLive, noJitter } from "./util.js"
 
 const value = (t: { readonly value: Redacted.Redacted }) => Redacted.value(t.value)
 
@@ -47,6 +48,15 @@ const tempDir = Effect.acquireRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "tokenwarden-file-"))),
   (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
 )
+
+// how the store names this process's table of pids in a lock or lease: the host, and the pid namespace on Linux
+const host = (() => {
+  try {
+    return `${Os.hostname()} ${Fs.readlinkSync("/proc/self/ns/pid")}`
+  } catch {
+    return Os.hostname()
+  }
+})()
 
 const mode = (path: string) => Fs.statSync(path).mode & 0o777
 
@@ -265,7 +275,7 @@ describe("FileTokenStore", () => {
         const old = new Date(Date.now() - 60_000)
         Fs.utimesSync(orphan, old, old)
         // a lock left by a process that is gone (pid 2^22+1 is beyond Linux's default pid_max)
-        Fs.writeFileSync(Path.join(dir, "k.json.lock"), JSON.stringify({ pid: 4_194_305, host: Os.hostname() }))
+        Fs.writeFileSync(Path.join(dir, "k.json.lock"), JSON.stringify({ pid: 4_194_305, host }))
         const store = yield* makeStore({ directory: dir, lockTimeout: "2 seconds" })
         assert.isFalse(Fs.existsSync(orphan))
         assert.isTrue(yield* store.save("k", { token: token("x"), version: 1 }))
@@ -276,7 +286,7 @@ describe("FileTokenStore", () => {
       Effect.gen(function*() {
         const dir = yield* tempDir
         Fs.chmodSync(dir, 0o700)
-        Fs.writeFileSync(Path.join(dir, "k.json.lock"), JSON.stringify({ pid: process.pid, host: Os.hostname() }), {
+        Fs.writeFileSync(Path.join(dir, "k.json.lock"), JSON.stringify({ pid: process.pid, host }), {
           mode: 0o600
         })
         const store = yield* makeStore({ directory: dir, lockTimeout: "300 millis" })
@@ -399,6 +409,83 @@ describe("FileTokenStore", () => {
       }))
   })
 
+  describe("the lease", () => {
+    leaseContract((options) =>
+      Effect.flatMap(tempDir, (directory) =>
+        Effect.all([
+          makeStore({ directory, leaseTtl: options.leaseTtl }),
+          makeStore({ directory, leaseTtl: options.leaseTtl })
+        ]))
+    )
+
+    const plantLease = (
+      dir: string,
+      lease: { readonly pid: number; readonly expiresIn: number; readonly fence: number }
+    ) =>
+      Fs.writeFileSync(
+        Path.join(dir, "k.lease"),
+        JSON.stringify({
+          format: "tokenwarden/lease/v1",
+          fence: lease.fence,
+          nonce: "other",
+          pid: lease.pid,
+          host,
+          expiresAt: Date.now() + lease.expiresIn,
+          held: true
+        }),
+        { mode: 0o600 }
+      )
+
+    it.live("a holder whose process is gone is taken over at once; a live one only once its lease expires", () =>
+      Effect.gen(function*() {
+        const logs = collectLogs()
+        const dir = yield* tempDir
+        const store = yield* makeStore({ directory: dir, leaseTtl: "1 second" })
+        // pid 2^22+1 is beyond Linux's default pid_max: a process that is gone
+        plantLease(dir, { pid: 4_194_305, expiresIn: 60_000, fence: 41 })
+        const [gone, fast] = yield* elapsed(
+          store.refresh("k", 0, Effect.succeed(token("t1"))).pipe(Effect.provide(logs.layer))
+        )
+        assert.isTrue(gone.fetched)
+        assert.isBelow(fast, 500, "no wait for the expiry")
+        assert.strictEqual(
+          JSON.parse(Fs.readFileSync(Path.join(dir, "k.lease"), "utf8")).fence,
+          42,
+          "the counter goes on"
+        )
+        // a live holder (this very process, under another nonce), 800 ms left
+        plantLease(dir, { pid: process.pid, expiresIn: 800, fence: 50 })
+        const [live, waited] = yield* elapsed(
+          store.refresh("k", 1, Effect.succeed(token("t2"))).pipe(Effect.provide(logs.layer))
+        )
+        assert.isTrue(live.fetched)
+        assert.isAtLeast(waited, 750, "waited for the lease")
+        assert.isBelow(waited, 800 + 1000, "took over soon after it expired")
+        const reasons = logs.lines.filter((l) => l.message === "token store lease taken over").map((l) =>
+          l.annotations.reason
+        )
+        assert.deepStrictEqual(reasons, ["holder process gone", "lease expired"])
+      }).pipe(Effect.scoped))
+
+    it.live("fencing: a holder whose lease passed to another process does not write; its token is still returned", () =>
+      Effect.gen(function*() {
+        const logs = collectLogs()
+        const dir = yield* tempDir
+        const store = yield* makeStore({ directory: dir })
+        // while the request runs, the lease expires and another process takes it (fence 99)
+        const fetch = Effect.sync(() => plantLease(dir, { pid: process.pid, expiresIn: 5000, fence: 99 })).pipe(
+          Effect.as(token("late"))
+        )
+        const result = yield* store.refresh("k", 0, fetch).pipe(Effect.provide(logs.layer))
+        assert.isTrue(result.fetched)
+        assert.strictEqual(value(result.entry.token), "late")
+        assert.isTrue(Option.isNone(yield* store.load("k")), "not written")
+        const lease = JSON.parse(Fs.readFileSync(Path.join(dir, "k.lease"), "utf8"))
+        assert.deepStrictEqual([lease.fence, lease.held], [99, true], "not released")
+        assert.isTrue(logs.lines.some((l) => l.message.includes("lease passed to another process")))
+      }).pipe(Effect.scoped))
+  })
+
   describe("vouching: what the store refuses", () => {
     const asRoot = process.getuid?.() === 0
     const mkfifo = (path: string) => ChildProcess.execFileSync("mkfifo", ["-m", "600", path])
@@ -479,7 +566,7 @@ describe("FileTokenStore", () => {
               fence: 7,
               nonce: "planted",
               pid: process.pid,
-              host: Os.hostname(),
+              host,
               expiresAt: Date.now() + 3_600_000,
               held: true
             })
@@ -505,7 +592,7 @@ describe("FileTokenStore", () => {
           Effect.gen(function*() {
             const dir = yield* tempDir
             const outside = yield* tempDir
-            const lock = JSON.stringify({ pid: process.pid, host: Os.hostname(), nonce: "planted" })
+            const lock = JSON.stringify({ pid: process.pid, host, nonce: "planted" })
             plant(Path.join(dir, "k.json.lock"), lock, outside)
             const store = yield* makeStore({ directory: dir, lockTimeout: "2 seconds" })
             assert.isTrue(yield* store.save("k", { token: token("x"), version: 1 }))

@@ -4,7 +4,6 @@ import {
   Chunk,
   ConfigProvider,
   Context,
-  Deferred,
   Effect,
   Exit,
   Fiber,
@@ -20,8 +19,10 @@ import type { AccessToken } from "tokenwarden"
 import { ClientAuth, Grant, RedisTokenStore, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { legacyKey } from "../src/internal/engine/key.js"
+import { leaseContract } from "./contract/storeLease.js"
 import * as RedisServer from "./fleet/redis.js"
 import * as Secrets from "./secrets.js"
+import { elapsed } from "./util.js"
 
 const token = (value: string, refreshToken?: string): AccessToken.AccessToken => ({
   value: Redacted.make(value),
@@ -57,13 +58,6 @@ const raw = (url: string) =>
     Effect.sync(() => new Redis(url, { maxRetriesPerRequest: 0, lazyConnect: false })),
     (client) => Effect.sync(() => client.disconnect())
   )
-
-const elapsed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const start = performance.now()
-    const result = yield* effect
-    return [result, performance.now() - start] as const
-  })
 
 RedisServer.describeRedis("RedisTokenStore", () => {
   it.live("saves and loads entries; a save not above the stored version is refused", () =>
@@ -154,27 +148,13 @@ RedisServer.describeRedis("RedisTokenStore", () => {
       assert.strictEqual(value(Option.getOrThrow(yield* store.load("k")).token), "fresh")
     }).pipe(Effect.scoped))
 
-  it.live("one refresher across processes: 2 connections × 5 concurrent refreshes, one fetch", () =>
-    Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const a = yield* RedisTokenStore.make({ url: server.url })
-      const b = yield* RedisTokenStore.make({ url: server.url })
-      let fetches = 0
-      const fetch = Effect.sleep("300 millis").pipe(Effect.zipRight(Effect.sync(() => token(`t${++fetches}`))))
-      const results = yield* Effect.all(
-        Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).refresh("k", 0, fetch)),
-        { concurrency: "unbounded" }
-      )
-      assert.strictEqual(fetches, 1)
-      assert.strictEqual(results.filter((r) => r.fetched).length, 1)
-      assert.deepStrictEqual(new Set(results.map((r) => value(r.entry.token))), new Set(["t1"]))
-      assert.isTrue(results.every((r) => r.entry.version === 1))
-      // a process that knows version 1 refreshes again; one that knew 0 adopts version 1
-      const next = yield* b.refresh("k", 1, fetch)
-      assert.isTrue(next.fetched && next.entry.version === 2 && fetches === 2)
-      const adopted = yield* a.refresh("k", 0, fetch)
-      assert.isTrue(!adopted.fetched && adopted.entry.version === 2 && fetches === 2)
-    }).pipe(Effect.scoped))
+  leaseContract((options) =>
+    Effect.flatMap(RedisServer.make(), (server) =>
+      Effect.all([
+        RedisTokenStore.make({ url: server.url, leaseTtl: options.leaseTtl }),
+        RedisTokenStore.make({ url: server.url, leaseTtl: options.leaseTtl })
+      ]))
+  )
 
   it.live("a holder that died: another process takes over when its lease expires, not before", () =>
     Effect.gen(function*() {
@@ -189,68 +169,6 @@ RedisServer.describeRedis("RedisTokenStore", () => {
       assert.strictEqual(fetches, 1)
       assert.isAtLeast(millis, 750, "waited for the lease")
       assert.isBelow(millis, 800 + 600, "took over right after it expired")
-    }).pipe(Effect.scoped))
-
-  it.live("a waiting process wakes on the holder's write, well before the lease would expire", () =>
-    Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const a = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "10 seconds" })
-      const b = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "10 seconds" })
-      const started = yield* Deferred.make<void>()
-      const holder = yield* Effect.fork(
-        a.refresh(
-          "k",
-          0,
-          Deferred.succeed(started, undefined).pipe(
-            Effect.zipRight(Effect.sleep("200 millis")),
-            Effect.as(token("by-a"))
-          )
-        )
-      )
-      yield* Deferred.await(started)
-      const [adopted, millis] = yield* elapsed(b.refresh("k", 0, Effect.die("b must not fetch")))
-      assert.isFalse(adopted.fetched)
-      assert.strictEqual(value(adopted.entry.token), "by-a")
-      assert.isBelow(millis, 1500)
-      assert.isTrue((yield* Fiber.join(holder)).fetched)
-    }).pipe(Effect.scoped))
-
-  it.live("a holder whose request failed releases the lease: a waiter refreshes at once, not at expiry", () =>
-    Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const a = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "10 seconds" })
-      const b = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "10 seconds" })
-      const started = yield* Deferred.make<void>()
-      const failing = Deferred.succeed(started, undefined).pipe(
-        Effect.zipRight(Effect.sleep("200 millis")),
-        Effect.zipRight(Effect.fail("provider down" as const))
-      )
-      const holder = yield* Effect.fork(a.refresh("k", 0, failing))
-      yield* Deferred.await(started)
-      const [result, millis] = yield* elapsed(b.refresh("k", 0, Effect.succeed(token("by-b"))))
-      assert.strictEqual(yield* Effect.flip(Fiber.join(holder)), "provider down", "the failure passes through")
-      assert.isTrue(result.fetched)
-      assert.strictEqual(value(result.entry.token), "by-b")
-      assert.isBelow(millis, 2000)
-    }).pipe(Effect.scoped))
-
-  it.live("the lease renews while a slow request runs: nobody takes over a live holder", () =>
-    Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const a = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "300 millis" })
-      const b = yield* RedisTokenStore.make({ url: server.url, leaseTtl: "300 millis" })
-      const started = yield* Deferred.make<void>()
-      let fetches = 0
-      const slow = Deferred.succeed(started, undefined).pipe(
-        Effect.zipRight(Effect.sleep("1200 millis")),
-        Effect.map(() => token(`slow${++fetches}`))
-      )
-      const holder = yield* Effect.fork(a.refresh("k", 0, slow))
-      yield* Deferred.await(started)
-      const adopted = yield* b.refresh("k", 0, Effect.sync(() => token(`b${++fetches}`)))
-      assert.strictEqual(fetches, 1)
-      assert.strictEqual(value(adopted.entry.token), "slow1")
-      yield* Fiber.join(holder)
     }).pipe(Effect.scoped))
 
   it.live("fencing: a holder whose lease passed to another process does not write; its token is still returned", () =>

@@ -69,3 +69,11 @@ export const collectLogs = (lines: Array<LogLine>) => <A, E, R>(effect: Effect.E
     ),
     Logger.withMinimumLogLevel(LogLevel.All)
   )
+
+/** Runs `effect`, with how long it took in real milliseconds. */
+export const elapsed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const start = performance.now()
+    const result = yield* effect
+    return [result, performance.now() - start] as const
+  })
