@@ -4,8 +4,11 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import type { PrivateKeyAlgorithm, SecretAlgorithm, SigningKey } from "./Assertion.js"
+import * as Assertion from "./internal/assertion.js"
 import { InvalidConfiguration } from "./TokenError.js"
 
 /**
@@ -35,6 +38,21 @@ export type ClientAuth = Data.TaggedEnum<{
   ClientSecretPost: { readonly clientId: string; readonly clientSecret: Redacted.Redacted<string> }
   /** `none`: a public client sends only its id. */
   None: { readonly clientId: string }
+  /** `private_key_jwt`: a JWT assertion signed with the client's private key, fresh for each request. */
+  PrivateKeyJwt: {
+    readonly clientId: string
+    readonly signer: Assertion.Signer
+    readonly keyId: string | undefined
+    readonly lifetime: Duration.Duration
+    readonly audience: string | undefined
+  }
+  /** `client_secret_jwt`: a JWT assertion signed with the client secret (HMAC), fresh for each request. */
+  ClientSecretJwt: {
+    readonly clientId: string
+    readonly signer: Assertion.Signer
+    readonly lifetime: Duration.Duration
+    readonly audience: string | undefined
+  }
 }>
 
 const ClientAuth = Data.taggedEnum<ClientAuth>()
@@ -69,6 +87,63 @@ export const post = (clientId: string, clientSecret: Redacted.Redacted<string>):
 export const none = (clientId: string): ClientAuth => ClientAuth.None({ clientId })
 
 /**
+ * Options of the JWT client authentication methods.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AssertionOptions {
+  /** How long each assertion is valid (its `exp` after `iat`); 60 seconds by default. */
+  readonly lifetime?: Duration.DurationInput | undefined
+  /** The assertion's `aud`; the URL of the endpoint the request goes to by default. */
+  readonly audience?: string | undefined
+}
+
+/**
+ * `private_key_jwt` (RFC 7523 section 2.2, OpenID Connect Core section 9): each request carries a new
+ * assertion (`iss` and `sub` the client id, `aud` the endpoint, a unique `jti`, a short `exp`) signed
+ * with the client's private key. RS256 by default.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const privateKeyJwt = (
+  clientId: string,
+  key: SigningKey,
+  options?: AssertionOptions & {
+    readonly algorithm?: PrivateKeyAlgorithm | undefined
+    /** The `kid` header, naming the key among those the server knows for this client. */
+    readonly keyId?: string | undefined
+  }
+): ClientAuth =>
+  ClientAuth.PrivateKeyJwt({
+    clientId,
+    signer: { _tag: "PrivateKey", key, algorithm: options?.algorithm ?? "RS256" },
+    keyId: options?.keyId,
+    lifetime: Duration.decode(options?.lifetime ?? Duration.seconds(60)),
+    audience: options?.audience
+  })
+
+/**
+ * `client_secret_jwt` (RFC 7523 section 2.2, OpenID Connect Core section 9): each request carries a
+ * new assertion signed with the client secret (HMAC, HS256 by default); the secret itself is never sent.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const clientSecretJwt = (
+  clientId: string,
+  clientSecret: Redacted.Redacted<string>,
+  options?: AssertionOptions & { readonly algorithm?: SecretAlgorithm | undefined }
+): ClientAuth =>
+  ClientAuth.ClientSecretJwt({
+    clientId,
+    signer: { _tag: "Secret", secret: clientSecret, algorithm: options?.algorithm ?? "HS256" },
+    lifetime: Duration.decode(options?.lifetime ?? Duration.seconds(60)),
+    audience: options?.audience
+  })
+
+/**
  * The client id, whatever the method.
  *
  * @since 0.1.0
@@ -90,35 +165,74 @@ export const validate = (self: ClientAuth): Effect.Effect<ClientAuth, InvalidCon
       new InvalidConfiguration({ reason: "client id contains ':' and cannot be sent with plain Basic encoding" })
     )
   }
+  if (self._tag === "PrivateKeyJwt" || self._tag === "ClientSecretJwt") {
+    return Effect.as(Assertion.validate(self.signer, self.lifetime), self)
+  }
   return Effect.succeed(self)
 }
 
 const formEncode = (s: string): string => new URLSearchParams({ s }).toString().slice(2)
 
 /**
- * Writes the credentials on a token request: the headers to add and the form fields to append.
- * This and the request body are the only places the client secret is unwrapped.
+ * What a request's credentials are written for: the endpoint's URL (an assertion's default `aud`),
+ * the Clock's time, and the keys imported so far.
  *
  * @internal
  */
-export const apply = (self: ClientAuth): {
+export interface Context {
+  readonly url: string
+  readonly now: number
+  readonly keys: Assertion.Keys
+}
+
+/**
+ * Writes the credentials on a request: the headers to add and the form fields to append. This and
+ * the request body are the only places a client secret is unwrapped; an assertion is signed here.
+ *
+ * @internal
+ */
+export const apply = (self: ClientAuth, context: Context): Effect.Effect<{
   readonly headers: Readonly<Record<string, string>>
   readonly params: ReadonlyArray<readonly [string, string]>
-} => {
+}, InvalidConfiguration> => {
   switch (self._tag) {
     case "ClientSecretBasic": {
       const secret = Redacted.value(self.clientSecret)
       const pair = self.encoding === "form"
         ? `${formEncode(self.clientId)}:${formEncode(secret)}`
         : `${self.clientId}:${secret}`
-      return { headers: { authorization: `Basic ${Buffer.from(pair, "utf8").toString("base64")}` }, params: [] }
+      return Effect.succeed({
+        headers: { authorization: `Basic ${Buffer.from(pair, "utf8").toString("base64")}` },
+        params: []
+      })
     }
     case "ClientSecretPost":
-      return {
+      return Effect.succeed({
         headers: {},
         params: [["client_id", self.clientId], ["client_secret", Redacted.value(self.clientSecret)]]
-      }
+      })
     case "None":
-      return { headers: {}, params: [["client_id", self.clientId]] }
+      return Effect.succeed({ headers: {}, params: [["client_id", self.clientId]] })
+    case "PrivateKeyJwt":
+    case "ClientSecretJwt": {
+      const claims: Assertion.Claims = {
+        issuer: self.clientId,
+        subject: self.clientId,
+        audience: self.audience ?? context.url,
+        lifetime: self.lifetime,
+        keyId: self._tag === "PrivateKeyJwt" ? self.keyId : undefined
+      }
+      return context.keys.get(self.signer).pipe(
+        Effect.flatMap((key) => Assertion.sign(self.signer, key, claims, context.now)),
+        Effect.map((assertion) => ({
+          headers: {},
+          params: [
+            ["client_id", self.clientId],
+            ["client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"],
+            ["client_assertion", Redacted.value(assertion)]
+          ]
+        }))
+      )
+    }
   }
 }

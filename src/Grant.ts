@@ -4,7 +4,12 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import type { PrivateKeyAlgorithm, SigningKey } from "./Assertion.js"
+import * as Assertion from "./internal/assertion.js"
+import { InvalidConfiguration, type TokenError } from "./TokenError.js"
 
 /**
  * Extra form parameters some servers want (`audience`, `resource`).
@@ -49,6 +54,33 @@ export type Grant = Data.TaggedEnum<{
     readonly extraParams: ExtraParams
     /** The `device_code` being polled for; set by the device flow, never by the user. */
     readonly deviceCode: Redacted.Redacted<string> | undefined
+  }
+  /** RFC 7523 section 2.1: a signed assertion stands for the grant (the service-account pattern). */
+  JwtBearer: {
+    readonly signer: Assertion.Signer
+    readonly issuer: string
+    readonly subject: string
+    readonly audience: string | undefined
+    readonly keyId: string | undefined
+    readonly lifetime: Duration.Duration
+    readonly claims: Readonly<Record<string, unknown>>
+    readonly scopes: ReadonlyArray<string>
+    readonly extraParams: ExtraParams
+  }
+  /** RFC 8693: a token is traded for another (delegation, impersonation, a downstream audience). */
+  TokenExchange: {
+    /** Read before each request: a fixed token, or another source's current one. */
+    readonly subjectToken: Effect.Effect<Redacted.Redacted<string>, TokenError>
+    readonly subjectTokenType: string
+    readonly actorToken: Effect.Effect<Redacted.Redacted<string>, TokenError> | undefined
+    readonly actorTokenType: string | undefined
+    readonly audience: ReadonlyArray<string>
+    readonly resource: ReadonlyArray<string>
+    readonly requestedTokenType: string | undefined
+    /** Whose subject token this is, for the credential's key: a user id, or the upstream source's identity. */
+    readonly subject: string | undefined
+    readonly scopes: ReadonlyArray<string>
+    readonly extraParams: ExtraParams
   }
 }>
 
@@ -159,7 +191,9 @@ export const withDeviceCode = (
  * @since 0.1.0
  * @category guards
  */
-export const isUnattended = (self: Grant): boolean => self._tag === "ClientCredentials" || self._tag === "Password"
+export const isUnattended = (self: Grant): boolean =>
+  self._tag === "ClientCredentials" || self._tag === "Password" || self._tag === "JwtBearer" ||
+  self._tag === "TokenExchange"
 
 /**
  * The RFC 6749 `grant_type` value.
@@ -179,6 +213,10 @@ export const grantType = (self: Grant): string => {
       return "refresh_token"
     case "DeviceCode":
       return "urn:ietf:params:oauth:grant-type:device_code"
+    case "JwtBearer":
+      return "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    case "TokenExchange":
+      return "urn:ietf:params:oauth:grant-type:token-exchange"
   }
 }
 
@@ -216,7 +254,167 @@ export const params = (self: Grant, scopeSeparator: string): Array<readonly [str
       // went with the device authorization request
       if (self.deviceCode !== undefined) out.push(["device_code", Redacted.value(self.deviceCode)])
       return out
+    case "JwtBearer":
+      // the assertion is signed per request (see `TokenEndpoint`)
+      scope(self.scopes)
+      break
+    case "TokenExchange":
+      // the subject and actor tokens are read per request (see `TokenEndpoint`)
+      out.push(["subject_token_type", self.subjectTokenType])
+      if (self.actorTokenType !== undefined) out.push(["actor_token_type", self.actorTokenType])
+      for (const audience of self.audience) out.push(["audience", audience])
+      for (const resource of self.resource) out.push(["resource", resource])
+      if (self.requestedTokenType !== undefined) out.push(["requested_token_type", self.requestedTokenType])
+      scope(self.scopes)
+      break
   }
   for (const [k, v] of Object.entries(self.extraParams)) out.push([k, v])
   return out
+}
+
+/**
+ * Token types of RFC 8693 section 3.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const TokenType = {
+  accessToken: "urn:ietf:params:oauth:token-type:access_token",
+  refreshToken: "urn:ietf:params:oauth:token-type:refresh_token",
+  idToken: "urn:ietf:params:oauth:token-type:id_token",
+  jwt: "urn:ietf:params:oauth:token-type:jwt",
+  saml2: "urn:ietf:params:oauth:token-type:saml2"
+} as const
+
+/**
+ * The JWT bearer grant (RFC 7523 section 2.1), the service-account pattern: each request carries a new
+ * assertion (`iss` the issuer, `sub` the subject or the issuer, `aud` the token endpoint, a unique
+ * `jti`, a short `exp`, plus `claims`) signed with the private key. RS256 by default.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const jwtBearer = (options: {
+  readonly issuer: string
+  readonly key: SigningKey
+  readonly subject?: string | undefined
+  readonly algorithm?: PrivateKeyAlgorithm | undefined
+  readonly keyId?: string | undefined
+  /** The assertion's `aud`; the token endpoint's URL by default. */
+  readonly audience?: string | undefined
+  /** How long each assertion is valid; 60 seconds by default. */
+  readonly lifetime?: Duration.DurationInput | undefined
+  /** Further claims (a service's `scope` claim, say); they cannot replace the registered ones. */
+  readonly claims?: Readonly<Record<string, unknown>> | undefined
+  readonly scopes?: ReadonlyArray<string> | undefined
+  readonly extraParams?: ExtraParams | undefined
+}): Grant =>
+  Grant.JwtBearer({
+    signer: { _tag: "PrivateKey", key: options.key, algorithm: options.algorithm ?? "RS256" },
+    issuer: options.issuer,
+    subject: options.subject ?? options.issuer,
+    audience: options.audience,
+    keyId: options.keyId,
+    lifetime: Duration.decode(options.lifetime ?? Duration.seconds(60)),
+    claims: options.claims ?? {},
+    scopes: options.scopes ?? [],
+    extraParams: options.extraParams ?? {}
+  })
+
+const asList = (value: string | ReadonlyArray<string> | undefined): ReadonlyArray<string> =>
+  value === undefined ? [] : typeof value === "string" ? [value] : value
+
+const asEffect = (
+  token: Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, TokenError>
+): Effect.Effect<Redacted.Redacted<string>, TokenError> => Effect.isEffect(token) ? token : Effect.succeed(token)
+
+/**
+ * The token exchange grant (RFC 8693). The subject token is a fixed value or an effect read before
+ * each request; `TokenExchange.make` takes it from another token source. With a store or in a pool, a
+ * fixed subject token needs a `subject` (whose token it is), since a token is never part of a key.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const tokenExchange = (options: {
+  readonly subjectToken: Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, TokenError>
+  /** An RFC 8693 token type; an access token by default. */
+  readonly subjectTokenType?: string | undefined
+  readonly actorToken?: Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, TokenError> | undefined
+  /** Required with an actor token; an access token by default. */
+  readonly actorTokenType?: string | undefined
+  readonly audience?: string | ReadonlyArray<string> | undefined
+  readonly resource?: string | ReadonlyArray<string> | undefined
+  readonly requestedTokenType?: string | undefined
+  /** Whose subject token it is: part of the credential's key. */
+  readonly subject?: string | undefined
+  readonly scopes?: ReadonlyArray<string> | undefined
+  readonly extraParams?: ExtraParams | undefined
+}): Grant =>
+  Grant.TokenExchange({
+    subjectToken: asEffect(options.subjectToken),
+    subjectTokenType: options.subjectTokenType ?? TokenType.accessToken,
+    actorToken: options.actorToken === undefined ? undefined : asEffect(options.actorToken),
+    actorTokenType: options.actorToken === undefined
+      ? undefined
+      : options.actorTokenType ?? TokenType.accessToken,
+    audience: asList(options.audience),
+    resource: asList(options.resource),
+    requestedTokenType: options.requestedTokenType,
+    subject: options.subject,
+    scopes: options.scopes ?? [],
+    extraParams: options.extraParams ?? {}
+  })
+
+/**
+ * The parameters a grant computes per request: the JWT bearer grant's fresh assertion, the token
+ * exchange's subject and actor tokens as read now.
+ *
+ * @internal
+ */
+export const requestParams = (
+  self: Grant,
+  context: { readonly url: string; readonly now: number; readonly keys: Assertion.Keys }
+): Effect.Effect<ReadonlyArray<readonly [string, string]>, TokenError> => {
+  switch (self._tag) {
+    case "JwtBearer": {
+      const claims: Assertion.Claims = {
+        issuer: self.issuer,
+        subject: self.subject,
+        audience: self.audience ?? context.url,
+        lifetime: self.lifetime,
+        keyId: self.keyId,
+        extra: self.claims
+      }
+      return context.keys.get(self.signer).pipe(
+        Effect.flatMap((key) => Assertion.sign(self.signer, key, claims, context.now)),
+        Effect.map((assertion) => [["assertion", Redacted.value(assertion)]] as const)
+      )
+    }
+    case "TokenExchange":
+      return Effect.gen(function*() {
+        const out: Array<readonly [string, string]> = [["subject_token", Redacted.value(yield* self.subjectToken)]]
+        if (self.actorToken !== undefined) out.push(["actor_token", Redacted.value(yield* self.actorToken)])
+        return out
+      })
+    default:
+      return Effect.succeed([])
+  }
+}
+
+/**
+ * Refuses a grant that cannot be sent, before any request (the JWT bearer grant's algorithm, lifetime
+ * and key).
+ *
+ * @internal
+ */
+export const validate = (self: Grant): Effect.Effect<Grant, InvalidConfiguration> => {
+  if (self._tag === "JwtBearer") {
+    if (self.issuer === "") return Effect.fail(new InvalidConfiguration({ reason: "the assertion's issuer is empty" }))
+    return Effect.as(Assertion.validate(self.signer, self.lifetime), self)
+  }
+  if (self._tag === "TokenExchange" && self.subjectTokenType === "") {
+    return Effect.fail(new InvalidConfiguration({ reason: "subject_token_type is empty" }))
+  }
+  return Effect.succeed(self)
 }

@@ -17,6 +17,7 @@ import * as Schema from "effect/Schema"
 import type { AccessToken, LifetimeSource } from "./AccessToken.js"
 import * as ClientAuth from "./ClientAuth.js"
 import * as Grant from "./Grant.js"
+import * as Assertion from "./internal/assertion.js"
 import { exchange, type Exchanged, successJson as acceptedJson } from "./internal/exchange.js"
 import { fromErrorAnswer, fromOAuthError, malformed } from "./internal/failure.js"
 import { peekExpiry } from "./internal/jwt.js"
@@ -113,20 +114,29 @@ export const make = (
     // RFC 6750 allows fewer characters than real providers put in their tokens: say so once, then go on
     let warnedSyntax = false
 
-    const send = (grant: Grant.Grant, previous: AccessToken | undefined) => {
-      const auth = ClientAuth.apply(clientAuth)
-      const params = [...Grant.params(grant, separator), ...auth.params]
-      const headers = { ...options.headers, ...auth.headers, accept: "application/json" }
-      const form = new URLSearchParams()
-      for (const [key, value] of params) form.append(key, value)
-      // URLSearchParams writes a space as "+", the form encoding some providers' scope joiners rely on
-      const request = HttpClientRequest.post(target).pipe(
-        HttpClientRequest.setHeaders(headers),
-        HttpClientRequest.bodyText(form.toString(), "application/x-www-form-urlencoded")
-      )
-      const sent = Sent.fromRequest({ params, headers, also: [previous?.value] })
-      return exchange(client, request, { url, timeout, sent })
-    }
+    // keys of JWT assertions, imported once; a key read from an effect is read again after a refusal
+    const keys = new Assertion.Keys()
+
+    const send = (grant: Grant.Grant, previous: AccessToken | undefined) =>
+      Effect.gen(function*() {
+        const context = { url, now: yield* Clock.currentTimeMillis, keys }
+        const auth = yield* ClientAuth.apply(clientAuth, context)
+        const params = [
+          ...Grant.params(grant, separator),
+          ...yield* Grant.requestParams(grant, context),
+          ...auth.params
+        ]
+        const headers = { ...options.headers, ...auth.headers, accept: "application/json" }
+        const form = new URLSearchParams()
+        for (const [key, value] of params) form.append(key, value)
+        // URLSearchParams writes a space as "+", the form encoding some providers' scope joiners rely on
+        const request = HttpClientRequest.post(target).pipe(
+          HttpClientRequest.setHeaders(headers),
+          HttpClientRequest.bodyText(form.toString(), "application/x-www-form-urlencoded")
+        )
+        const sent = Sent.fromRequest({ params, headers, also: [previous?.value] })
+        return yield* exchange(client, request, { url, timeout, sent })
+      })
 
     const toToken = (
       grant: Grant.Grant,
@@ -202,6 +212,12 @@ export const make = (
         // expiry is never later than the server's, however long the answer took to arrive
         return toToken(grant, decoded.right, json as Record<string, unknown>, start, previous)
       }).pipe(
+        // a refused assertion may be signed with a key rotated since: read the key again next time
+        Effect.tapError((error) =>
+          error._tag === "InvalidClient" || (error._tag === "InvalidGrant" && grant._tag === "JwtBearer")
+            ? Effect.sync(() => keys.forget())
+            : Effect.void
+        ),
         Effect.withSpan("TokenEndpoint.request", {
           attributes: { provider, url, grant_type: Grant.grantType(grant) },
           kind: "client"
@@ -248,7 +264,11 @@ export const call = (
     const parsed = yield* checkEndpoint(options.url, options.what)
     const auth = options.clientAuth === undefined
       ? { headers: {}, params: [] }
-      : ClientAuth.apply(yield* ClientAuth.validate(options.clientAuth))
+      : yield* ClientAuth.apply(yield* ClientAuth.validate(options.clientAuth), {
+        url: publicUrl(parsed),
+        now: yield* Clock.currentTimeMillis,
+        keys: new Assertion.Keys()
+      })
     const headers = { ...options.headers, ...auth.headers, accept: "application/json" }
     const params = [...(options.params ?? []), ...auth.params]
     const form = new URLSearchParams()

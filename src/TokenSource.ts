@@ -66,6 +66,11 @@ export interface TokenSource {
   /** The token endpoint's name in logs and metrics. */
   readonly provider: string
   /**
+   * The credential's identity (a hash of what makes its tokens, never a secret), where the source
+   * has one: what a token exchange that follows this source is keyed by.
+   */
+  readonly identity?: string | undefined
+  /**
    * Stops the background refresh for good: a request under way finishes first (its rotated refresh
    * token is not lost), then no request is sent any more. For shutdown work such as revoking the
    * final tokens; closing the source's scope stops it too.
@@ -119,7 +124,7 @@ export const make = (
   Effect.gen(function*() {
     const endpoint = yield* TokenEndpoint.make(options)
     const policy = options.policy ?? RefreshPolicy.defaults
-    const grant = options.grant
+    const grant = yield* Grant.validate(options.grant)
     const provider = endpoint.provider
     const state = yield* SubscriptionRef.make<TokenState>(TokenState.Pending())
     // "refresh": a caller needs a request now; "reschedule": a token came from elsewhere (the store)
@@ -536,6 +541,7 @@ export const make = (
       changes: state.changes,
       state: SubscriptionRef.get(state),
       provider,
+      identity: identity ?? Key.identity(options),
       stop
     } satisfies TokenSource
   }).pipe(Effect.withSpan("TokenSource.make"))

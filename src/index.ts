@@ -4,6 +4,14 @@
 export * as AccessToken from "./AccessToken.js"
 
 /**
+ * Signed JWT assertions (RFC 7523): the keys of `private_key_jwt`, `client_secret_jwt` and the JWT
+ * bearer grant.
+ *
+ * @since 0.2.0
+ */
+export * as Assertion from "./Assertion.js"
+
+/**
  * @since 0.1.0
  */
 export * as AuthorizationCode from "./AuthorizationCode.js"
@@ -92,6 +100,13 @@ export * as TokenEndpoint from "./TokenEndpoint.js"
  * @since 0.1.0
  */
 export * as TokenError from "./TokenError.js"
+
+/**
+ * Token exchange (RFC 8693) following another token source.
+ *
+ * @since 0.2.0
+ */
+export * as TokenExchange from "./TokenExchange.js"
 
 /**
  * @since 0.1.0

@@ -4,9 +4,9 @@
  * example against the testing server) and from a strict TypeScript project, and checked by publint and
  * arethetypeswrong.
  *
- * Offline, like every test: `npm install --offline` installs the tarball (tokenwarden has no
- * dependencies of its own) with a fresh npm cache, and the peer dependencies are linked from this
- * repository's node_modules rather than fetched.
+ * Offline, like every test: `npm install --offline` installs the tarball with a fresh npm cache,
+ * beside a tarball of its one dependency (`jose`) packed from this repository's node_modules; the peer
+ * dependencies are linked from there rather than fetched.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
@@ -20,6 +20,7 @@ import { AuthServer } from "tokenwarden/testing"
 const root = Path.dirname(Path.dirname(fileURLToPath(import.meta.url)))
 const manifest = JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8")) as {
   readonly name: string
+  readonly dependencies: Record<string, string>
   readonly devDependencies: Record<string, string>
 }
 
@@ -179,7 +180,7 @@ describe("the published package", () => {
     const npm = ["--offline", "--cache", Path.join(work, "npm-cache"), "--no-audit", "--no-fund"]
     const pack = await run("npm", ["pack", ...npm, "--pack-destination", packed], root, 240_000)
     assert.strictEqual(pack.code, 0, show(pack))
-    const tgz = Fs.readdirSync(packed).filter((f) => f.endsWith(".tgz"))
+    const tgz = Fs.readdirSync(packed).filter((f) => f.endsWith(".tgz") && !f.startsWith("jose-"))
     assert.strictEqual(tgz.length, 1, show(pack))
     tarball = Path.join(packed, tgz[0]!)
     const list = await run("tar", ["-tzf", tarball], work, 30_000)
@@ -189,10 +190,19 @@ describe("the published package", () => {
       Path.join(consumer, "package.json"),
       JSON.stringify({ name: "consumer", private: true, type: "module" })
     )
+    // the one dependency from a tarball of the installed copy, as the registry would give it
+    const josePack = await run(
+      "npm",
+      ["pack", ...npm, "--pack-destination", packed, Path.join(root, "node_modules", "jose")],
+      root,
+      60_000
+    )
+    assert.strictEqual(josePack.code, 0, show(josePack))
+    const jose = Path.join(packed, Fs.readdirSync(packed).find((f) => f.startsWith("jose-"))!)
     // the peers are not fetched (--legacy-peer-deps): they are linked below
     const install = await run(
       "npm",
-      ["install", ...npm, "--legacy-peer-deps", "--no-package-lock", tarball],
+      ["install", ...npm, "--legacy-peer-deps", "--no-package-lock", tarball, jose],
       consumer,
       120_000
     )
@@ -244,11 +254,11 @@ describe("the published package", () => {
     }
   })
 
-  it("declares effect and @effect/platform as peers at the tested ranges, and no dependencies", () => {
+  it("declares effect and @effect/platform as peers at the tested ranges, and jose as its one dependency", () => {
     const installed = JSON.parse(
       Fs.readFileSync(Path.join(consumer, "node_modules", manifest.name, "package.json"), "utf8")
     ) as Record<string, any>
-    assert.isUndefined(installed.dependencies)
+    assert.deepStrictEqual(installed.dependencies, { jose: manifest.dependencies.jose })
     assert.strictEqual(installed.peerDependencies.effect, manifest.devDependencies.effect)
     assert.strictEqual(installed.peerDependencies["@effect/platform"], manifest.devDependencies["@effect/platform"])
     assert.isFalse(installed.peerDependenciesMeta?.effect?.optional ?? false)

@@ -1,3 +1,5 @@
+import { EC_JWK, EC_PEM, OTHER_JWK, RSA_PEM } from "./fixtures/keys.js"
+
 /**
  * The test secrets: every test that needs a client secret, password or token worth checking for
  * takes it from here, and the secret sweep (`test/setup.ts`) fails any test whose logs, failures,
@@ -7,8 +9,16 @@
  * the library's own messages use. They guard nothing; a test about leaks takes its secret from here.
  */
 
+// 40 characters of a PEM's third base64 line: key material (the first lines are an ASN.1 header every
+// key of the kind shares), enough to recognise it, in one line
+function pemBody(pem: string): string {
+  return pem.split("\n")[3]!.slice(0, 40)
+}
+
 /** A client secret (client_secret_basic or client_secret_post). */
 export const CLIENT_SECRET = "cs_live_9f8e7d6c5b4a3210Qx"
+/** A client secret long enough for HS256 (client_secret_jwt). */
+export const JWT_SECRET = "csjwt_5b1d0e8c7a964f2e9d3c1b0a8f7e6d5c4b3a2918"
 /** A wrong client secret, for InvalidClient. */
 export const WRONG_SECRET = "cs_live_wrong_71c0ffee42"
 /** A resource owner's password, with characters form encoding changes. */
@@ -42,9 +52,18 @@ export const DOCUMENT_SECRETS: ReadonlyArray<string> = [
   "root-token-for-the-log-test"
 ]
 
+/** The private parts of the test signing keys (`test/fixtures/keys.ts`): JWK `d` values, PEM bodies. */
+export const KEY_SECRETS: ReadonlyArray<string> = [
+  EC_JWK.d,
+  OTHER_JWK.d,
+  pemBody(EC_PEM),
+  pemBody(RSA_PEM)
+]
+
 /** Every secret the sweep looks for. */
 export const ALL: ReadonlyArray<string> = [
   CLIENT_SECRET,
+  JWT_SECRET,
   WRONG_SECRET,
   PASSWORD,
   ACCESS,
@@ -53,7 +72,8 @@ export const ALL: ReadonlyArray<string> = [
   ID_TOKEN,
   API_TOKEN,
   STORE_KEY,
-  ...DOCUMENT_SECRETS
+  ...DOCUMENT_SECRETS,
+  ...KEY_SECRETS
 ]
 
 const form = (s: string) => new URLSearchParams({ s }).toString().slice(2)

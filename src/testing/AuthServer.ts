@@ -16,6 +16,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
+import * as Jose from "jose"
 import * as Crypto from "node:crypto"
 import type * as Http from "node:http"
 import type { Mutable, Reply } from "./internal/loopbackServer.js"
@@ -25,7 +26,12 @@ import { headersOf, jsonReply, oauthError, readBody, send, serve } from "./inter
  * @since 0.1.0
  * @category models
  */
-export type AuthMethod = "client_secret_basic" | "client_secret_post" | "none"
+export type AuthMethod =
+  | "client_secret_basic"
+  | "client_secret_post"
+  | "none"
+  | "private_key_jwt"
+  | "client_secret_jwt"
 
 /**
  * A registered client. Without `clientSecret` it is a public client, which by default may only use `none`.
@@ -40,6 +46,11 @@ export interface ClientRegistration {
   readonly authMethods?: ReadonlyArray<AuthMethod>
   /** Basic header encoding: `"form"` (RFC 6749 2.3.1, each part form-urlencoded), `"plain"`, default `"either"`. */
   readonly basicEncoding?: "form" | "plain" | "either"
+  /**
+   * The public key (a JWK) of a `private_key_jwt` client. The current key can be replaced with
+   * `rotateClientKey`, as an operator rotates it at a real server.
+   */
+  readonly publicKey?: Jose.JWK
 }
 
 /**
@@ -183,7 +194,32 @@ export interface Options {
    * reorder fields, rename them. Error answers and injected faults are never passed through it.
    */
   readonly shapeToken?: (body: Record<string, unknown>, request: TokenRequest) => Record<string, unknown>
+  /**
+   * Accepts the JWT bearer grant (RFC 7523 section 2.1): an assertion from `issuer`, signed with the
+   * private half of `publicKey` (a JWK), addressed to the token endpoint, unexpired on the server's
+   * clock and never seen before (its `jti`). Anything else is `invalid_grant`.
+   */
+  readonly jwtBearer?: {
+    readonly issuer: string
+    readonly publicKey: Jose.JWK
+    readonly algorithms?: ReadonlyArray<string>
+  }
+  /**
+   * Accepts the token exchange grant (RFC 8693) for the subject tokens `validSubject` approves
+   * (`invalid_grant` otherwise); `subject_token_type` is required.
+   */
+  readonly tokenExchange?: {
+    readonly validSubject: (subjectToken: string, subjectTokenType: string) => boolean
+  }
 }
+
+const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+// a client assertion's outcome, checked before the rest of the request
+type Asserted =
+  | { readonly clientId: string | undefined; readonly method: AuthMethod }
+  | { readonly clientId: string | undefined; readonly refused: string }
+const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 /**
  * @since 0.1.0
@@ -236,6 +272,8 @@ export interface AuthServer {
   readonly revokeAll: Effect.Effect<void>
   /** Lifetime of tokens issued from now on; `undefined` issues tokens that never expire, without `expires_in`. */
   readonly setLifetime: (seconds: number | undefined) => Effect.Effect<void>
+  /** Registers a new public key for a `private_key_jwt` client; assertions signed with the old one are refused. */
+  readonly rotateClientKey: (clientId: string, publicKey: Jose.JWK) => Effect.Effect<void>
   readonly issued: Effect.Effect<ReadonlyArray<IssuedToken>>
   readonly resourceCalls: Effect.Effect<{ readonly ok: number; readonly rejected: number }>
 }
@@ -338,7 +376,8 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
     const authenticate = (
       header: string | undefined,
       params: URLSearchParams,
-      record: Mutable<RecordedRequest>
+      record: Mutable<RecordedRequest>,
+      asserted: Asserted | undefined
     ): Reply | ClientRegistration => {
       const formId = params.get("client_id") ?? undefined
       const formSecret = params.get("client_secret") ?? undefined
@@ -349,6 +388,19 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
         const methods = client.authMethods ??
           (client.clientSecret === undefined ? ["none"] : ["client_secret_basic", "client_secret_post"])
         return methods.includes(method) ? client : invalidClient(`${method} is not allowed for this client`)
+      }
+      if (asserted !== undefined) {
+        record.clientId = asserted.clientId
+        if (basic || formSecret !== undefined) {
+          return oauthError(400, "invalid_request", "more than one authentication method")
+        }
+        if ("refused" in asserted) return invalidClient(asserted.refused)
+        record.authMethod = asserted.method
+        const client = clients.find((c) => c.clientId === record.clientId)!
+        if (formId !== undefined && formId !== client.clientId) {
+          return oauthError(400, "invalid_request", "client_id does not match the client assertion")
+        }
+        return allow(client, asserted.method)
       }
       if (basic) {
         record.authMethod = "client_secret_basic"
@@ -408,7 +460,74 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
       return issue(request, grant.scope, issueRefresh)
     }
 
-    const tokenRequest = (req: Http.IncomingMessage, params: URLSearchParams, record: Mutable<RecordedRequest>) => {
+    // RFC 7523 section 3: the assertion's checks; the refusal's description, or undefined when it passes
+    const seenJti = new Set<string>()
+    const clientKeys = new Map<string, Jose.JWK>()
+    for (const c of clients) if (c.publicKey !== undefined) clientKeys.set(c.clientId, c.publicKey)
+
+    // RFC 7523 section 2.2 / OpenID Connect Core section 9: a client assertion, checked before the
+    // (synchronous) rest of the request; the method it proves, or the refusal's description
+    const verifyClientAssertion = (params: URLSearchParams, tokenUrl: string) =>
+      Effect.promise(async (): Promise<Asserted> => {
+        const assertion = params.get("client_assertion")!
+        let clientId: string | undefined = params.get("client_id") ?? undefined
+        if (params.get("client_assertion_type") !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+          return { clientId, refused: "unsupported client_assertion_type" }
+        }
+        try {
+          const claims = Jose.decodeJwt(assertion)
+          const header = Jose.decodeProtectedHeader(assertion)
+          if (typeof claims.iss === "string") clientId = claims.iss
+          const client = clients.find((c) => c.clientId === claims.iss)
+          if (client === undefined) return { clientId, refused: "unknown client" }
+          const hmac = header.alg?.startsWith("HS") === true
+          const key = hmac
+            ? new TextEncoder().encode(client.clientSecret ?? "")
+            : await Jose.importJWK(clientKeys.get(client.clientId) ?? {}, header.alg)
+          const { payload } = await Jose.jwtVerify(assertion, key, {
+            issuer: client.clientId,
+            subject: client.clientId,
+            audience: tokenUrl,
+            currentDate: new Date(now()),
+            requiredClaims: ["exp", "jti"]
+          })
+          if (seenJti.has(payload.jti!)) return { clientId, refused: "client assertion replayed (jti seen before)" }
+          seenJti.add(payload.jti!)
+          return { clientId, method: hmac ? "client_secret_jwt" : "private_key_jwt" }
+        } catch (error) {
+          const code = error instanceof Jose.errors.JOSEError ? `: ${error.code}` : ""
+          return { clientId, refused: `client assertion refused${code}` }
+        }
+      })
+    const verifyAssertion = (assertion: string | null, tokenUrl: string) =>
+      Effect.promise(async (): Promise<string | undefined> => {
+        const trusted = options.jwtBearer
+        if (trusted === undefined) return undefined
+        if (assertion === null) return "assertion is missing"
+        try {
+          const key = await Jose.importJWK(trusted.publicKey, trusted.publicKey.alg ?? trusted.algorithms?.[0])
+          const { payload } = await Jose.jwtVerify(assertion, key, {
+            issuer: trusted.issuer,
+            audience: tokenUrl,
+            currentDate: new Date(now()),
+            requiredClaims: ["exp", "jti", "sub"],
+            ...(trusted.algorithms === undefined ? {} : { algorithms: [...trusted.algorithms] })
+          })
+          if (seenJti.has(payload.jti!)) return "assertion replayed (jti seen before)"
+          seenJti.add(payload.jti!)
+          return undefined
+        } catch (error) {
+          return error instanceof Jose.errors.JOSEError ? `assertion refused: ${error.code}` : "assertion refused"
+        }
+      })
+
+    const tokenRequest = (
+      req: Http.IncomingMessage,
+      params: URLSearchParams,
+      record: Mutable<RecordedRequest>,
+      assertionRefusal: string | undefined,
+      asserted: Asserted | undefined
+    ) => {
       const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
       if (mediaType !== "application/x-www-form-urlencoded") {
         return oauthError(400, "invalid_request", "expected application/x-www-form-urlencoded")
@@ -417,7 +536,7 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
       if (new Set(keys).size !== keys.length) return oauthError(400, "invalid_request", "repeated parameter")
       const grantType = params.get("grant_type")
       if (grantType === null || grantType === "") return oauthError(400, "invalid_request", "grant_type is missing")
-      const client = authenticate(req.headers.authorization, params, record)
+      const client = authenticate(req.headers.authorization, params, record, asserted)
       if (!("clientId" in client)) return client
       if (options.grantTypes !== undefined && !options.grantTypes.includes(grantType)) {
         return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
@@ -465,6 +584,23 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
           // without rotation the response omits refresh_token: the client keeps the one it has (RFC 6749 section 6)
           return issue(request, entry.scope, rotate && issueRefresh)
         }
+        case TOKEN_EXCHANGE: {
+          if (options.tokenExchange === undefined) {
+            return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
+          }
+          const [subjectToken, subjectTokenType] = [params.get("subject_token"), params.get("subject_token_type")]
+          if (subjectToken === null || subjectTokenType === null) {
+            return oauthError(400, "invalid_request", "subject_token and subject_token_type are required")
+          }
+          return options.tokenExchange.validSubject(subjectToken, subjectTokenType)
+            ? issue(request, scope, false)
+            : invalidGrant("subject_token is not valid")
+        }
+        case JWT_BEARER:
+          if (options.jwtBearer === undefined) {
+            return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
+          }
+          return assertionRefusal === undefined ? issue(request, scope, false) : invalidGrant(assertionRefusal)
         default:
           return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
       }
@@ -482,6 +618,8 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
       send(res, jsonReply(401, { error: "invalid_token" }, { "WWW-Authenticate": "Bearer error=\"invalid_token\"" }))
     }
 
+    // the endpoint's own URL (an assertion's audience), known once the server listens
+    let tokenUrl = ""
     const handle = (req: Http.IncomingMessage, res: Http.ServerResponse) =>
       Effect.gen(function*() {
         const pathname = new URL(req.url ?? "/", "http://127.0.0.1").pathname
@@ -526,12 +664,19 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
               fault = fault.then
           }
         }
-        const reply = tokenRequest(req, params, record)
+        const assertionRefusal = params.get("grant_type") === JWT_BEARER
+          ? yield* verifyAssertion(params.get("assertion"), tokenUrl)
+          : undefined
+        const asserted = params.get("client_assertion") === null
+          ? undefined
+          : yield* verifyClientAssertion(params, tokenUrl)
+        const reply = tokenRequest(req, params, record, assertionRefusal, asserted)
         record.outcome = reply.status === 200 ? "token" : "error"
         send(res, reply)
       })
 
     const url = yield* serve(handle)
+    tokenUrl = url + path
 
     return {
       url,
@@ -554,6 +699,7 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
       revokeRefreshToken: (token) => Effect.sync(() => revoke(refresh.get(token))),
       revokeAccessToken: (token) => Effect.sync(() => revoke(access.get(token))),
       revokeAll: Effect.sync(() => [...access.values(), ...refresh.values()].forEach(revoke)),
+      rotateClientKey: (clientId, publicKey) => Effect.sync(() => void clientKeys.set(clientId, publicKey)),
       setLifetime: (seconds) =>
         Effect.sync(() => {
           lifetime = seconds

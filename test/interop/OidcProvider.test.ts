@@ -5,7 +5,7 @@
 import { HttpClientResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Option, Redacted, Schema, Stream } from "effect"
+import { Cause, Clock, Effect, Exit, Option, Redacted, Schema, Stream } from "effect"
 import type { AccessToken, TokenState } from "tokenwarden"
 import {
   AuthorizationCode,
@@ -16,8 +16,10 @@ import {
   RefreshPolicy,
   Revocation,
   TokenEndpoint,
+  TokenExchange,
   TokenSource
 } from "tokenwarden"
+import { EC_PEM, OTHER_JWK } from "../fixtures/keys.js"
 import * as OidcProvider from "./oidcProvider.js"
 
 const HttpLive = NodeHttpClient.layerUndici
@@ -276,6 +278,119 @@ describe("interop: oidc-provider 9", () => {
         assert.isTrue(failed._tag === "Failed" && failed.error._tag === "AccessDenied" && failed.error.status === 400)
         const error = yield* Effect.flip(source.get)
         assert.isTrue(DeviceFlow.isAccessDenied(error))
+      }).pipe(Effect.provide(HttpLive), Effect.scoped))
+  })
+
+  describe("client authentication without shared secrets", () => {
+    const privateKeyJwt = (key: Parameters<typeof ClientAuth.privateKeyJwt>[1]) =>
+      ClientAuth.privateKeyJwt(clients.privateKeyJwt.id, key, {
+        algorithm: "ES256",
+        keyId: clients.privateKeyJwt.keyId
+      })
+    const tagOf = <A, E extends { readonly _tag: string }>(exit: Exit.Exit<A, E>) =>
+      Exit.isFailure(exit) ? Option.getOrThrow(Cause.failureOption(exit.cause))._tag : "success"
+
+    it.live("private_key_jwt: client credentials with a signed assertion per request; an unknown key is InvalidClient", () =>
+      Effect.gen(function*() {
+        const op = yield* OidcProvider.make()
+        const source = yield* TokenSource.make({
+          url: op.tokenUrl,
+          clientAuth: privateKeyJwt(Redacted.make(EC_PEM)),
+          grant: Grant.clientCredentials({ scopes: ["api:read"] })
+        })
+        const token = yield* source.get
+        const second = yield* source.refresh
+        const introspection = yield* op.introspect(value(second))
+        assert.isTrue(introspection.active)
+        assert.strictEqual(introspection["client_id"], clients.privateKeyJwt.id)
+        assert.notStrictEqual(value(token), value(second))
+        const unknown = yield* Effect.exit(TokenSource.make({
+          url: op.tokenUrl,
+          clientAuth: ClientAuth.privateKeyJwt(clients.privateKeyJwt.id, Redacted.make(OTHER_JWK), {
+            algorithm: "ES256"
+          }),
+          grant: Grant.clientCredentials({ scopes: ["api:read"] })
+        }))
+        assert.strictEqual(tagOf(unknown), "InvalidClient")
+        const requests = yield* op.tokenRequests
+        assert.deepStrictEqual(requests.map((r) => [r.auth, r.status, r.error ?? null]), [
+          ["jwt", 200, null],
+          ["jwt", 200, null],
+          ["jwt", 401, "invalid_client"]
+        ])
+      }).pipe(Effect.provide(HttpLive), Effect.scoped))
+
+    it.live("private_key_jwt: an expired or misaddressed assertion is refused as InvalidClient", () =>
+      Effect.gen(function*() {
+        const op = yield* OidcProvider.make()
+        const make = (clientAuth: ClientAuth.ClientAuth) =>
+          Effect.exit(TokenSource.make({
+            url: op.tokenUrl,
+            clientAuth,
+            grant: Grant.clientCredentials({ scopes: ["api:read"] })
+          }))
+        // signed on a clock two hours slow: expired at the server on arrival
+        const live = Clock.make()
+        const slow: Clock.Clock = {
+          [Clock.ClockTypeId]: Clock.ClockTypeId,
+          unsafeCurrentTimeMillis: () => live.unsafeCurrentTimeMillis() - 7_200_000,
+          currentTimeMillis: Effect.sync(() => live.unsafeCurrentTimeMillis() - 7_200_000),
+          unsafeCurrentTimeNanos: () => live.unsafeCurrentTimeNanos() - 7_200_000_000_000n,
+          currentTimeNanos: Effect.sync(() => live.unsafeCurrentTimeNanos() - 7_200_000_000_000n),
+          sleep: (duration) => live.sleep(duration)
+        }
+        const expired = yield* make(privateKeyJwt(Redacted.make(EC_PEM))).pipe(Effect.withClock(slow))
+        assert.strictEqual(tagOf(expired), "InvalidClient")
+        const misaddressed = yield* make(ClientAuth.privateKeyJwt(clients.privateKeyJwt.id, Redacted.make(EC_PEM), {
+          algorithm: "ES256",
+          audience: "https://elsewhere.example/token"
+        }))
+        assert.strictEqual(tagOf(misaddressed), "InvalidClient")
+      }).pipe(Effect.provide(HttpLive), Effect.scoped))
+
+    it.live("client_secret_jwt: the secret signs the assertion and never travels", () =>
+      Effect.gen(function*() {
+        const op = yield* OidcProvider.make()
+        const source = yield* TokenSource.make({
+          url: op.tokenUrl,
+          clientAuth: ClientAuth.clientSecretJwt(
+            clients.clientSecretJwt.id,
+            Redacted.make(clients.clientSecretJwt.secret)
+          ),
+          grant: Grant.clientCredentials({ scopes: ["api:read"] })
+        })
+        const introspection = yield* op.introspect(value(yield* source.get))
+        assert.strictEqual(introspection["client_id"], clients.clientSecretJwt.id)
+        const wrong = yield* Effect.exit(TokenSource.make({
+          url: op.tokenUrl,
+          clientAuth: ClientAuth.clientSecretJwt(clients.clientSecretJwt.id, Redacted.make("x".repeat(48))),
+          grant: Grant.clientCredentials({ scopes: ["api:read"] })
+        }))
+        assert.strictEqual(tagOf(wrong), "InvalidClient")
+      }).pipe(Effect.provide(HttpLive), Effect.scoped))
+
+    it.live("token exchange (a fake registered through registerGrantType): follows the upstream source", () =>
+      Effect.gen(function*() {
+        const op = yield* OidcProvider.make()
+        const upstream = yield* TokenSource.make({
+          url: op.tokenUrl,
+          clientAuth: ClientAuth.basic(clients.basic.id, Redacted.make(clients.basic.secret)),
+          grant: Grant.clientCredentials({ scopes: ["api:read"] })
+        })
+        const downstream = yield* TokenExchange.make({
+          url: op.tokenUrl,
+          clientAuth: privateKeyJwt(Redacted.make(EC_PEM)),
+          upstream,
+          audience: "https://api.example",
+          scopes: ["api:read"]
+        })
+        const token = yield* downstream.get
+        assert.strictEqual((yield* op.introspect(value(token)))["client_id"], clients.privateKeyJwt.id)
+        yield* upstream.refresh
+        const next = yield* newToken(downstream, token)
+        assert.isTrue((yield* op.introspect(value(next))).active)
+        const exchanges = (yield* op.tokenRequests).filter((r) => r.grantType === OidcProvider.TOKEN_EXCHANGE)
+        assert.deepStrictEqual(exchanges.map((r) => [r.auth, r.status]), [["jwt", 200], ["jwt", 200]])
       }).pipe(Effect.provide(HttpLive), Effect.scoped))
   })
 

@@ -8,8 +8,13 @@
 import { Effect } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import Provider from "oidc-provider"
+import Provider, { errors } from "oidc-provider"
+import { EC_PUBLIC } from "../fixtures/keys.js"
+import { JWT_SECRET } from "../secrets.js"
 import * as UserAgent from "./userAgent.js"
+
+/** RFC 8693's grant type, which oidc-provider does not implement: the suite registers a fake of it. */
+export const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 export const clients = {
   /** confidential, client_secret_basic: client credentials, and the code flow with refresh tokens */
@@ -17,7 +22,11 @@ export const clients = {
   /** confidential, client_secret_post: client credentials */
   post: { id: "post-client", secret: "post-secret" },
   /** public (`none`): code + PKCE, device flow */
-  public: { id: "public-app" }
+  public: { id: "public-app" },
+  /** private_key_jwt with an ES256 key (kid "k1"): client credentials and token exchange */
+  privateKeyJwt: { id: "pkjwt-client", keyId: "k1" },
+  /** client_secret_jwt (HS256): client credentials */
+  clientSecretJwt: { id: "csjwt-client", secret: JWT_SECRET }
 } as const
 
 export const redirectUri = "http://127.0.0.1/callback"
@@ -26,7 +35,7 @@ export interface TokenRequest {
   readonly grantType: string | undefined
   readonly clientId: string | undefined
   /** How the client authenticated, as sent. */
-  readonly auth: "basic" | "post" | "none"
+  readonly auth: "basic" | "post" | "none" | "jwt"
   readonly refreshToken: string | undefined
   readonly status: number
   readonly error: string | undefined
@@ -125,6 +134,26 @@ export const make = (options: Options = {}) =>
           scope: "api:read"
         },
         {
+          client_id: clients.privateKeyJwt.id,
+          token_endpoint_auth_method: "private_key_jwt",
+          token_endpoint_auth_signing_alg: "ES256",
+          jwks: { keys: [{ ...EC_PUBLIC, kid: clients.privateKeyJwt.keyId, alg: "ES256", use: "sig" }] },
+          grant_types: ["client_credentials", TOKEN_EXCHANGE],
+          response_types: [],
+          redirect_uris: [],
+          scope: "api:read"
+        },
+        {
+          client_id: clients.clientSecretJwt.id,
+          client_secret: clients.clientSecretJwt.secret,
+          token_endpoint_auth_method: "client_secret_jwt",
+          token_endpoint_auth_signing_alg: "HS256",
+          grant_types: ["client_credentials"],
+          response_types: [],
+          redirect_uris: [],
+          scope: "api:read"
+        },
+        {
           client_id: clients.public.id,
           token_endpoint_auth_method: "none",
           application_type: "native",
@@ -174,7 +203,13 @@ export const make = (options: Options = {}) =>
       tokenRequests.push({
         grantType: ctx.oidc.params?.grant_type,
         clientId: ctx.oidc.client?.clientId,
-        auth: /^basic /i.test(authorization) ? "basic" : body.client_secret !== undefined ? "post" : "none",
+        auth: /^basic /i.test(authorization)
+          ? "basic"
+          : body.client_assertion !== undefined
+          ? "jwt"
+          : body.client_secret !== undefined
+          ? "post"
+          : "none",
         refreshToken: ctx.oidc.params?.refresh_token,
         status: ctx.status,
         error: typeof ctx.body?.error === "string" ? ctx.body.error : undefined
@@ -184,6 +219,27 @@ export const make = (options: Options = {}) =>
     provider.on("grant.error", (_ctx, error: Error) => events.push({ name: "grant.error", detail: error.message }))
     provider.on("refresh_token.consumed", () => events.push({ name: "refresh_token.consumed", detail: undefined }))
     provider.on("server_error", (_ctx, error: Error) => events.push({ name: "server_error", detail: error.message }))
+    // a FAKE token exchange (RFC 8693), registered through oidc-provider's extension point: it trades
+    // a client-credentials token this server issued for a new one of the calling client
+    provider.registerGrantType(
+      TOKEN_EXCHANGE,
+      async (ctx) => {
+        const { subject_token, subject_token_type } = ctx.oidc.params as Record<string, string | undefined>
+        if (subject_token_type !== "urn:ietf:params:oauth:token-type:access_token") {
+          throw new errors.InvalidGrant("unsupported subject_token_type")
+        }
+        const subject = subject_token === undefined ? undefined : await provider.ClientCredentials.find(subject_token)
+        if (subject === undefined) throw new errors.InvalidGrant("subject_token is not valid")
+        const token = new provider.ClientCredentials({ client: ctx.oidc.client, scope: "api:read" })
+        ctx.body = {
+          access_token: await token.save(),
+          issued_token_type: "urn:ietf:params:oauth:token-type:access_token",
+          token_type: "Bearer",
+          expires_in: token.expiration
+        }
+      },
+      new Set(["subject_token", "subject_token_type", "audience", "resource", "requested_token_type", "scope"])
+    )
     server.on("request", provider.callback())
 
     const post = (url: string, params: Record<string, string>, headers: Record<string, string> = {}) =>

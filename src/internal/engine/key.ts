@@ -45,6 +45,10 @@ export const authMethod = (self: ClientAuth.ClientAuth): string => {
       return "client_secret_post"
     case "None":
       return "none"
+    case "PrivateKeyJwt":
+      return "private_key_jwt"
+    case "ClientSecretJwt":
+      return "client_secret_jwt"
   }
 }
 
@@ -89,7 +93,8 @@ const canonicalEndpoint = (url: string): string => {
  * @internal
  */
 export const needsSubject = (grant: Grant.Grant): boolean =>
-  grant._tag === "AuthorizationCode" || grant._tag === "RefreshToken" || grant._tag === "DeviceCode"
+  grant._tag === "AuthorizationCode" || grant._tag === "RefreshToken" || grant._tag === "DeviceCode" ||
+  (grant._tag === "TokenExchange" && grant.subject === undefined)
 
 const sortedScopes = (scopes: ReadonlyArray<string>): ReadonlyArray<string> =>
   scopes.length < 2 ? scopes : [...new Set(scopes)].sort()
@@ -118,10 +123,35 @@ export const encode = (self: Credential): string =>
     authMethod(self.clientAuth),
     Grant.grantType(self.grant),
     self.grant._tag === "Password" ? self.grant.username : null,
-    self.subject ?? null,
+    self.subject ?? (self.grant._tag === "TokenExchange" ? self.grant.subject : undefined) ?? null,
     sortedScopes(self.grant.scopes),
-    sortedParams(self.grant.extraParams)
+    sortedParams(self.grant.extraParams),
+    // only the grants that have them add a tenth element, so the keys of the others stay as they were
+    ...grantFields(self.grant)
   ])
+
+// what else changes the token a JWT bearer or token exchange grant gets (never a token or an assertion)
+const grantFields = (grant: Grant.Grant): ReadonlyArray<unknown> => {
+  switch (grant._tag) {
+    case "JwtBearer":
+      return [[
+        grant.issuer,
+        grant.subject,
+        grant.audience ?? null,
+        Object.keys(grant.claims).sort().map((name) => [name, grant.claims[name]])
+      ]]
+    case "TokenExchange":
+      return [[
+        grant.subjectTokenType,
+        grant.actorTokenType ?? null,
+        [...grant.audience].sort(),
+        [...grant.resource].sort(),
+        grant.requestedTokenType ?? null
+      ]]
+    default:
+      return []
+  }
+}
 
 /**
  * The identity of a credential: the SHA-256 of its canonical encoding, as 64 lowercase hex digits.
