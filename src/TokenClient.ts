@@ -12,6 +12,7 @@ import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -37,6 +38,11 @@ export interface TokenClient {
   readonly get: () => Promise<AccessToken>
   /** The cached token while it is valid, else `undefined`. Never waits, never sends a request. */
   readonly current: () => AccessToken | undefined
+  /**
+   * The API refused this token (HTTP 401): the source drops it and gets another. Many calls about one
+   * refused token cause one request; a call about a token already replaced does nothing.
+   */
+  readonly invalidate: (token?: AccessToken) => Promise<void>
   /** Called with each new state of the source (`Valid`, `Refreshing`, `Retrying`…); returns the unsubscribe. */
   readonly onChange: (listener: (state: TokenState.TokenState) => void) => () => void
   /** Stops listening; for a client built from a layer, also releases the layer (its refresh fiber, its servers). */
@@ -116,6 +122,17 @@ const build = (
   const client: TokenClient = {
     get: () => cached !== undefined && Date.now() < usableUntil ? Promise.resolve(cached) : slowGet(),
     current: () => cached !== undefined && Date.now() < usableUntil ? cached : undefined,
+    invalidate: (token) => {
+      if (closed) return Promise.reject(new ClientClosed())
+      const refused = token ?? cached
+      // the cache stops handing the refused token out at once, before the source's new state arrives
+      if (
+        refused !== undefined && cached !== undefined && Redacted.value(refused.value) === Redacted.value(cached.value)
+      ) {
+        hold(undefined)
+      }
+      return runExit(source.invalidate(refused)).then(settle)
+    },
     onChange: (listener) => {
       listeners.add(listener)
       return () => void listeners.delete(listener)

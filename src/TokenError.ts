@@ -305,6 +305,22 @@ export class StateMismatch extends TaggedError<StateMismatch>(module)("StateMism
 }) {}
 
 /**
+ * A worker's mirror of a token source lost its owner: the owner's scope closed, or its thread ended
+ * (no word from it within the mirror's `ownerTimeout`). The mirror never sends token requests itself,
+ * so nothing more will come.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class OwnerGone extends TaggedError<OwnerGone>(module)("OwnerGone", {
+  provider: Schema.String,
+  detail: Schema.String
+}, {
+  transient: false,
+  message: (self) => `the owner of the ${self.provider} token source is gone: ${self.detail}`
+}) {}
+
+/**
  * The errors a `ReauthorizationRequired` can carry as the reason that led to it.
  *
  * @since 0.1.0
@@ -327,7 +343,8 @@ export const Reason = Schema.Union(
   TransportError,
   MalformedResponse,
   InvalidConfiguration,
-  StateMismatch
+  StateMismatch,
+  OwnerGone
 )
 
 /**

@@ -102,6 +102,13 @@ export * as TokenEndpoint from "./TokenEndpoint.js"
 export * as TokenError from "./TokenError.js"
 
 /**
+ * Thread sharing: an owner's token source mirrored in worker threads.
+ *
+ * @since 0.2.0
+ */
+export * as TokenMirror from "./TokenMirror.js"
+
+/**
  * Token exchange (RFC 8693) following another token source.
  *
  * @since 0.2.0

@@ -4,7 +4,7 @@ import * as Jose from "jose"
 import { ClientAuth, Grant, TokenExchange, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { EC_JWK, EC_PEM, EC_PUBLIC, OTHER_JWK, RSA_PEM, RSA_PUBLIC } from "./fixtures/keys.js"
-import { CLIENT_SECRET, KEY_SECRETS } from "./secrets.js"
+import { CLIENT_SECRET, KEY_SECRETS, OPAQUE_ACCESS } from "./secrets.js"
 import { HttpLive } from "./util.js"
 
 const CLIENT = "jwt-client"
@@ -174,6 +174,33 @@ describe("Assertion", () => {
         assert.deepStrictEqual(outcomes, ["token", "token", "error", "token"])
       }).pipe(Effect.provide(HttpLive)))
   })
+
+  it.scoped("a server that echoes the client assertion, the bearer assertion or the subject token has them scrubbed", () =>
+    Effect.gen(function*() {
+      const echo = (field: string) =>
+        AuthServer.make({
+          clients: [{ clientId: CLIENT, publicKey: EC_PUBLIC, authMethods: ["private_key_jwt"] }],
+          jwtBearer: { issuer: "svc", publicKey: { ...RSA_PUBLIC, alg: "RS256" } },
+          tokenExchange: { validSubject: () => true },
+          check: (request) => ({ error: "invalid_request", description: `you sent ${field}=${request.form[field]}` })
+        })
+      const clientAuth = ClientAuth.privateKeyJwt(CLIENT, Redacted.make(EC_PEM), { algorithm: "ES256" })
+      const cases = [
+        ["client_assertion", Grant.clientCredentials()],
+        ["assertion", Grant.jwtBearer({ issuer: "svc", key: Redacted.make(RSA_PEM) })],
+        ["subject_token", Grant.tokenExchange({ subjectToken: Redacted.make(OPAQUE_ACCESS) })]
+      ] as const
+      for (const [field, grant] of cases) {
+        const server = yield* echo(field)
+        const error = failure(yield* Effect.exit(source(server, clientAuth, grant)))
+        assert.strictEqual(error._tag, "InvalidRequest")
+        const sent = (yield* server.requests)[0]!.form[field]!
+        const text = `${error.message} ${JSON.stringify(error)} ${String(error)}`
+        assert.include(text, `you sent ${field}=`)
+        assert.notInclude(text, sent)
+        assert.notInclude(text, sent.slice(0, 40))
+      }
+    }).pipe(Effect.provide(HttpLive)))
 
   describe("client_secret_jwt", () => {
     it.scoped("signs with the secret (HS256) and never sends it", () =>

@@ -45,6 +45,7 @@ import * as RefreshPolicy from "../RefreshPolicy.js"
 import * as Core from "../TokenClient.js"
 import type * as TokenEndpoint from "../TokenEndpoint.js"
 import { InvalidConfiguration, type TokenError } from "../TokenError.js"
+import * as TokenMirror from "../TokenMirror.js"
 import * as TokenSource from "../TokenSource.js"
 
 /**
@@ -76,6 +77,8 @@ export interface TokenClient extends Core.TokenClient {
    * gave. Resolves at once while the cached token is valid.
    */
   readonly authorization: () => Promise<string>
+  /** With `share: true`, what connects worker threads to this token (plain data, for `workerData`). */
+  readonly handle?: TokenMirror.Handle | undefined
 }
 
 /**
@@ -103,6 +106,11 @@ export interface Settings {
   readonly log?: ((line: string) => void) | undefined
   /** The `fetch` requests are sent with; Node's global `fetch` by default. Redirects are never followed. */
   readonly fetch?: typeof globalThis.fetch | undefined
+  /**
+   * Shares the token with worker threads: the client gets a `handle` to pass in `workerData`, from
+   * which each worker's `mirror(handle)` gets the token without a request of its own.
+   */
+  readonly share?: boolean | undefined
 }
 
 // the option keys whose values are secrets, in every provider's options: derived from their types, so
@@ -347,8 +355,33 @@ const run = async (
   policy: RefreshPolicy.RefreshPolicy | undefined,
   make: Effect.Effect<TokenSource.TokenSource, TokenError, HttpClient.HttpClient | Scope.Scope>
 ): Promise<TokenClient> => {
-  const layer = Layer.scoped(Source, make).pipe(Layer.provide(platform(settings)))
+  let handle: TokenMirror.Handle | undefined
+  const served = Layer.scopedDiscard(
+    Effect.flatMap(Source, (source) => TokenMirror.serve(source)).pipe(Effect.map((made) => void (handle = made)))
+  )
+  const source = Layer.scoped(Source, make)
+  const layer = (settings.share === true ? Layer.provideMerge(served, source) : source).pipe(
+    Layer.provide(platform(settings))
+  )
   // the client's cache stops handing out a token when the source would: the same policy
+  const client = await Core.fromLayer(Source, layer, policy === undefined ? undefined : { policy })
+  return { ...client, authorization: () => client.get().then(AccessToken.authorizationHeader), handle }
+}
+
+/**
+ * In a worker thread: the token of the owner that made `handle` (`share: true`), as the same client.
+ * It never sends a token request; when the owner is gone, `get` rejects with `OwnerGone`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const mirror = async (
+  handle: TokenMirror.Handle,
+  settings: Pick<Settings, "logLevel" | "log"> & { readonly policy?: Policy | undefined } = {}
+): Promise<TokenClient> => {
+  if (!TokenMirror.isHandle(handle)) throw invalid("mirror needs the handle of a client started with share: true")
+  const policy = settings.policy === undefined ? undefined : RefreshPolicy.make(settings.policy)
+  const layer = TokenMirror.layer(Source, handle, { policy }).pipe(Layer.provide(platform(settings)))
   const client = await Core.fromLayer(Source, layer, policy === undefined ? undefined : { policy })
   return { ...client, authorization: () => client.get().then(AccessToken.authorizationHeader) }
 }
