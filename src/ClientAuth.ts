@@ -222,8 +222,7 @@ export const apply = (self: ClientAuth, context: Context): Effect.Effect<{
         lifetime: self.lifetime,
         keyId: self._tag === "PrivateKeyJwt" ? self.keyId : undefined
       }
-      return context.keys.get(self.signer).pipe(
-        Effect.flatMap((key) => Assertion.sign(self.signer, key, claims, context.now)),
+      return context.keys.sign(self.signer, claims, context.now).pipe(
         Effect.map((assertion) => ({
           headers: {},
           params: [

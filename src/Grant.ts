@@ -329,6 +329,26 @@ const asEffect = (
 ): Effect.Effect<Redacted.Redacted<string>, TokenError> => Effect.isEffect(token) ? token : Effect.succeed(token)
 
 /**
+ * The RFC 8693 parameters of a token exchange besides its subject token.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TokenExchangeOptions {
+  /** The subject token's RFC 8693 type; an access token by default. */
+  readonly subjectTokenType?: string | undefined
+  /** The acting party's token (delegation), a fixed value or an effect read before each request. */
+  readonly actorToken?: Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, TokenError> | undefined
+  /** Required with an actor token; an access token by default. */
+  readonly actorTokenType?: string | undefined
+  readonly audience?: string | ReadonlyArray<string> | undefined
+  readonly resource?: string | ReadonlyArray<string> | undefined
+  readonly requestedTokenType?: string | undefined
+  readonly scopes?: ReadonlyArray<string> | undefined
+  readonly extraParams?: ExtraParams | undefined
+}
+
+/**
  * The token exchange grant (RFC 8693). The subject token is a fixed value or an effect read before
  * each request; `TokenExchange.make` takes it from another token source. With a store or in a pool, a
  * fixed subject token needs a `subject` (whose token it is), since a token is never part of a key.
@@ -336,21 +356,13 @@ const asEffect = (
  * @since 0.2.0
  * @category constructors
  */
-export const tokenExchange = (options: {
-  readonly subjectToken: Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, TokenError>
-  /** An RFC 8693 token type; an access token by default. */
-  readonly subjectTokenType?: string | undefined
-  readonly actorToken?: Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, TokenError> | undefined
-  /** Required with an actor token; an access token by default. */
-  readonly actorTokenType?: string | undefined
-  readonly audience?: string | ReadonlyArray<string> | undefined
-  readonly resource?: string | ReadonlyArray<string> | undefined
-  readonly requestedTokenType?: string | undefined
-  /** Whose subject token it is: part of the credential's key. */
-  readonly subject?: string | undefined
-  readonly scopes?: ReadonlyArray<string> | undefined
-  readonly extraParams?: ExtraParams | undefined
-}): Grant =>
+export const tokenExchange = (
+  options: TokenExchangeOptions & {
+    readonly subjectToken: Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, TokenError>
+    /** Whose subject token it is: part of the credential's key. */
+    readonly subject?: string | undefined
+  }
+): Grant =>
   Grant.TokenExchange({
     subjectToken: asEffect(options.subjectToken),
     subjectTokenType: options.subjectTokenType ?? TokenType.accessToken,
@@ -386,9 +398,9 @@ export const requestParams = (
         keyId: self.keyId,
         extra: self.claims
       }
-      return context.keys.get(self.signer).pipe(
-        Effect.flatMap((key) => Assertion.sign(self.signer, key, claims, context.now)),
-        Effect.map((assertion) => [["assertion", Redacted.value(assertion)]] as const)
+      return Effect.map(
+        context.keys.sign(self.signer, claims, context.now),
+        (assertion) => [["assertion", Redacted.value(assertion)]] as const
       )
     }
     case "TokenExchange":

@@ -26,19 +26,9 @@ import * as TokenState from "./TokenState.js"
  * @since 0.2.0
  * @category models
  */
-export interface Options extends Omit<TokenSource.Options, "grant"> {
+export interface Options extends Omit<TokenSource.Options, "grant">, Grant.TokenExchangeOptions {
   /** The source whose token is the subject token. */
   readonly upstream: TokenSource.TokenSource
-  /** The subject token's RFC 8693 type; an access token by default. */
-  readonly subjectTokenType?: string | undefined
-  /** The acting party's token (delegation), a fixed value or an effect read before each request. */
-  readonly actorToken?: Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, TokenError> | undefined
-  readonly actorTokenType?: string | undefined
-  readonly audience?: string | ReadonlyArray<string> | undefined
-  readonly resource?: string | ReadonlyArray<string> | undefined
-  readonly requestedTokenType?: string | undefined
-  readonly scopes?: ReadonlyArray<string> | undefined
-  readonly extraParams?: Grant.ExtraParams | undefined
 }
 
 // a new token from upstream: another value, or the same value issued again

@@ -924,6 +924,7 @@ describe("TokenEndpoint", () => {
         [new TokenError.MalformedResponse({ ...at, status: 200, reason: "x" }), false],
         [new TokenError.InvalidConfiguration({ reason: "x" }), false],
         [new TokenError.StateMismatch(), false],
+        [new TokenError.OwnerGone({ provider: "p", detail: "x" }), false],
         [new TokenError.ReauthorizationRequired({ detail: "x" }), false]
       ]
       assert.strictEqual(new Set(errors.map(([e]) => e._tag)).size, TokenError.TokenError.members.length)

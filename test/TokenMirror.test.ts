@@ -161,7 +161,7 @@ describe("TokenMirror", () => {
           process.stderr.write(
             `thread sharing: 8 workers on one owner sent ${requests} requests over ${lifetimes.toFixed(1)} lifetimes ` +
               `(${(requests / lifetimes).toFixed(2)} per lifetime); a lone source beside them ${alone} ` +
-              `(${(alone / lifetimes).toFixed(2)}): 2-second tokens refresh at half their lifetime`
+              `(${(alone / lifetimes).toFixed(2)}): 2-second tokens refresh at half their lifetime\n`
           )
           assert.isAtMost(requests, alone + 1, "8 workers cost what one source costs")
           for (const report of reports) {
@@ -175,14 +175,17 @@ describe("TokenMirror", () => {
 
     it.live("a 401 storm from every worker at once makes one request", () =>
       Effect.gen(function*() {
-        const { handle, server } = yield* owner(60)
+        const { handle, server, source } = yield* owner(60)
         const workers = yield* pool(handle)
         // every worker holds the token first
         yield* Effect.all(Array.from({ length: 8 }, () => run(workers, "waitForOwner")), { concurrency: "unbounded" })
         const before = yield* server.count()
-        const fresh = yield* Effect.all(Array.from({ length: 8 }, () => run<string>(workers, "unauthorized")), {
-          concurrency: "unbounded"
-        })
+        const refused = yield* source.get
+        const header = `${refused.type} ${value(refused)}`
+        const fresh = yield* Effect.all(
+          Array.from({ length: 8 }, () => run<string>(workers, "unauthorized", header)),
+          { concurrency: "unbounded" }
+        )
         const requests = (yield* server.count()) - before
         process.stderr.write(`thread sharing: a 401 from each of 8 workers at once made ${requests} request(s)\n`)
         assert.strictEqual(requests, 1)

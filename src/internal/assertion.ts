@@ -134,6 +134,15 @@ export class Keys {
     })
   }
 
+  /** A fresh assertion signed with the signer's key (imported on first use). */
+  sign(
+    signer: Signer,
+    claims: Claims,
+    nowMillis: number
+  ): Effect.Effect<Redacted.Redacted<string>, InvalidConfiguration> {
+    return Effect.flatMap(this.get(signer), (key) => sign(signer, key, claims, nowMillis))
+  }
+
   /** Forgets the keys that may have been rotated. */
   forget(): void {
     for (const signer of this.#imported.keys()) if (isRotating(signer)) this.#imported.delete(signer)
