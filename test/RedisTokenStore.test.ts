@@ -15,25 +15,13 @@ import {
   Stream
 } from "effect"
 import { Redis } from "ioredis"
-import type { AccessToken } from "tokenwarden"
 import { ClientAuth, Grant, RedisTokenStore, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { legacyKey } from "../src/internal/engine/key.js"
-import { leaseContract } from "./contract/storeLease.js"
+import { leaseContract, token } from "./contract/storeLease.js"
 import * as RedisServer from "./fleet/redis.js"
 import * as Secrets from "./secrets.js"
 import { elapsed } from "./util.js"
-
-const token = (value: string, refreshToken?: string): AccessToken.AccessToken => ({
-  value: Redacted.make(value),
-  type: "Bearer",
-  issuedAt: 1_000,
-  expiresAt: 3_601_000,
-  lifetimeSource: "expires_in",
-  scopes: ["read"],
-  ...(refreshToken === undefined ? {} : { refreshToken: Redacted.make(refreshToken) }),
-  extra: Redacted.make({})
-})
 
 const value = (t: { readonly value: Redacted.Redacted }) => Redacted.value(t.value)
 

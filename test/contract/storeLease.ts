@@ -15,13 +15,15 @@ export type MakePair = (options: { readonly leaseTtl: Duration.DurationInput }) 
   Scope.Scope
 >
 
-const token = (value: string): AccessToken.AccessToken => ({
+/** A stored token of an hour, with a refresh token when given. */
+export const token = (value: string, refreshToken?: string): AccessToken.AccessToken => ({
   value: Redacted.make(value),
   type: "Bearer",
   issuedAt: 1_000,
   expiresAt: 3_601_000,
   lifetimeSource: "expires_in",
   scopes: ["read"],
+  ...(refreshToken === undefined ? {} : { refreshToken: Redacted.make(refreshToken) }),
   extra: Redacted.make({})
 })
 
