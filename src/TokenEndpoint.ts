@@ -19,7 +19,7 @@ import * as ClientAuth from "./ClientAuth.js"
 import * as Grant from "./Grant.js"
 import * as Assertion from "./internal/assertion.js"
 import { exchange, type Exchanged, successJson as acceptedJson } from "./internal/exchange.js"
-import { fromErrorAnswer, fromOAuthError, malformed } from "./internal/failure.js"
+import { fromErrorAnswer, fromOAuthError, malformed, serverClockOffset } from "./internal/failure.js"
 import { peekExpiry } from "./internal/jwt.js"
 import { isHeaderSafe, Sent } from "./internal/scrub.js"
 import { checkEndpoint, publicUrl } from "./internal/url.js"
@@ -143,17 +143,22 @@ export const make = (
       decoded: TokenResponse,
       raw: Record<string, unknown>,
       now: number,
-      previous: AccessToken | undefined
+      previous: AccessToken | undefined,
+      offset: number
     ): AccessToken => {
       let expiresAt: number | undefined
       let lifetimeSource: LifetimeSource = "none"
-      const jwtExpiry = decoded.expires_in === undefined ? peekExpiry(Redacted.value(decoded.access_token)) : undefined
+      // a JWT's `exp` is on the server's clock: moved onto ours by the offset its Date header shows
+      const jwtExpiry = decoded.expires_in === undefined
+        ? peekExpiry(Redacted.value(decoded.access_token))
+        : undefined
+      const ourJwtExpiry = jwtExpiry === undefined ? undefined : jwtExpiry + offset
       const previousLifetime = previous?.expiresAt === undefined ? undefined : previous.expiresAt - previous.issuedAt
       if (decoded.expires_in !== undefined) {
         expiresAt = now + decoded.expires_in * 1000
         lifetimeSource = "expires_in"
-      } else if (jwtExpiry !== undefined) {
-        expiresAt = jwtExpiry
+      } else if (ourJwtExpiry !== undefined) {
+        expiresAt = ourJwtExpiry
         lifetimeSource = "jwt"
       } else if (previousLifetime !== undefined && previous?.lifetimeSource !== "default") {
         // a later response without expires_in never erases a lifetime the server told us before
@@ -210,7 +215,20 @@ export const make = (
         }
         // the lifetime counts from when the request was sent: the server started it no earlier, so our
         // expiry is never later than the server's, however long the answer took to arrive
-        return toToken(grant, decoded.right, json as Record<string, unknown>, start, previous)
+        const token = toToken(
+          grant,
+          decoded.right,
+          json as Record<string, unknown>,
+          start,
+          previous,
+          serverClockOffset(answer.date, end)
+        )
+        // a token dead on arrival (a JWT whose `exp` has passed) would only be fetched again at once: a
+        // transient failure instead, retried on the schedule
+        if (token.expiresAt !== undefined && token.expiresAt <= end) {
+          return yield* Effect.fail(malformed(answer, json, "the token had expired on arrival", true))
+        }
+        return token
       }).pipe(
         // a refused assertion may be signed with a key rotated since: read the key again next time
         Effect.tapError((error) =>

@@ -201,6 +201,7 @@ export const exchange = (
             status: response.status,
             contentType: response.headers["content-type"],
             retryAfter: response.headers["retry-after"],
+            date: response.headers["date"],
             body: decoded.text,
             textual: decoded.textual,
             now,

@@ -17,6 +17,8 @@ export interface Answer {
   readonly status: number
   readonly contentType: string | undefined
   readonly retryAfter: string | undefined
+  /** The server's `Date` header (RFC 9110 section 6.6.1), as sent. */
+  readonly date?: string | undefined
   readonly body: string
   /** Whether the body may be quoted: text of a textual content type, not compressed or binary bytes. */
   readonly textual: boolean
@@ -36,6 +38,25 @@ export const parseRetryAfter = (value: string | undefined, now: number): Duratio
   if (/^\d{1,10}$/.test(trimmed)) return Duration.seconds(Number(trimmed))
   const date = Date.parse(trimmed)
   return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
+}
+
+// a Date header has whole seconds, and one within this of our clock is noise, not an offset; one
+// further off than a day is more likely a broken header than a clock
+const MIN_OFFSET = 5_000
+const MAX_OFFSET = 24 * 3600_000
+
+/**
+ * How far our clock is ahead of the server's (milliseconds; negative when behind), from its `Date`
+ * header as the answer arrived: 0 without a usable header, within 5 seconds, or beyond a day.
+ *
+ * @internal
+ */
+export const serverClockOffset = (date: string | undefined, now: number): number => {
+  if (date === undefined || date.length > 64) return 0
+  const server = Date.parse(date.trim())
+  if (Number.isNaN(server)) return 0
+  const offset = now - server
+  return Math.abs(offset) < MIN_OFFSET || Math.abs(offset) > MAX_OFFSET ? 0 : offset
 }
 
 /**
@@ -189,8 +210,13 @@ const where = (answer: Answer) => ({
  *
  * @internal
  */
-export const malformed = (answer: Answer, json: unknown, reason: string): E.MalformedResponse => {
-  const base = where(answer)
+export const malformed = (
+  answer: Answer,
+  json: unknown,
+  reason: string,
+  retryable?: true
+): E.MalformedResponse => {
+  const base = { ...where(answer), ...(retryable === undefined ? {} : { retryable }) }
   if (json !== undefined) {
     const fields = typeof json === "object" && json !== null && !Array.isArray(json) ? Object.keys(json) : []
     const shape = Array.isArray(json) ? "a JSON array" : json === null ? "JSON null" : `a JSON ${typeof json}`
