@@ -39,6 +39,11 @@ export interface RefreshPolicy {
   readonly retry: Schedule.Schedule<unknown, TokenError>
   /** The longest Retry-After honoured. */
   readonly maxRetryAfter: Duration.Duration
+  /**
+   * The longest lifetime believed: a token said to live longer (`expires_in: 1e12`, 31,700 years) is
+   * taken to expire after this, with a warning.
+   */
+  readonly maxLifetime: Duration.Duration
 }
 
 /**
@@ -65,7 +70,8 @@ export const defaults: RefreshPolicy = {
   maxLead: Duration.infinity,
   expirySkew: Duration.seconds(10),
   retry: defaultRetry,
-  maxRetryAfter: Duration.hours(1)
+  maxRetryAfter: Duration.hours(1),
+  maxLifetime: Duration.days(366)
 }
 
 /**
@@ -91,6 +97,8 @@ export interface Options {
   readonly retry?: Schedule.Schedule<unknown, TokenError> | undefined
   /** The longest Retry-After honoured; 1 hour by default. */
   readonly maxRetryAfter?: Duration.DurationInput | undefined
+  /** The longest lifetime believed (longer ones are clamped to it, with a warning); 366 days by default. */
+  readonly maxLifetime?: Duration.DurationInput | undefined
 }
 
 /**
@@ -106,7 +114,8 @@ export const make = (options?: Options): RefreshPolicy => ({
   maxLead: options?.maxLead === undefined ? defaults.maxLead : Duration.decode(options.maxLead),
   expirySkew: options?.expirySkew === undefined ? defaults.expirySkew : Duration.decode(options.expirySkew),
   retry: options?.retry ?? defaults.retry,
-  maxRetryAfter: options?.maxRetryAfter === undefined ? defaults.maxRetryAfter : Duration.decode(options.maxRetryAfter)
+  maxRetryAfter: options?.maxRetryAfter === undefined ? defaults.maxRetryAfter : Duration.decode(options.maxRetryAfter),
+  maxLifetime: options?.maxLifetime === undefined ? defaults.maxLifetime : Duration.decode(options.maxLifetime)
 })
 
 const clamp = (n: number, min: number, max: number) => Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : min

@@ -23,7 +23,7 @@ import { fromErrorAnswer, fromOAuthError, malformed, serverClockOffset } from ".
 import { peekExpiry } from "./internal/jwt.js"
 import { isHeaderSafe, Sent } from "./internal/scrub.js"
 import { checkEndpoint, publicUrl } from "./internal/url.js"
-import type { InvalidConfiguration, TokenError, TransportError } from "./TokenError.js"
+import { InvalidConfiguration, type TokenError, type TransportError } from "./TokenError.js"
 import * as TokenMetrics from "./TokenMetrics.js"
 import { ErrorResponse, TokenResponse } from "./TokenResponse.js"
 
@@ -43,6 +43,11 @@ export interface Options {
   readonly timeout?: Duration.DurationInput | undefined
   /** The lifetime of a token whose response has no `expires_in` and whose value carries no JWT `exp`. */
   readonly defaultLifetime?: Duration.DurationInput | undefined
+  /**
+   * The longest lifetime believed: a token said to live longer is taken to expire after this, with a
+   * warning; 366 days by default (a source passes its policy's `maxLifetime`).
+   */
+  readonly maxLifetime?: Duration.DurationInput | undefined
   /** Extra headers for every token request. */
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** A name for logs, spans and metrics; the endpoint's host by default. */
@@ -109,6 +114,10 @@ export const make = (
     const defaultLifetime = options.defaultLifetime === undefined
       ? undefined
       : Duration.toMillis(options.defaultLifetime)
+    const maxLifetime = Duration.toMillis(options.maxLifetime ?? Duration.days(366))
+    if (!(maxLifetime > 0) || !Number.isFinite(maxLifetime)) {
+      return yield* new InvalidConfiguration({ reason: "maxLifetime must be a positive, finite duration" })
+    }
     const client = yield* HttpClient.HttpClient
     const target = parsed.toString()
     // RFC 6750 allows fewer characters than real providers put in their tokens: say so once, then go on
@@ -227,6 +236,12 @@ export const make = (
         // transient failure instead, retried on the schedule
         if (token.expiresAt !== undefined && token.expiresAt <= end) {
           return yield* Effect.fail(malformed(answer, json, "the token had expired on arrival", true))
+        }
+        if (token.expiresAt !== undefined && token.expiresAt - start > maxLifetime) {
+          yield* Effect.logWarning("token lifetime longer than maxLifetime; taken to end then").pipe(
+            Effect.annotateLogs({ provider, lifetime_s: Math.round((token.expiresAt - start) / 1000) })
+          )
+          return { ...token, expiresAt: start + maxLifetime }
         }
         return token
       }).pipe(

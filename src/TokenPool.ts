@@ -564,7 +564,7 @@ export const make = (
         const endpointKey = endpointKeyOf(credential)
         const known = endpoints.get(endpointKey)
         // a new endpoint is built now, so a wrong configuration fails here (and its first request finds it)
-        const options = endpointOptions(credential)
+        const options = endpointOptions(credential, policy)
         const made = known !== undefined ? Effect.succeed(known) : TokenEndpoint.make(options).pipe(
           Effect.provideService(HttpClient.HttpClient, client),
           Effect.map((tokenEndpoint) => {
@@ -802,7 +802,8 @@ export const make = (
   }).pipe(Effect.withSpan("TokenPool.make"))
 
 // the endpoint options of a credential, without its grant and key (kept once per endpoint)
-const endpointOptions = (credential: Credential): TokenEndpoint.Options => ({
+const endpointOptions = (credential: Credential, policy: RefreshPolicy.RefreshPolicy): TokenEndpoint.Options => ({
+  maxLifetime: policy.maxLifetime,
   url: credential.url,
   clientAuth: credential.clientAuth,
   scopeSeparator: credential.scopeSeparator,

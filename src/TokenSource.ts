@@ -122,8 +122,8 @@ export const make = (
   options: Options
 ): Effect.Effect<TokenSource, TokenError, HttpClient.HttpClient | Scope.Scope> =>
   Effect.gen(function*() {
-    const endpoint = yield* TokenEndpoint.make(options)
     const policy = options.policy ?? RefreshPolicy.defaults
+    const endpoint = yield* TokenEndpoint.make({ ...options, maxLifetime: policy.maxLifetime })
     const grant = yield* Grant.validate(options.grant)
     const provider = endpoint.provider
     const state = yield* SubscriptionRef.make<TokenState>(TokenState.Pending())

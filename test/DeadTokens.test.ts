@@ -4,10 +4,10 @@
  * when it arrives is a transient failure, retried on the schedule, never a request loop.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Redacted, TestClock } from "effect"
-import { ClientAuth, Grant, TokenEndpoint, TokenSource } from "tokenwarden"
+import { Duration, Effect, Redacted, TestClock } from "effect"
+import { ClientAuth, Grant, RefreshPolicy, TokenEndpoint, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
-import { HttpLive, settle } from "./util.js"
+import { collectLogs, HttpLive, type LogLine, settle } from "./util.js"
 
 // a December noon, in whole seconds, as a Date header states time
 const NOW = Date.UTC(2026, 11, 2, 12, 0, 0)
@@ -27,6 +27,52 @@ const answer = (token: string, date: number) =>
 
 const endpoint = (server: AuthServer.AuthServer) =>
   TokenEndpoint.make({ url: server.tokenUrl, clientAuth: ClientAuth.basic("client", Redacted.make("secret")) })
+
+const DAY = 24 * HOUR
+
+describe("lifetimes too long to believe", () => {
+  it.scoped("expires_in: 1e12 (31,700 years) is taken as 366 days, with one warning, and refreshed before then", () => {
+    const lines: Array<LogLine> = []
+    return Effect.gen(function*() {
+      yield* TestClock.setTime(NOW)
+      const server = yield* AuthServer.make({ shapeToken: (body) => ({ ...body, expires_in: 1e12 }) })
+      const source = yield* TokenSource.make({
+        url: server.tokenUrl,
+        clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+        grant: Grant.clientCredentials(),
+        timeout: "30 days"
+      })
+      const token = yield* source.get
+      assert.strictEqual(token.expiresAt! - token.issuedAt, 366 * DAY)
+      const warnings = lines.filter((l) => l.level === "WARN" && l.message.includes("maxLifetime"))
+      assert.strictEqual(warnings.length, 1)
+      assert.strictEqual(warnings[0]!.annotations.lifetime_s, 1e12)
+      // refreshed at 65-75 % of 366 days, not in 31,700 years
+      yield* TestClock.adjust(Duration.days(280))
+      yield* settle
+      assert.strictEqual(yield* server.count(), 2)
+    }).pipe(Effect.provide(HttpLive), collectLogs(lines))
+  })
+
+  it.scoped("the policy's maxLifetime is the bound; one that is not positive fails make before any request", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(NOW)
+      const server = yield* AuthServer.make({ lifetimeSeconds: 7200 })
+      const make = (maxLifetime: Duration.DurationInput) =>
+        TokenSource.make({
+          url: server.tokenUrl,
+          clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+          grant: Grant.clientCredentials(),
+          policy: RefreshPolicy.make({ maxLifetime }),
+          timeout: "30 days"
+        })
+      const token = yield* (yield* make("1 hour")).get
+      assert.strictEqual(token.expiresAt! - token.issuedAt, HOUR)
+      const refused = yield* Effect.flip(make(0))
+      assert.strictEqual(refused._tag, "InvalidConfiguration")
+      assert.strictEqual(yield* server.count(), 1)
+    }).pipe(Effect.provide(HttpLive)))
+})
 
 describe("dead tokens and server clocks", () => {
   it.scoped("a server 2 hours behind: its JWT's exp is read on our clock through its Date header", () =>
