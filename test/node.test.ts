@@ -7,6 +7,7 @@ import { Effect, Exit, Redacted, Scope } from "effect"
 import { Baack, TokenError } from "tokenwarden"
 import * as Node from "tokenwarden/node"
 import { AuthServer, BaackFake, BarapiCloudFake, BarracudaFake, BaruwaFake, BuddyFake } from "tokenwarden/testing"
+import { EC_PEM, EC_PUBLIC } from "./fixtures/keys.js"
 
 const scopes: Array<Scope.CloseableScope> = []
 const closing: Array<() => Promise<void>> = []
@@ -208,7 +209,9 @@ describe("tokenwarden/node", () => {
       [{ ...base, logLevel: "loud" }, "logLevel must be one of"],
       [{ ...base, grant: { type: "password", username: "user" } }, "grant.password is missing"],
       [{ ...base, grant: { type: "implicit" } }, "grant.type must be"],
-      [{ ...base, clientAuth: "jwt" }, "clientAuth must be basic, post or none"],
+      [{ ...base, clientAuth: "jwt" }, "clientAuth must be basic, post, none, client_secret_jwt or private_key_jwt"],
+      [{ ...base, clientAuth: "private_key_jwt" }, "privateKey is missing"],
+      [{ ...base, privateKey: "-----BEGIN PRIVATE KEY-----\nhunter2\n-----END PRIVATE KEY-----" }, "signing key"],
       [{ ...base, url: "http://auth.example.com/token" }, "https"]
     ]
     for (const [options, reason] of cases) {
@@ -218,6 +221,27 @@ describe("tokenwarden/node", () => {
       assert.notInclude((error as Error).message, "hunter2")
     }
     assert.strictEqual(await Effect.runPromise(server.count()), 0)
+  })
+
+  it("private_key_jwt from a PEM, or a function giving it that is called again after a refusal", async () => {
+    const server = await serve(AuthServer.make({
+      clients: [{ clientId: "jwt-client", publicKey: EC_PUBLIC, authMethods: ["private_key_jwt"] }]
+    }))
+    let reads = 0
+    const tokens = await held(Node.start({
+      url: server.tokenUrl,
+      clientId: "jwt-client",
+      privateKey: () => {
+        reads++
+        return EC_PEM
+      },
+      signingAlgorithm: "ES256",
+      logLevel: "none"
+    }))
+    assert.isString((await tokens.get()).type)
+    const requests = await Effect.runPromise(server.requests)
+    assert.deepStrictEqual(requests.map((r) => [r.authMethod, r.outcome]), [["private_key_jwt", "token"]])
+    assert.strictEqual(reads, 1)
   })
 
   it("logLevel: warning hides the info lines, none prints nothing", async () => {

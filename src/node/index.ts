@@ -33,6 +33,7 @@ import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as AccessToken from "../AccessToken.js"
+import type * as Assertion from "../Assertion.js"
 import * as ClientAuth from "../ClientAuth.js"
 import * as Grant from "../Grant.js"
 import * as LineLogger from "../LineLogger.js"
@@ -179,8 +180,21 @@ export interface Options extends Omit<TokenEndpoint.Options, "clientAuth">, Sett
   readonly clientId: string
   /** Without a secret, the client is public (`clientAuth: "none"`). */
   readonly clientSecret?: string | undefined
-  /** `basic` (HTTP Basic) by default with a secret, `post` (in the form body), or `none`. */
-  readonly clientAuth?: "basic" | "post" | "none" | undefined
+  /**
+   * `basic` (HTTP Basic) by default with a secret, `post` (in the form body), `none`,
+   * `client_secret_jwt` (the secret signs an assertion and is never sent) or `private_key_jwt` (the
+   * default with a `privateKey`).
+   */
+  readonly clientAuth?: "basic" | "post" | "none" | "client_secret_jwt" | "private_key_jwt" | undefined
+  /**
+   * For `private_key_jwt`: a PKCS#8 PEM or a JWK's JSON, or a function giving it, called again after
+   * the server refuses the client (`InvalidClient`), so a rotated key needs no restart.
+   */
+  readonly privateKey?: string | (() => string | Promise<string>) | undefined
+  /** The assertion's algorithm: `RS256` by default for a private key, `HS256` for a secret. */
+  readonly signingAlgorithm?: Assertion.PrivateKeyAlgorithm | Assertion.SecretAlgorithm | undefined
+  /** The `kid` header of a `private_key_jwt` assertion. */
+  readonly keyId?: string | undefined
   /** `form` (RFC 6749 section 2.3.1) by default, or `plain` `base64(id:secret)`. */
   readonly basicEncoding?: ClientAuth.BasicEncoding | undefined
   readonly scopes?: ReadonlyArray<string> | undefined
@@ -389,9 +403,26 @@ export const mirror = async (
 const clientAuthOf = (options: Options): ClientAuth.ClientAuth => {
   if (typeof options.clientId !== "string") throw invalid("clientId must be a string")
   const secret = checkedSecret("clientSecret", options.clientSecret)
-  const method = options.clientAuth ?? (secret === undefined ? "none" : "basic")
+  const method = options.clientAuth ??
+    (options.privateKey !== undefined ? "private_key_jwt" : secret === undefined ? "none" : "basic")
   if (method === "none") return ClientAuth.none(options.clientId)
-  if (method !== "basic" && method !== "post") throw invalid("clientAuth must be basic, post or none")
+  if (method === "private_key_jwt") {
+    const key = options.privateKey
+    return ClientAuth.privateKeyJwt(
+      options.clientId,
+      typeof key === "function" ? readAgain("privateKey", key) : requiredSecret("privateKey", key),
+      { algorithm: options.signingAlgorithm as Assertion.PrivateKeyAlgorithm | undefined, keyId: options.keyId }
+    )
+  }
+  if (method === "client_secret_jwt") {
+    if (secret === undefined) throw invalid("clientAuth client_secret_jwt needs a clientSecret")
+    return ClientAuth.clientSecretJwt(options.clientId, secret, {
+      algorithm: options.signingAlgorithm as Assertion.SecretAlgorithm | undefined
+    })
+  }
+  if (method !== "basic" && method !== "post") {
+    throw invalid("clientAuth must be basic, post, none, client_secret_jwt or private_key_jwt")
+  }
   if (secret === undefined) throw invalid(`clientAuth ${method} needs a clientSecret`)
   return method === "post"
     ? ClientAuth.post(options.clientId, secret)
