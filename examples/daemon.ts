@@ -14,7 +14,7 @@ import { Clock, Duration, Effect, Fiber, Layer, Logger, LogLevel, Option, Redact
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { AccessToken, ClientAuth, FileTokenStore, Grant, LineLogger, TokenSource } from "tokenwarden"
+import { AccessToken, ClientAuth, FileTokenStore, Grant, LineLogger, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 
 const parseDuration = (text: string): Option.Option<Duration.Duration> => {
@@ -55,7 +55,9 @@ const main = Effect.gen(function*() {
       url: server.tokenUrl,
       clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
       grant: Grant.clientCredentials({ scopes: ["api"] }),
-      provider: "demo"
+      provider: "demo",
+      // the token lives in the store provided below: this process's memory, or files
+      store: true
     })
 
     // every other token, arm the next failure for the following refresh
@@ -103,7 +105,7 @@ const main = Effect.gen(function*() {
     return yield* call.pipe(Effect.repeat(Schedule.spaced("300 millis")), Effect.asVoid)
   })
 
-  if (storeKind === "memory") return yield* Effect.scoped(session)
+  if (storeKind === "memory") return yield* Effect.scoped(session).pipe(Effect.provide(TokenStore.layerMemory))
 
   // a file store: the worker is stopped after 8 seconds and started again, as a restarted daemon
   // would be, and picks up the stored token instead of asking for a new one

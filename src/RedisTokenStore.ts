@@ -598,7 +598,7 @@ export const make = (
         )
       }))
 
-    return { name: STORE, load, save, remove, refresh, changes } satisfies TokenStore.TokenStore
+    return { name: STORE, load, save, remove, refresh, changes, notices: Stream.never } satisfies TokenStore.TokenStore
   })
 
 /**

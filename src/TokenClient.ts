@@ -11,17 +11,15 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { AccessToken } from "./AccessToken.js"
 import { TaggedError } from "./internal/taggedError.js"
-import * as RefreshPolicy from "./RefreshPolicy.js"
+import type * as RefreshPolicy from "./RefreshPolicy.js"
 import type { TokenError } from "./TokenError.js"
 import type { TokenSource } from "./TokenSource.js"
-import * as TokenState from "./TokenState.js"
+import type * as TokenState from "./TokenState.js"
 
 /**
  * A token source as Promises.
@@ -31,12 +29,12 @@ import * as TokenState from "./TokenState.js"
  */
 export interface TokenClient {
   /**
-   * A valid token. Resolves at once from the cached token while it is valid; otherwise asks the source
+   * A valid token. Resolves at once with the source's token while it is usable; otherwise asks the source
    * (which waits for the network only when it holds no valid token). Rejects with the source's
    * `TokenError` itself (`error._tag`, `error.transient`), not a wrapper.
    */
   readonly get: () => Promise<AccessToken>
-  /** The cached token while it is valid, else `undefined`. Never waits, never sends a request. */
+  /** The source's token while it is usable, else `undefined`. Never waits, never sends a request. */
   readonly current: () => AccessToken | undefined
   /**
    * The API refused this token (HTTP 401): the source drops it and gets another. Many calls about one
@@ -57,8 +55,8 @@ export interface TokenClient {
  */
 export interface Options {
   /**
-   * The refresh policy of the source, so that the cache stops handing out a token exactly when the
-   * source would (`expirySkew`); `RefreshPolicy.defaults` by default.
+   * @deprecated Not used: the client asks the source whether its token is usable (`unsafeCurrent`),
+   * so both always agree. Kept so code that passes it still compiles.
    */
   readonly policy?: RefreshPolicy.RefreshPolicy | undefined
 }
@@ -81,65 +79,41 @@ const settle = <A>(exit: Exit.Exit<A, unknown>): Promise<A> =>
 const build = (
   source: TokenSource,
   runExit: <A, E>(effect: Effect.Effect<A, E>) => Promise<Exit.Exit<A, unknown>>,
-  release: () => Promise<void>,
-  options: Options | undefined
+  release: () => Promise<void>
 ) => {
-  const policy = options?.policy ?? RefreshPolicy.defaults
   const listeners = new Set<(state: TokenState.TokenState) => void>()
-  let cached: AccessToken | undefined
-  // Date.now() milliseconds. The one clock read outside Effect in tokenwarden, on purpose: this hot path
-  // must not enter the Effect runtime (a runPromise costs about a microsecond, 20 times this check).
-  // A client runs on the live Clock, whose currentTimeMillis is Date.now(), so both read the same time.
-  let usableUntil = 0
   let closed = false
 
-  const hold = (token: AccessToken | undefined) => {
-    if (closed) return
-    cached = token
-    usableUntil = token === undefined ? 0 : RefreshPolicy.usableUntil(policy, token)
-  }
-
   const update = (state: TokenState.TokenState) => {
-    hold(Option.getOrUndefined(TokenState.token(state)))
     for (const listener of listeners) {
       try {
         listener(state)
       } catch {
-        // a throwing listener must not stop the others, nor the cache updates that follow
+        // a throwing listener must not stop the others
       }
     }
   }
 
-  const slowGet = (): Promise<AccessToken> => {
-    if (closed) return Promise.reject(new ClientClosed())
-    return runExit(source.get).then((exit) => {
-      // the changes stream may not have delivered this token yet: a newer token is held at once
-      if (Exit.isSuccess(exit) && (cached === undefined || exit.value.issuedAt >= cached.issuedAt)) hold(exit.value)
-      return settle(exit)
-    })
-  }
-
+  // The hot path asks the source, synchronously, whether it holds a usable token: its skew and its
+  // clock decide, never a copy of them here, and a valid token never enters the Effect runtime (a
+  // runPromise costs about a microsecond, 20 times this check).
   const client: TokenClient = {
-    get: () => cached !== undefined && Date.now() < usableUntil ? Promise.resolve(cached) : slowGet(),
-    current: () => cached !== undefined && Date.now() < usableUntil ? cached : undefined,
-    invalidate: (token) => {
+    get: () => {
       if (closed) return Promise.reject(new ClientClosed())
-      const refused = token ?? cached
-      // the cache stops handing the refused token out at once, before the source's new state arrives
-      if (
-        refused !== undefined && cached !== undefined && Redacted.value(refused.value) === Redacted.value(cached.value)
-      ) {
-        hold(undefined)
-      }
-      return runExit(source.invalidate(refused)).then(settle)
+      const token = source.unsafeCurrent()
+      return token !== undefined ? Promise.resolve(token) : runExit(source.get).then(settle)
     },
+    current: () => closed ? undefined : source.unsafeCurrent(),
+    invalidate: (token) =>
+      closed
+        ? Promise.reject(new ClientClosed())
+        : runExit(source.invalidate(token ?? source.unsafeCurrent())).then(settle),
     onChange: (listener) => {
       listeners.add(listener)
       return () => void listeners.delete(listener)
     },
     close: () => {
       if (closed) return Promise.resolve()
-      hold(undefined)
       closed = true
       listeners.clear()
       return release()
@@ -157,7 +131,7 @@ const build = (
  */
 export const make = (
   source: TokenSource,
-  options?: Options
+  _options?: Options
 ): Effect.Effect<TokenClient, never, Scope.Scope> =>
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<never>()
@@ -169,10 +143,8 @@ export const make = (
       () =>
         subscription.fiber === undefined
           ? Promise.resolve()
-          : runExit(Fiber.interrupt(subscription.fiber)).then(() => undefined),
-      options
+          : runExit(Fiber.interrupt(subscription.fiber)).then(() => undefined)
     )
-    update(yield* source.state)
     subscription.fiber = yield* Effect.forkScoped(
       Stream.runForEach(source.changes, (state) => Effect.sync(() => update(state)))
     )
@@ -205,7 +177,7 @@ export const make = (
 export const fromLayer = async <I, E>(
   tag: Context.Tag<I, TokenSource>,
   layer: Layer.Layer<I, E>,
-  options?: Options
+  _options?: Options
 ): Promise<TokenClient> => {
   const runtime = ManagedRuntime.make(layer)
   let fiber: Fiber.RuntimeFiber<void> | undefined
@@ -216,8 +188,7 @@ export const fromLayer = async <I, E>(
   const started = await runtime.runPromiseExit(
     Effect.gen(function*() {
       const source = yield* tag
-      const { client, update } = build(source, (effect) => runtime.runPromiseExit(effect), release, options)
-      update(yield* source.state)
+      const { client, update } = build(source, (effect) => runtime.runPromiseExit(effect), release)
       // a daemon, interrupted by `close`: the runtime's own scope holds the layer, not forked fibers
       fiber = yield* Effect.forkDaemon(Stream.runForEach(source.changes, (state) => Effect.sync(() => update(state))))
       return client

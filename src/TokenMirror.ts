@@ -419,6 +419,7 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
       get,
       getValidFor: (duration) => ask((id) => ({ t: "getValidFor", id, millis: Duration.toMillis(duration) })),
       refresh: ask((id) => ({ t: "refresh", id })),
+      unsafeCurrent: () => usable(clock.unsafeCurrentTimeMillis()),
       invalidate: (token) =>
         Effect.sync(() => {
           const target = token ?? Option.getOrUndefined(TokenState.token(current))

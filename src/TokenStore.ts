@@ -104,6 +104,23 @@ export interface TokenStore {
    * `identity`, entries of another credential are left out, as `load` refuses them.
    */
   readonly changes: (key: string, identity?: string) => Stream.Stream<StoredToken, StoreError>
+  /**
+   * Every write to the store by anyone, as it happens: one subscription for the whole store (one Redis
+   * pattern subscription, one directory watch), however many keys are followed. A notice says only
+   * which key changed (and its version when the store knows it); the listener loads the entry itself.
+   */
+  readonly notices: Stream.Stream<Notice, StoreError>
+}
+
+/**
+ * A write to a store: the key written, and the version when the store knows it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Notice {
+  readonly key: string
+  readonly version: number | undefined
 }
 
 /**
@@ -327,7 +344,8 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
         )
       }),
     changes: (key) =>
-      Stream.fromPubSub(written).pipe(Stream.filter(([k]) => k === key), Stream.map(([, entry]) => entry))
+      Stream.fromPubSub(written).pipe(Stream.filter(([k]) => k === key), Stream.map(([, entry]) => entry)),
+    notices: Stream.map(Stream.fromPubSub(written), ([key, entry]): Notice => ({ key, version: entry.version }))
   } satisfies TokenStore
 })
 

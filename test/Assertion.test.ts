@@ -389,11 +389,12 @@ describe("Assertion", () => {
         assert.strictEqual(refused._tag, "InvalidGrant")
         const needsSubject = failure(
           yield* Effect.exit(
-            source(
-              downstreamServer,
-              ClientAuth.basic("agent", Redacted.make(CLIENT_SECRET)),
-              Grant.tokenExchange({ subjectToken: Redacted.make("x") })
-            ).pipe(Effect.provide(TokenStore.layerMemory))
+            TokenSource.make({
+              url: downstreamServer.tokenUrl,
+              clientAuth: ClientAuth.basic("agent", Redacted.make(CLIENT_SECRET)),
+              grant: Grant.tokenExchange({ subjectToken: Redacted.make("x") }),
+              store: true
+            }).pipe(Effect.provide(TokenStore.layerMemory))
           )
         )
         assert.strictEqual(needsSubject._tag, "InvalidConfiguration")

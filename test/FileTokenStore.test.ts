@@ -68,7 +68,8 @@ const passwordSource = (server: AuthServer.AuthServer) =>
     clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
     grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] }),
     policy: noJitter,
-    timeout: "30 days"
+    timeout: "30 days",
+    store: true
   })
 
 const credentialKey = (server: AuthServer.AuthServer) =>
@@ -147,11 +148,12 @@ describe("FileTokenStore", () => {
         const store = yield* makeStore({ directory: dir, encryptionKey })
         const old = legacyKey({ endpoint: server.tokenUrl, clientId: "client", grantType: "refresh_token", scopes: [] })
         yield* store.save(old, { token: token("stored-access", "stored-refresh"), version: 4 })
-        const options: TokenSource.Options = {
+        const options: TokenSource.StoredOptions = {
           url: server.tokenUrl,
           clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
           grant: Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config") }),
-          subject: "alice"
+          subject: "alice",
+          store: true
         }
         const adopted = yield* Effect.scoped(Effect.flatMap(TokenSource.make(options), (s) => s.get)).pipe(
           Effect.provide(withStore({ directory: dir, encryptionKey }))
@@ -671,7 +673,8 @@ describe("FileTokenStore", () => {
               clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
               grant: Grant.clientCredentials({ scopes }),
               storeKey: "shared",
-              policy: noJitter
+              policy: noJitter,
+              store: true
             }).pipe(Effect.provideService(TokenStore.TokenStoreTag, store), Effect.provide(logs.layer)))
         const read = yield* source(["read"])
         const write = yield* source(["write"])

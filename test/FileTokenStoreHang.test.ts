@@ -34,7 +34,8 @@ describe("FileTokenStore on a file system that stops answering", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
-      const options: TokenSource.Options = {
+      const options: TokenSource.StoredOptions = {
+        store: true,
         url: server.tokenUrl,
         clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
         grant: Grant.clientCredentials({ scopes: ["read"] }),

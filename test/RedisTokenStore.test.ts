@@ -106,7 +106,8 @@ RedisServer.describeRedis("RedisTokenStore", () => {
         token: { ...token("stored-access", "stored-refresh"), issuedAt: now, expiresAt: now + 3_600_000 },
         version: 5
       })
-      const options: TokenSource.Options = {
+      const options: TokenSource.StoredOptions = {
+        store: true,
         url: auth.tokenUrl,
         clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
         grant: Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config") }),
@@ -317,7 +318,8 @@ RedisServer.describeRedis("RedisTokenStore", () => {
       const auth = yield* AuthServer.make({ lifetimeSeconds: 3600 })
       const store = yield* RedisTokenStore.make({ url: server.url })
       const client = yield* raw(server.url)
-      const options: TokenSource.Options = {
+      const options: TokenSource.StoredOptions = {
+        store: true,
         url: auth.tokenUrl,
         clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
         grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] })
@@ -405,7 +407,8 @@ RedisServer.describeRedis("RedisTokenStore", () => {
         TokenSource.make({
           url: auth.tokenUrl,
           clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
-          grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] })
+          grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] }),
+          store: true
         }).pipe(Effect.provideService(TokenStore.TokenStoreTag, store))
       const a = yield* source(yield* RedisTokenStore.make({ url: server.url }))
       const b = yield* source(yield* RedisTokenStore.make({ url: server.url }))

@@ -60,6 +60,10 @@ const fakeSource = (initial: TokenState.TokenState) =>
       getValidFor: () => Effect.die("unused"),
       refresh: Effect.die("unused"),
       invalidate: () => Effect.void,
+      unsafeCurrent: () => {
+        const state = Effect.runSync(SubscriptionRef.get(ref))
+        return state._tag === "Valid" && Date.now() < (state.token.expiresAt ?? Infinity) ? state.token : undefined
+      },
       changes: ref.changes,
       state: SubscriptionRef.get(ref),
       provider: "fake",

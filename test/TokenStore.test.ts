@@ -14,7 +14,8 @@ const passwordSource = (server: AuthServer.AuthServer) =>
     clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
     grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] }),
     policy: noJitter,
-    timeout: "30 days"
+    timeout: "30 days",
+    store: true
   })
 
 /** A password login in a scope of its own (closed, so it never refreshes behind the test's back). */
@@ -62,6 +63,7 @@ describe("TokenSource with a TokenStore", () => {
       const racy: TokenStore.TokenStore = {
         ...memory,
         changes: () => Stream.empty,
+        notices: Stream.empty,
         refresh: (key, knownVersion, fetch) =>
           Effect.gen(function*() {
             const token = yield* fetch
@@ -109,7 +111,8 @@ describe("TokenSource with a TokenStore", () => {
         TokenSource.make({
           url: server.tokenUrl,
           clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
-          grant: Grant.clientCredentials({ scopes: ["read"], extraParams: { audience } })
+          grant: Grant.clientCredentials({ scopes: ["read"], extraParams: { audience } }),
+          store: true
         })
       const a = yield* source("api-a")
       const b = yield* source("api-b")
@@ -126,6 +129,7 @@ describe("TokenSource with a TokenStore", () => {
         grant: Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config"), scopes: ["read"] }),
         policy: noJitter,
         timeout: "30 days",
+        store: true,
         ...options
       })
 
@@ -145,7 +149,11 @@ describe("TokenSource with a TokenStore", () => {
         assert.strictEqual(code._tag, "InvalidConfiguration")
         assert.strictEqual(yield* server.count(), 0, "refused before any request")
         // nothing is shared without a store: the refresh token is simply used (and refused by this server)
-        const alone = yield* Effect.flip(refreshSource(server, {}))
+        const alone = yield* Effect.flip(TokenSource.make({
+          url: server.tokenUrl,
+          clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+          grant: Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config"), scopes: ["read"] })
+        }))
         assert.strictEqual(alone._tag, "ReauthorizationRequired")
         assert.strictEqual(yield* server.count("refresh_token"), 1)
       }).pipe(Effect.provide(HttpLive)))
@@ -184,13 +192,14 @@ describe("TokenSource with a TokenStore", () => {
     })
     const legacyKeyOf = (server: AuthServer.AuthServer, grantType: string) =>
       legacyKey({ endpoint: server.tokenUrl, clientId: "client", grantType, scopes: ["read"] })
-    const options = (server: AuthServer.AuthServer, grant: Grant.Grant): TokenSource.Options => ({
+    const options = (server: AuthServer.AuthServer, grant: Grant.Grant): TokenSource.StoredOptions => ({
       url: server.tokenUrl,
       clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
       grant,
       subject: "alice",
       policy: noJitter,
-      timeout: "30 days"
+      timeout: "30 days",
+      store: true
     })
     const refreshGrant = Grant.refreshToken({ refreshToken: Redacted.make("rt-from-config"), scopes: ["read"] })
     /** A server, and a memory store holding `token` under the 0.1.0 key of a credential of that grant type. */

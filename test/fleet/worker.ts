@@ -78,7 +78,8 @@ const program = Effect.gen(function*() {
     }),
     // which process sent a request, for the test to find the lease holder
     headers: { "x-worker-id": id },
-    timeout: "20 seconds"
+    timeout: "20 seconds",
+    store: true
   })
   emit({ type: "ready" })
   while (true) {

@@ -1,15 +1,21 @@
+/**
+ * One token's record in the engine, and the groups and endpoints records share.
+ *
+ * @internal
+ */
 import type * as Deferred from "effect/Deferred"
 import type * as Queue from "effect/Queue"
 import type * as Redacted from "effect/Redacted"
-import type { AccessToken } from "../AccessToken.js"
-import type * as Grant from "../Grant.js"
-import type * as TokenEndpoint from "../TokenEndpoint.js"
-import type { TokenError } from "../TokenError.js"
-import type { TokenState } from "../TokenState.js"
-import type { HeapItem } from "./deadlineHeap.js"
+import type { AccessToken } from "../../AccessToken.js"
+import type * as DeviceFlow from "../../DeviceFlow.js"
+import type * as Grant from "../../Grant.js"
+import type * as TokenEndpoint from "../../TokenEndpoint.js"
+import type { TokenError } from "../../TokenError.js"
+import type { TokenState } from "../../TokenState.js"
+import type { HeapItem } from "../deadlineHeap.js"
 
 /**
- * Where a pooled token's request stands.
+ * Where a token's request stands.
  *
  * @internal
  */
@@ -19,7 +25,7 @@ export const Phase = { Idle: 0, Queued: 1, Running: 2 } as const
 export type Phase = (typeof Phase)[keyof typeof Phase]
 
 /**
- * What a pooled token's last request came to (`Refreshing` is `Valid` with a request running).
+ * What a token's last request came to (`Refreshing` is `Valid` with a request running).
  *
  * @internal
  */
@@ -52,13 +58,31 @@ export interface Endpoint {
   readonly id: number
   readonly key: string
   readonly options: TokenEndpoint.Options
+  /** The endpoint's name in logs and metrics, and its URL, as `TokenEndpoint` shows them. */
+  readonly provider: string
+  readonly url: string
   readonly group: Group
   refs: number
 }
 
 /**
+ * How a token is kept in a `TokenStore`: the credential's identity (checked on every read), the
+ * version held, and where an entry of tokenwarden 0.1.0 may still be.
+ *
+ * @internal
+ */
+export interface Stored {
+  readonly identity: string
+  readonly legacyKey: string | undefined
+  version: number
+  /** The store was read once (at the first attempt), so a restart reuses what it holds. */
+  loaded: boolean
+}
+
+/**
  * What only some tokens need at a time: callers waiting for a request, change listeners, the last
- * error and the retry schedule's state while the provider fails. Dropped when empty.
+ * error and the retry schedule's state while the provider fails, the device flow's prompt, the
+ * store's bookkeeping. Dropped when empty.
  *
  * @internal
  */
@@ -68,6 +92,8 @@ export class Rare {
   error: TokenError | undefined = undefined
   attempt = 0
   retryState: unknown = undefined
+  prompt: DeviceFlow.Prompt | undefined = undefined
+  stored: Stored | undefined = undefined
 }
 
 const PHASE = 0b11
@@ -81,7 +107,7 @@ const REFRESH_REFUSED = 1 << 8
 const INVALIDATED = 1 << 9
 
 /**
- * One pooled token: a plain record of eleven fields (flags packed in one small integer, what is rare
+ * One token: a plain record of eleven fields (flags packed in one small integer, what is rare
  * in a side object), mutated only by code that does not yield in between (JS runs one fiber at a
  * time), so it needs no Ref. A record keeps the grant and a shared `Endpoint`, not the credential
  * object it was made from, and no `TokenEndpoint` (one per client id would cost kilobytes per token).
@@ -204,13 +230,25 @@ export class Entry implements HeapItem {
   set retryState(state: unknown) {
     this.more().retryState = state
   }
+  get prompt(): DeviceFlow.Prompt | undefined {
+    return this.rare?.prompt
+  }
+  set prompt(prompt: DeviceFlow.Prompt | undefined) {
+    this.more().prompt = prompt
+  }
+  get stored(): Stored | undefined {
+    return this.rare?.stored
+  }
+  set stored(stored: Stored | undefined) {
+    this.more().stored = stored
+  }
 
   /** Drops the side object once nothing in it is needed. */
   tidy(): void {
     const rare = this.rare
     if (
       rare !== undefined && rare.waiters === undefined && rare.listeners === undefined && rare.error === undefined &&
-      rare.retryState === undefined
+      rare.retryState === undefined && rare.prompt === undefined && rare.stored === undefined
     ) {
       this.rare = undefined
     }

@@ -1,0 +1,209 @@
+/**
+ * One try at a token for a record: the original grant (the device flow included), the refresh token
+ * with RFC 6749 section 6's fallback, and, with a store, the stored token first and one refresher
+ * across processes.
+ *
+ * @internal
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type { AccessToken } from "../../AccessToken.js"
+import * as DeviceFlow from "../../DeviceFlow.js"
+import * as Grant from "../../Grant.js"
+import * as RefreshPolicy from "../../RefreshPolicy.js"
+import type * as TokenEndpoint from "../../TokenEndpoint.js"
+import type { TokenError } from "../../TokenError.js"
+import { ReauthorizationRequired } from "../../TokenError.js"
+import * as TokenStore from "../../TokenStore.js"
+import type { Entry, Stored } from "./entry.js"
+
+/**
+ * What an attempt got: a token, its store version, and how (fetched, another process's, or the
+ * store's from before a restart).
+ *
+ * @internal
+ */
+export interface Got {
+  readonly token: AccessToken
+  readonly version: number
+  readonly how: "received" | "adopted" | "loaded"
+}
+
+/**
+ * What attempts share: the policy, the store (if any), the HTTP client, and how to show a device
+ * flow's prompt.
+ *
+ * @internal
+ */
+export interface Context {
+  readonly policy: RefreshPolicy.RefreshPolicy
+  readonly store: TokenStore.TokenStore | undefined
+  readonly client: HttpClient.HttpClient
+  readonly onPrompt: (entry: Entry, prompt: DeviceFlow.Prompt) => void
+}
+
+/**
+ * The attempts of one engine, over its context. A failing store is logged once and passed by (each
+ * process refreshes alone) until it works again.
+ *
+ * @internal
+ */
+export const make = (context: Context) => {
+  const { client, policy, store } = context
+  let storeDown = false
+
+  const requestOriginal = (
+    entry: Entry,
+    endpoint: TokenEndpoint.TokenEndpoint
+  ): Effect.Effect<AccessToken, TokenError> =>
+    Effect.suspend(() => {
+      const grant = entry.grant
+      if (!entry.grantUsable) {
+        return Effect.fail(
+          new ReauthorizationRequired({ detail: "the token is gone and the grant cannot run again without a user" })
+        )
+      }
+      // RFC 8628: the device flow needs the user, who is shown the code through `changes`
+      if (grant._tag === "DeviceCode") {
+        return DeviceFlow.runInSource(endpoint, grant, {
+          previous: entry.token,
+          onPrompt: (prompt) => Effect.sync(() => context.onPrompt(entry, prompt))
+        }).pipe(Effect.provideService(HttpClient.HttpClient, client))
+      }
+      return endpoint.request(grant, entry.token).pipe(
+        Effect.tap(() => {
+          // an authorization code is single use
+          if (grant._tag === "AuthorizationCode") entry.grantUsable = false
+        })
+      )
+    })
+
+  // a stored entry newer than the token held, still valid
+  const newerStored = (entry: Entry): Effect.Effect<Option.Option<TokenStore.StoredToken>> => {
+    const stored = entry.stored
+    if (store === undefined || stored === undefined) return Effect.succeed(Option.none())
+    return Effect.flatMap(
+      Effect.catchAll(store.load(entry.key, stored.identity), (e) => TokenStore.logStoreError(e, Option.none())),
+      (found) =>
+        Effect.map(
+          Clock.currentTimeMillis,
+          (now) =>
+            Option.filter(found, (e) => e.version > stored.version && now < RefreshPolicy.usableUntil(policy, e.token))
+        )
+    )
+  }
+
+  // RFC 6749 section 6: a refused refresh token falls back to the original grant only when that grant
+  // runs unattended (client credentials, password)
+  const fetchOnce = (entry: Entry, endpoint: TokenEndpoint.TokenEndpoint): Effect.Effect<AccessToken, TokenError> =>
+    Effect.suspend(() => {
+      const refreshToken = entry.refreshToken
+      if (refreshToken === undefined) return requestOriginal(entry, endpoint)
+      return endpoint.request(Grant.refreshToken({ refreshToken }), entry.token).pipe(
+        Effect.catchTag("InvalidGrant", (error) =>
+          Effect.flatMap(newerStored(entry), (newer) => {
+            // another process may have rotated the refresh token first: its token is ours too
+            if (Option.isSome(newer)) {
+              return Effect.as(
+                Effect.logInfo("refresh token already rotated by another process; adopting its token"),
+                newer.value.token
+              )
+            }
+            entry.refuseRefreshToken()
+            return entry.grantUsable && Grant.isUnattended(entry.grant)
+              ? Effect.zipRight(
+                Effect.logWarning("refresh token refused; running the original grant again"),
+                requestOriginal(entry, endpoint)
+              )
+              : Effect.fail(new ReauthorizationRequired({ reason: error, detail: "the refresh token was refused" }))
+          }))
+      )
+    })
+
+  const alone = (entry: Entry, endpoint: TokenEndpoint.TokenEndpoint, version: number) =>
+    Effect.map(fetchOnce(entry, endpoint), (token): Got => ({ token, version: version + 1, how: "received" }))
+
+  // a restarted process reuses its stored token, or at least the stored refresh token
+  const load = (entry: Entry, stored: Stored, store: TokenStore.TokenStore) =>
+    Effect.gen(function*() {
+      stored.loaded = true
+      const found = yield* Effect.catchAll(
+        loadStored(store, entry, stored),
+        (e) => TokenStore.logStoreError(e, Option.none())
+      )
+      if (Option.isNone(found)) return undefined
+      const now = yield* Clock.currentTimeMillis
+      const { token, version } = found.value
+      if (now < RefreshPolicy.usableUntil(policy, token)) return { token, version, how: "loaded" } satisfies Got
+      if (token.refreshToken !== undefined) {
+        // held to be refreshed, never handed out
+        entry.accept(token)
+        stored.version = version
+      }
+      return undefined
+    })
+
+  /** The next token for a record, through the store when there is one. */
+  return (entry: Entry, endpoint: TokenEndpoint.TokenEndpoint): Effect.Effect<Got, TokenError> =>
+    Effect.gen(function*() {
+      const stored = entry.stored
+      if (store === undefined || stored === undefined) return yield* alone(entry, endpoint, 0)
+      if (!stored.loaded) {
+        const loaded = yield* load(entry, stored, store)
+        if (loaded !== undefined) return loaded
+      }
+      return yield* store.refresh(entry.key, stored.version, fetchOnce(entry, endpoint), stored.identity).pipe(
+        Effect.map(({ entry: written, fetched }): Got => ({
+          token: written.token,
+          version: written.version,
+          how: fetched ? "received" : "adopted"
+        })),
+        Effect.tap(() => {
+          if (!storeDown) return Effect.void
+          storeDown = false
+          return Effect.logInfo("token store is back")
+        }),
+        Effect.catchTag("StoreError", (error) => {
+          if (storeDown) return alone(entry, endpoint, stored.version)
+          storeDown = true
+          return Effect.zipRight(TokenStore.logStoreError(error, undefined), alone(entry, endpoint, stored.version))
+        })
+      )
+    })
+}
+
+/**
+ * The stored entry of a credential, looked for under the 0.1.0 key too: an entry found there is moved
+ * to the new key and the old one removed, so an upgrade never forces a user to log in again. Only a
+ * grant that needs a person adopts it: the 0.1.0 key did not tell apart extra parameters, client
+ * authentication methods or users, so the entry may be another credential's, a risk worth taking only
+ * where the stored refresh token may be the only one. An unattended grant drops it and fetches anew.
+ */
+const loadStored = (
+  store: TokenStore.TokenStore,
+  entry: Entry,
+  { identity, legacyKey }: Stored
+): Effect.Effect<Option.Option<TokenStore.StoredToken>, TokenStore.StoreError> =>
+  Effect.gen(function*() {
+    const stored = yield* store.load(entry.key, identity)
+    if (Option.isSome(stored) || legacyKey === undefined) return stored
+    const old = yield* store.load(legacyKey)
+    if (Option.isNone(old)) return old
+    if (Grant.isUnattended(entry.grant)) {
+      yield* Effect.logInfo("token store entry under the 0.1.0 key dropped; fetching a token of our own")
+      yield* store.remove(legacyKey)
+      return Option.none()
+    }
+    // not moved (the store is failing): used this time, and moved on a later start
+    const written = yield* Effect.catchAll(
+      store.save(entry.key, { ...old.value, identity }),
+      (e) => TokenStore.logStoreError(e, undefined)
+    )
+    if (written === undefined) return old
+    yield* Effect.logInfo("token store entry moved from the 0.1.0 key")
+    yield* Effect.catchAll(store.remove(legacyKey), (e) => TokenStore.logStoreError(e, undefined))
+    // another process moved it first and may have refreshed since: its entry is the one
+    return written ? old : yield* store.load(entry.key, identity)
+  })
