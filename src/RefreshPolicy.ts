@@ -44,6 +44,18 @@ export interface RefreshPolicy {
    * taken to expire after this, with a warning.
    */
   readonly maxLifetime: Duration.Duration
+  /**
+   * How long a caller who finds no usable token waits for an attempt that is due (a retry after a
+   * passing fault) before failing with the last error: a one-second blip never fails a caller.
+   */
+  readonly maxWait: Duration.Duration
+  /**
+   * The schedule after a permanent error, or after `retry` gave up: slow and jittered, so a source
+   * that failed (a revoked client, a proxy's error page) heals by itself once the cause is gone.
+   */
+  readonly slowRetry: Schedule.Schedule<unknown, TokenError>
+  /** How long closing the scope waits for a request under way, so its (rotated) token is kept. */
+  readonly shutdownGrace: Duration.Duration
 }
 
 /**
@@ -54,6 +66,17 @@ export interface RefreshPolicy {
  */
 export const defaultRetry: Schedule.Schedule<unknown, TokenError> = Schedule.exponential("1 second").pipe(
   Schedule.union(Schedule.spaced("5 minutes")),
+  Schedule.jittered
+)
+
+/**
+ * The default slow schedule: from 1 minute, doubling up to an hour, jittered, forever.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const defaultSlowRetry: Schedule.Schedule<unknown, TokenError> = Schedule.exponential("1 minute").pipe(
+  Schedule.union(Schedule.spaced("1 hour")),
   Schedule.jittered
 )
 
@@ -71,7 +94,10 @@ export const defaults: RefreshPolicy = {
   expirySkew: Duration.seconds(10),
   retry: defaultRetry,
   maxRetryAfter: Duration.hours(1),
-  maxLifetime: Duration.days(366)
+  maxLifetime: Duration.days(366),
+  maxWait: Duration.seconds(30),
+  slowRetry: defaultSlowRetry,
+  shutdownGrace: Duration.seconds(5)
 }
 
 /**
@@ -99,6 +125,12 @@ export interface Options {
   readonly maxRetryAfter?: Duration.DurationInput | undefined
   /** The longest lifetime believed (longer ones are clamped to it, with a warning); 366 days by default. */
   readonly maxLifetime?: Duration.DurationInput | undefined
+  /** How long a caller waits for an attempt that is due, when no token is usable; 30 seconds by default. */
+  readonly maxWait?: Duration.DurationInput | undefined
+  /** The schedule after a permanent error; `defaultSlowRetry` (1 minute doubling to 1 hour) by default. */
+  readonly slowRetry?: Schedule.Schedule<unknown, TokenError> | undefined
+  /** How long closing the scope waits for a request under way; 5 seconds by default. */
+  readonly shutdownGrace?: Duration.DurationInput | undefined
 }
 
 /**
@@ -115,7 +147,10 @@ export const make = (options?: Options): RefreshPolicy => ({
   expirySkew: options?.expirySkew === undefined ? defaults.expirySkew : Duration.decode(options.expirySkew),
   retry: options?.retry ?? defaults.retry,
   maxRetryAfter: options?.maxRetryAfter === undefined ? defaults.maxRetryAfter : Duration.decode(options.maxRetryAfter),
-  maxLifetime: options?.maxLifetime === undefined ? defaults.maxLifetime : Duration.decode(options.maxLifetime)
+  maxLifetime: options?.maxLifetime === undefined ? defaults.maxLifetime : Duration.decode(options.maxLifetime),
+  maxWait: options?.maxWait === undefined ? defaults.maxWait : Duration.decode(options.maxWait),
+  slowRetry: options?.slowRetry ?? defaults.slowRetry,
+  shutdownGrace: options?.shutdownGrace === undefined ? defaults.shutdownGrace : Duration.decode(options.shutdownGrace)
 })
 
 const clamp = (n: number, min: number, max: number) => Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : min

@@ -206,10 +206,11 @@ export const make = <const O extends Options | StoredOptions = Options>(
         if (held !== undefined) return Effect.succeed(held)
         const invalid = Key.check(credential, credential.key, keyOption)
         if (invalid !== undefined) return Effect.fail(invalid)
-        return Effect.tap(
-          engine.add(credential, credential.key ?? Key.identity(credential)),
-          (entry) => void byCredential.set(credential, entry)
-        )
+        return Effect.tap(engine.add(credential, credential.key ?? Key.identity(credential)), (entry) => {
+          // a pool has no start to fail: every key's errors are judged as after a source's `make`
+          entry.started = true
+          byCredential.set(credential, entry)
+        })
       })
 
     // The hot paths read the pool's Clock (the one its deadlines are set by) in one `dynamic` effect:

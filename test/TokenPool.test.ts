@@ -3,7 +3,7 @@ import { Chunk, Clock, Duration, Effect, Exit, Fiber, Redacted, Stream, TestCloc
 import { ClientAuth, Grant, RefreshPolicy } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import * as TokenPool from "../src/TokenPool.js"
-import { HttpLive, noJitter, settle } from "./util.js"
+import { failFast, HttpLive, noJitter, settle } from "./util.js"
 
 const value = (token: { readonly value: Redacted.Redacted }) => Redacted.value(token.value)
 
@@ -301,10 +301,10 @@ describe("TokenPool", () => {
         assert.notStrictEqual(value(yield* pool.get(key)), value(token))
       }).pipe(Effect.provide(HttpLive)))
 
-    it.scoped("after expiry with the provider down, get fails at once with the last error, then heals", () =>
+    it.scoped("after expiry with the provider down, with maxWait 0 get fails at once with the last error, then heals", () =>
       Effect.gen(function*() {
         const server = yield* AuthServer.make({ lifetimeSeconds: 600 })
-        const pool = yield* TokenPool.make({ policy: noJitter, idleTimeToLive: "1 day" })
+        const pool = yield* TokenPool.make({ policy: failFast, idleTimeToLive: "1 day" })
         const key = credential(server, "a")
         yield* pool.get(key)
         // ten failures in a row: with backoff from 1 second they outlast the token (usable until 9m50s)
@@ -330,7 +330,7 @@ describe("TokenPool", () => {
       Effect.gen(function*() {
         // 600 s tokens: usable until 590 s (10 s skew), refreshed from 300 s (no jitter)
         const server = yield* AuthServer.make({ lifetimeSeconds: 600 })
-        const pool = yield* TokenPool.make({ policy: noJitter, idleTimeToLive: "1 day" })
+        const pool = yield* TokenPool.make({ policy: failFast, idleTimeToLive: "1 day" })
         const key = credential(server, "a")
         const token = yield* pool.get(key)
         yield* failUntilUsableEnds(server, pool)
@@ -360,7 +360,7 @@ describe("TokenPool", () => {
     it.scoped("a last token the API refused is not handed out while the provider fails", () =>
       Effect.gen(function*() {
         const server = yield* AuthServer.make({ lifetimeSeconds: 600 })
-        const pool = yield* TokenPool.make({ policy: noJitter, idleTimeToLive: "1 day" })
+        const pool = yield* TokenPool.make({ policy: failFast, idleTimeToLive: "1 day" })
         const key = credential(server, "a")
         const token = yield* pool.get(key)
         yield* failUntilUsableEnds(server, pool)
@@ -378,10 +378,14 @@ describe("TokenPool", () => {
         assert.isTrue(errors.every((e) => e._tag === "InvalidClient"))
         assert.strictEqual(yield* server.count(), 1)
         assert.strictEqual((yield* Effect.flip(pool.get(key)))._tag, "InvalidClient")
-        yield* TestClock.adjust("1 hour")
+        // the slow schedule: not before a minute, then doubling (jittered): 1 + 5 or 6 steps in an hour
+        yield* TestClock.adjust("50 seconds")
         assert.strictEqual(yield* server.count(), 1)
         assert.strictEqual((yield* Effect.flip(pool.refresh(key)))._tag, "InvalidClient")
-        assert.strictEqual(yield* server.count(), 2)
+        assert.strictEqual(yield* server.count(), 2, "refresh sends one request in a step")
+        for (let i = 0; i < 60; i++) yield* TestClock.adjust("1 minute").pipe(Effect.zipRight(settle))
+        const hour = yield* server.count()
+        assert.isTrue(hour >= 5 && hour <= 8, `slow retries in an hour: ${hour}`)
         // the secret never reaches the error
         assert.notInclude(JSON.stringify(errors[0]) + String(errors[0]), "s3cr3t-X9")
       }).pipe(Effect.provide(HttpLive)))

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Exit, Fiber, Metric, Option, Redacted, Stream, TestClock } from "effect"
 import { ClientAuth, Grant, RefreshPolicy, TokenMetrics, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
-import { HttpLive, noJitter, settle, setup, waitFor, waitForNewToken } from "./util.js"
+import { failFast, HttpLive, noJitter, settle, setup, waitFor, waitForNewToken } from "./util.js"
 
 const value = (token: { readonly value: Redacted.Redacted }) => Redacted.value(token.value)
 
@@ -11,7 +11,7 @@ const value = (token: { readonly value: Redacted.Redacted }) => Redacted.value(t
  * from the first token on, stepped to 92 s: Retrying, with no usable token.
  */
 const failingPastUsable = Effect.gen(function*() {
-  const { server, source } = yield* setup({ lifetimeSeconds: 100 })
+  const { server, source } = yield* setup({ lifetimeSeconds: 100 }, { policy: failFast })
   const token = yield* source.get
   yield* server.inject(...Array.from({ length: 20 }, () => AuthServer.Fault.unavailable()))
   for (let i = 0; i < 46; i++) yield* TestClock.adjust("2 seconds").pipe(Effect.zipRight(settle))
@@ -137,9 +137,9 @@ describe("TokenSource", () => {
         assert.strictEqual(yield* server.count(), 4)
       }).pipe(Effect.provide(HttpLive)))
 
-    it.scoped("fails at once after expiry while the provider is down, and heals by itself", () =>
+    it.scoped("with maxWait 0, fails at once after expiry while the provider is down, and heals by itself", () =>
       Effect.gen(function*() {
-        const { server, source } = yield* setup({ lifetimeSeconds: 60 })
+        const { server, source } = yield* setup({ lifetimeSeconds: 60 }, { policy: failFast })
         const token = yield* source.get
         yield* server.inject(...Array.from({ length: 8 }, () => AuthServer.Fault.unavailable()))
         // backoff grows 1, 2, 4, 8, 16 ... seconds (±20%): the token expires during the retries
@@ -192,19 +192,32 @@ describe("TokenSource", () => {
         assert.strictEqual((yield* Effect.flip(source.get))._tag, "ServerError")
       }).pipe(Effect.provide(HttpLive)))
 
-    it.scoped("a permanent error is not retried: the source waits for refresh", () =>
+    it.scoped("a permanent error is retried only on the slow schedule (from a minute), or by refresh", () =>
       Effect.gen(function*() {
         const { server, source } = yield* setup({ lifetimeSeconds: 3600 })
-        yield* source.get
-        yield* server.inject(AuthServer.Fault.status(400, { body: JSON.stringify({ error: "invalid_scope" }) }))
+        const first = yield* source.get
+        const invalidScope = AuthServer.Fault.status(400, { body: JSON.stringify({ error: "invalid_scope" }) })
+        yield* server.inject(invalidScope, invalidScope)
         yield* TestClock.adjust("45 minutes")
         const failed = yield* waitFor(source, (s) => s._tag === "Failed")
         assert.strictEqual(failed._tag === "Failed" && failed.error._tag, "InvalidScope")
-        yield* TestClock.adjust(Duration.days(2))
+        yield* TestClock.adjust("40 seconds")
+        yield* settle
         assert.strictEqual(yield* server.count(), 2, "no hammering after a permanent error")
-        assert.strictEqual((yield* Effect.flip(source.get))._tag, "InvalidScope")
-        const token = yield* source.refresh
+        // the token still has minutes left, and is handed out
+        assert.strictEqual(value(yield* source.get), value(first))
+        // the first refresh in a step of the slow schedule sends one request; the next joins the schedule
+        assert.strictEqual((yield* Effect.flip(source.refresh))._tag, "InvalidScope")
+        assert.strictEqual(yield* server.count(), 3)
+        const joined = yield* Effect.fork(source.refresh)
+        yield* settle
+        assert.strictEqual(yield* server.count(), 3, "a second refresh in the step waits for the schedule")
+        // the next step (2 minutes, jittered) succeeds
+        yield* TestClock.adjust("3 minutes")
+        const token = yield* Fiber.join(joined)
+        assert.notStrictEqual(value(token), value(first))
         assert.strictEqual(value(yield* source.get), value(token))
+        assert.strictEqual(yield* server.count(), 4)
       }).pipe(Effect.provide(HttpLive)))
   })
 
@@ -215,7 +228,7 @@ describe("TokenSource", () => {
         assert.strictEqual(error._tag, "InvalidClient")
       }).pipe(Effect.provide(HttpLive)))
 
-    it.scoped("starts Retrying on a transient error and heals", () =>
+    it.scoped("starts Retrying on a transient error; get waits for the retry and gets its token", () =>
       Effect.gen(function*() {
         const server = yield* AuthServer.make()
         yield* server.inject(AuthServer.Fault.unavailable())
@@ -225,9 +238,14 @@ describe("TokenSource", () => {
           grant: Grant.clientCredentials()
         })
         assert.strictEqual((yield* source.state)._tag, "Retrying")
-        assert.strictEqual((yield* Effect.flip(source.get))._tag, "ServerError")
+        // the retry is due within maxWait (30 seconds): the caller waits for it instead of failing
+        const waiting = yield* Effect.fork(source.get)
+        yield* settle
+        assert.isNull(waiting.unsafePoll(), "waits for the retry")
         yield* TestClock.adjust("2 seconds")
-        yield* waitFor(source, (s) => s._tag === "Valid")
+        const token = yield* Fiber.join(waiting)
+        assert.strictEqual((yield* source.state)._tag, "Valid")
+        assert.strictEqual(value(yield* source.get), value(token))
         assert.strictEqual(yield* server.count(), 2)
       }).pipe(Effect.provide(HttpLive)))
 

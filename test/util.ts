@@ -9,6 +9,9 @@ export const HttpLive = NodeHttpClient.layerUndici
 
 export const noJitter = RefreshPolicy.make({ jitterFraction: 0 })
 
+/** No jitter, and a caller never waits for a retry (`maxWait: 0`): it gets the last error at once. */
+export const failFast = RefreshPolicy.make({ jitterFraction: 0, maxWait: 0 })
+
 /** Lets real IO (a loopback request started by a TestClock wake-up) finish. */
 export const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
 

@@ -1,6 +1,6 @@
 import { HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigError, ConfigProvider, Context, Effect, Layer, Redacted, TestClock } from "effect"
+import { Clock, ConfigError, ConfigProvider, Context, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
 import type { TokenSource } from "tokenwarden"
 import { AccessToken, BarapiCloud } from "tokenwarden"
 import { AuthServer, BarapiCloudFake } from "tokenwarden/testing"
@@ -191,9 +191,12 @@ describe("BarapiCloud", () => {
       const source = yield* start(BarapiCloud.layer(BarapiToken, options(fake)))
       const retrying = yield* source.state
       assert.isTrue(retrying._tag === "Retrying" && retrying.error._tag === "ServerError")
-      assert.strictEqual((yield* Effect.flip(source.get))._tag, "ServerError")
+      // a caller waits for the retry (due within maxWait) and gets its token
+      const waiting = yield* Effect.fork(source.get)
       yield* TestClock.adjust("2 seconds")
-      yield* waitFor(source, (s) => s._tag === "Valid")
+      const token = yield* Fiber.join(waiting)
+      assert.strictEqual((yield* waitFor(source, (s) => s._tag === "Valid"))._tag, "Valid")
+      assert.strictEqual(value(yield* source.get), value(token))
 
       yield* fake.inject(AuthServer.Fault.body("<html><h1>Request blocked</h1></html>", { status: 406 }))
       const error = yield* Effect.flip(start(BarapiCloud.layer(BarapiToken, options(fake))))

@@ -184,7 +184,10 @@ export class Engine {
     }
     const chatty = this.config.chatty
     if (now >= entry.dueAt) {
-      this.scheduler.enqueue(entry, false)
+      // a new step of the slow schedule: a caller's `refresh` may send one request in it
+      entry.stepUsed = false
+      // callers waiting for this attempt make it urgent
+      this.send(entry, entry.waiters !== undefined)
       return chatty && entry.status === Status.Valid ? Effect.logInfo("refreshing token before expiry") : undefined
     }
     this.notify(entry)
@@ -294,44 +297,46 @@ export class Engine {
   private onFailure(entry: Entry, error: TokenError, now: number, counters: Counters): Effect.Effect<void> {
     return Effect.gen(this, function*() {
       const { chatty, policy } = this.config
+      const before = entry.status
       entry.error = error
       entry.attempt++
-      yield* Metric.increment(error.transient ? counters.transient : counters.permanent)
-      const step = error.transient
-        ? yield* policy.retry.step(now, error, entry.retryState === undefined ? policy.retry.initial : entry.retryState)
-        : undefined
-      const next = settle(policy, now, { _tag: "Error", error, step: step && [step[0], step[2]] })
-      const detail = { error: error._tag, detail: error.message }
-      if (next._tag === "Retrying") {
-        entry.retryState = next.retryState
-        entry.status = Status.Retrying
-        entry.dueAt = next.dueAt
-        this.schedule(entry, now)
-        if (chatty) {
-          return yield* Effect.logWarning("token request failed; retrying").pipe(Effect.annotateLogs({
-            ...detail,
-            attempt: entry.attempt,
-            retry_in_ms: Math.round(next.dueAt - now),
-            token_still_valid: now < entry.usableUntil
-          }))
-        }
-        if (entry.group.failing) return
-        entry.group.failing = true
-        return yield* Effect.logWarning("token endpoint failing; retrying with backoff").pipe(
-          Effect.annotateLogs(detail)
-        )
-      }
-      // permanent, or the retry schedule gave up: no more requests until `refresh`, which starts a new round
-      entry.status = Status.Failed
-      entry.retryState = undefined
-      entry.attempt = 0
-      entry.dueAt = Infinity
+      // after the first fetch, a 4xx that is not an OAuth or API error (a proxy's, a WAF's or a captive
+      // portal's page) is passing; at a source's start it stays permanent, so a wrong URL stops `make`
+      const transient = error.transient ||
+        (entry.started && error._tag === "MalformedResponse" && error.status >= 400 && error.status < 500)
+      yield* Metric.increment(transient ? counters.transient : counters.permanent)
+      const stateOf = (status: Status, schedule: Schedule.Schedule<unknown, TokenError>) =>
+        before === status && entry.retryState !== undefined ? entry.retryState : schedule.initial
+      let step = transient ? yield* policy.retry.step(now, error, stateOf(Status.Retrying, policy.retry)) : undefined
+      const slow = step === undefined || step[2]._tag === "Done"
+      if (slow) step = yield* policy.slowRetry.step(now, error, stateOf(Status.Failed, policy.slowRetry))
+      const next = settle(policy, now, { _tag: "Error", error, slow, step: [step![0], step![2]] })
+      entry.retryState = next._tag === "Valid" ? undefined : next.retryState
+      // nothing changes without a person (a refused refresh token, a device flow): no request by itself
+      const unattended = entry.refreshToken !== undefined || (entry.grantUsable && Grant.isUnattended(entry.grant))
+      entry.dueAt = next._tag === "Valid" || (slow && !unattended) ? Infinity : next.dueAt
+      entry.status = slow ? Status.Failed : Status.Retrying
+      // the next round of attempts (after `refresh`, or the slow schedule's) counts from 1
+      if (slow) entry.attempt = 0
       this.schedule(entry, now)
-      yield* Effect.logError(
-        error.transient
-          ? "token request failed; the retry schedule gave up"
-          : "token request failed permanently; waiting for refresh"
-      ).pipe(Effect.annotateLogs(detail))
+      const detail = { error: error._tag, detail: error.message }
+      const retryIn = entry.dueAt === Infinity ? "never" : Math.round(entry.dueAt - now)
+      if (slow) {
+        return yield* Effect.logError(
+          transient ? "token request failed; the retry schedule gave up" : "token request failed permanently"
+        ).pipe(Effect.annotateLogs({ ...detail, retry_in_ms: retryIn }))
+      }
+      if (chatty) {
+        return yield* Effect.logWarning("token request failed; retrying").pipe(Effect.annotateLogs({
+          ...detail,
+          attempt: entry.attempt,
+          retry_in_ms: retryIn,
+          token_still_valid: now < entry.usableUntil
+        }))
+      }
+      if (entry.group.failing) return
+      entry.group.failing = true
+      return yield* Effect.logWarning("token endpoint failing; retrying with backoff").pipe(Effect.annotateLogs(detail))
     })
   }
 
@@ -458,6 +463,18 @@ export class Engine {
       : undefined
   }
 
+  /** Queues an attempt now: a caller asked, or one is due. */
+  private send(entry: Entry, urgent: boolean): void {
+    entry.validForSent = false
+    this.scheduler.enqueue(entry, urgent)
+  }
+
+  // Whether an attempt may be sent now, or callers must join the next one the schedule sends: never
+  // before a backoff delay or a Retry-After has passed.
+  private backingOff(entry: Entry): boolean {
+    return entry.status === Status.Retrying || entry.status === Status.Failed
+  }
+
   /** A token for a caller who found none usable at `now` (the views' hot paths check first). */
   readonly get = (entry: Entry, now: number): Effect.Effect<AccessToken, TokenError> => {
     entry.lastUsed = now
@@ -465,46 +482,68 @@ export class Engine {
       if (entry.dormant) this.revive(entry, now)
       return Effect.succeed(entry.token!)
     }
-    if (entry.status === Status.Retrying || entry.status === Status.Failed) {
-      // the provider is failing: the last token until it expires, then the last error at once
-      const last = this.lastValid(entry, now)
-      return last !== undefined ? Effect.succeed(last) : Effect.fail(entry.error!)
-    }
+    const deadline = now + Duration.toMillis(this.config.policy.maxWait)
+    if (this.backingOff(entry)) return this.waitOrFail(entry, now, deadline)
     const next = this.join(entry)
-    this.scheduler.enqueue(entry, true)
-    // if the request fails, the last token still serves until it expires
-    return Effect.catchAll(next, (error) => {
-      const last = this.lastValid(entry, this.now())
-      return last !== undefined ? Effect.succeed(last) : Effect.fail(error)
-    })
+    this.send(entry, true)
+    return Effect.catchAll(next, () => this.waitOrFail(entry, this.now(), deadline))
   }
 
-  /** The next attempt's outcome: joins one under way, or starts one now. */
+  // While the provider fails: the last token until it expires; else the next attempt when it is due
+  // before `deadline` (a passing fault); else the last error at once. In `Failed` nobody waits.
+  private waitOrFail(entry: Entry, now: number, deadline: number): Effect.Effect<AccessToken, TokenError> {
+    // a token came meanwhile (another process's, through the store)
+    if (now < entry.usableUntil) return Effect.succeed(entry.token!)
+    const last = this.lastValid(entry, now)
+    if (last !== undefined) return Effect.succeed(last)
+    if (entry.status !== Status.Retrying || entry.dueAt > deadline || entry.released) return Effect.fail(entry.error!)
+    return Effect.catchAll(this.join(entry), () => this.waitOrFail(entry, this.now(), deadline))
+  }
+
+  /**
+   * The next attempt's outcome. While backing off it joins the attempt the schedule sends; in `Failed`
+   * the first call in each step of the slow schedule sends one now (a fixed secret, a user back).
+   */
   readonly refresh = (entry: Entry): Effect.Effect<AccessToken, TokenError> =>
     Effect.suspend(() => {
       entry.lastUsed = this.now()
       const next = this.join(entry)
-      this.scheduler.enqueue(entry, true)
+      if (entry.status === Status.Failed && !entry.stepUsed) {
+        entry.stepUsed = true
+        this.send(entry, true)
+      } else if (!this.backingOff(entry)) this.send(entry, true)
       return next
     })
 
   /** Starts an attempt without waiting for it. */
-  readonly start = (entry: Entry): Effect.Effect<void> => Effect.sync(() => this.scheduler.enqueue(entry, true))
+  readonly start = (entry: Entry): Effect.Effect<void> => Effect.sync(() => this.send(entry, true))
 
-  /** A token valid at least `duration`; the freshest there is, even if its whole lifetime is shorter. */
+  /**
+   * A token valid at least `duration`. One request per token at most: once one was sent for the token
+   * held, the freshest token there is, even if its whole lifetime is shorter than asked for.
+   */
   readonly getValidFor = (entry: Entry, duration: Duration.DurationInput): Effect.Effect<AccessToken, TokenError> =>
     Effect.suspend(() => {
       const now = this.now()
-      if (
-        entry.token !== undefined && now < entry.usableUntil && entry.usableUntil >= now + Duration.toMillis(duration)
-      ) {
+      const usable = entry.token !== undefined && now < entry.usableUntil
+      if (usable && entry.usableUntil >= now + Duration.toMillis(duration)) {
         entry.lastUsed = now
-        return Effect.succeed(entry.token)
+        return Effect.succeed(entry.token!)
       }
-      return this.refresh(entry)
+      // a request under way is the freshest token there will be
+      if (entry.phase !== Phase.Idle) return this.refresh(entry)
+      if (!usable || this.backingOff(entry)) return this.get(entry, now)
+      if (entry.validForSent) return Effect.succeed(entry.token!)
+      const next = this.join(entry)
+      this.send(entry, true)
+      entry.validForSent = true
+      return next
     })
 
-  /** The API refused the token: it is no longer handed out, and another is fetched (once, for many calls). */
+  /**
+   * The API refused the token: it is no longer handed out, and another is fetched (once, for many
+   * calls); while backing off, the attempt the schedule sends replaces it.
+   */
   readonly invalidate = (entry: Entry, token?: AccessToken): Effect.Effect<void> =>
     Effect.suspend(() => {
       if (
@@ -529,7 +568,7 @@ export class Engine {
       }
       if (entry.status === Status.Valid) entry.status = Status.Pending
       this.notify(entry)
-      this.scheduler.enqueue(entry, true)
+      if (!this.backingOff(entry)) this.send(entry, true)
       return Effect.logInfo("token invalidated; fetching another").pipe(Effect.annotateLogs(annotations))
     })
 
@@ -640,13 +679,22 @@ export class Engine {
         Effect.forkScoped
       )
     }
-    // callers still waiting when the engine closes are interrupted, never left hanging
+    // Closing waits (up to `shutdownGrace`) for the requests under way, whose tokens (a rotated
+    // refresh token) are then kept and stored, and sends no new one; callers still waiting are then
+    // interrupted, never left hanging.
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
+      Effect.suspend(() => {
+        this.scheduler.closing = true
+        const running: Array<Effect.Effect<unknown>> = []
         for (const entry of this.entries.values()) {
           const waiters = entry.waiters
+          entry.waiters = undefined
           if (waiters !== undefined) Deferred.unsafeDone(waiters, Effect.interrupt)
+          if (entry.phase === Phase.Running) running.push(Effect.exit(this.join(entry)))
         }
+        return Effect.ignore(
+          Effect.timeout(Effect.all(running, { concurrency: "unbounded" }), this.config.policy.shutdownGrace)
+        )
       })
     )
     yield* Effect.forkScoped(

@@ -105,6 +105,9 @@ const RELEASED = 1 << 6
 const GRANT_SPENT = 1 << 7
 const REFRESH_REFUSED = 1 << 8
 const INVALIDATED = 1 << 9
+const STARTED = 1 << 10
+const STEP_USED = 1 << 11
+const VALID_FOR_SENT = 1 << 12
 
 /**
  * One token: a plain record of eleven fields (flags packed in one small integer, what is rare
@@ -178,6 +181,27 @@ export class Entry implements HeapItem {
   }
   set grantUsable(on: boolean) {
     this.set(GRANT_SPENT, !on)
+  }
+  /** Past its first fetch (a source's `make`): a proxy's error page is taken as passing from then on. */
+  get started(): boolean {
+    return (this.flags & STARTED) !== 0
+  }
+  set started(on: boolean) {
+    this.set(STARTED, on)
+  }
+  /** A caller's `refresh` already sent the one request it may send in this step of the slow schedule. */
+  get stepUsed(): boolean {
+    return (this.flags & STEP_USED) !== 0
+  }
+  set stepUsed(on: boolean) {
+    this.set(STEP_USED, on)
+  }
+  /** `getValidFor` sent a request for the token held: it gets the freshest token, not another request. */
+  get validForSent(): boolean {
+    return (this.flags & VALID_FOR_SENT) !== 0
+  }
+  set validForSent(on: boolean) {
+    this.set(VALID_FOR_SENT, on)
   }
   get invalidated(): boolean {
     return (this.flags & INVALIDATED) !== 0

@@ -32,6 +32,8 @@ export class Scheduler {
   private wake = Deferred.unsafeMake<void>(FiberId.none)
   /** Entries waiting for a request slot of their endpoint. */
   queued = 0
+  /** The engine is closing: requests under way finish, no new one starts. */
+  closing = false
 
   constructor(
     private readonly cap: number,
@@ -107,7 +109,7 @@ export class Scheduler {
   }
 
   private takeNext(group: Group): Entry | undefined {
-    while (true) {
+    while (!this.closing) {
       const entry = group.urgent.shift() ?? group.background.shift()
       if (entry === undefined) return undefined
       // an entry queued twice (moved up when a caller started waiting) is taken once
@@ -116,6 +118,7 @@ export class Scheduler {
       this.queued--
       return entry
     }
+    return undefined
   }
 
   private worker(group: Group): Effect.Effect<void> {

@@ -22,7 +22,9 @@ export type Outcome =
   | {
     readonly _tag: "Error"
     readonly error: TokenError
-    readonly step?: readonly [state: unknown, decision: ScheduleDecision.ScheduleDecision] | undefined
+    /** On the slow schedule (a permanent error, or `retry` gave up), or the retry schedule. */
+    readonly slow: boolean
+    readonly step: readonly [state: unknown, decision: ScheduleDecision.ScheduleDecision]
   }
 
 /**
@@ -33,12 +35,13 @@ export type Outcome =
 export type Settled =
   | { readonly _tag: "Valid"; readonly usableUntil: number; readonly dueAt: number }
   | { readonly _tag: "Retrying"; readonly dueAt: number; readonly retryState: unknown }
-  | { readonly _tag: "Failed" }
+  | { readonly _tag: "Failed"; readonly dueAt: number; readonly retryState: unknown }
 
 /**
  * A token is handed out until its skew margin, and refreshed at a jittered point of its lifetime
- * (never, without an expiry). A transient error is retried when the schedule says, and never before
- * the server's Retry-After; a permanent error, or a schedule that gave up, fails.
+ * (never, without an expiry). An error is tried again when its schedule says, and never before the
+ * server's Retry-After: on the retry schedule it is `Retrying`; on the slow one (a permanent error, or
+ * a retry schedule that gave up) it is `Failed`, still tried again (never, if that schedule ends).
  *
  * @internal
  */
@@ -50,14 +53,9 @@ export const settle = (policy: RefreshPolicy.RefreshPolicy, now: number, outcome
       dueAt: RefreshPolicy.refreshAt(policy, outcome.token, outcome.random) ?? Infinity
     }
   }
-  const step = outcome.step
-  if (!outcome.error.transient || step === undefined || step[1]._tag === "Done") return { _tag: "Failed" }
-  return {
-    _tag: "Retrying",
-    dueAt: Math.max(
-      ScheduleIntervals.start(step[1].intervals),
-      now + RefreshPolicy.retryAfterMillis(policy, outcome.error)
-    ),
-    retryState: step[0]
-  }
+  const [retryState, decision] = outcome.step
+  const dueAt = decision._tag === "Done"
+    ? Infinity
+    : Math.max(ScheduleIntervals.start(decision.intervals), now + RefreshPolicy.retryAfterMillis(policy, outcome.error))
+  return { _tag: outcome.slow ? "Failed" : "Retrying", dueAt, retryState }
 }
