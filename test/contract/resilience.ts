@@ -1,0 +1,194 @@
+/**
+ * The resilience contract (issue 14): a source that never gives up and never hands out a dead token,
+ * written once and declared per face by `resilience.test.ts`. Under TestClock, against the testing
+ * server over real loopback HTTP, with 1-hour tokens refreshed at 45 minutes (no jitter). Each case
+ * failed on the code before the refresh engine learnt its rule.
+ */
+import type { HttpClient } from "@effect/platform"
+import { assert, it } from "@effect/vitest"
+import { Duration, Effect, Fiber, Redacted, TestClock } from "effect"
+import type { Scope } from "effect"
+import type { AccessToken, TokenError } from "tokenwarden"
+import { AuthServer } from "tokenwarden/testing"
+import { CLIENT_SECRET } from "../secrets.js"
+import { HttpLive, settle } from "../util.js"
+
+/** What a face offers; `refresh` and `getValidFor` where it has them (the Promise facade has not). */
+export interface Face {
+  readonly get: Effect.Effect<AccessToken.AccessToken, TokenError.TokenError>
+  readonly invalidate: (token: AccessToken.AccessToken) => Effect.Effect<void>
+  readonly refresh?: Effect.Effect<AccessToken.AccessToken, TokenError.TokenError> | undefined
+  readonly getValidFor?:
+    | ((duration: Duration.DurationInput) => Effect.Effect<AccessToken.AccessToken, TokenError.TokenError>)
+    | undefined
+}
+
+/**
+ * Builds one face over a credential of the testing server (client "client", CLIENT_SECRET, scope
+ * read), with no jitter and a request timeout longer than any TestClock jump. A face that fetches at
+ * start (a `TokenSource`) has made its first request when this returns.
+ */
+export type MakeFace = (
+  server: AuthServer.AuthServer
+) => Effect.Effect<Face, unknown, HttpClient.HttpClient | Scope.Scope>
+
+const value = (token: { readonly value: Redacted.Redacted }) => Redacted.value(token.value)
+
+const server = (faults: ReadonlyArray<AuthServer.Fault> = []) =>
+  Effect.gen(function*() {
+    const made = yield* AuthServer.make({
+      clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }],
+      lifetimeSeconds: 3600
+    })
+    if (faults.length > 0) yield* made.inject(...faults)
+    return made
+  })
+
+const scoped = (name: string, self: () => Effect.Effect<void, unknown, HttpClient.HttpClient | Scope.Scope>) =>
+  it.scoped(name, () => self().pipe(Effect.provide(HttpLive)))
+
+/** Steps the clock (a minute at a time, or `step` minutes), letting real IO finish in between. */
+const advance = (minutes: number, step = 1) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < minutes; i += step) {
+      yield* TestClock.adjust(Duration.minutes(step)).pipe(Effect.zipRight(settle))
+    }
+  })
+
+/** Declares the contract's cases for one face. */
+export const resilienceSuite = (makeFace: MakeFace) => {
+  scoped(
+    "a passing fault on the first request: get waits for the retry and gets its token",
+    () =>
+      Effect.gen(function*() {
+        const auth = yield* server([AuthServer.Fault.unavailable()])
+        const face = yield* makeFace(auth)
+        const waiting = yield* Effect.fork(face.get)
+        yield* settle
+        yield* TestClock.adjust("2 seconds")
+        const token = yield* Fiber.join(waiting)
+        assert.strictEqual(value(yield* face.get), value(token))
+        assert.strictEqual(yield* auth.count(), 2)
+      })
+  )
+
+  scoped(
+    "a retry due later than maxWait (Retry-After: 1 hour) fails the caller at once with the typed error",
+    () =>
+      Effect.gen(function*() {
+        const auth = yield* server([AuthServer.Fault.rateLimited(3600)])
+        const face = yield* makeFace(auth)
+        const error = yield* Effect.flip(face.get)
+        assert.strictEqual(error._tag, "RateLimited")
+        yield* advance(30)
+        assert.strictEqual(yield* auth.count(), 1, "nothing before Retry-After")
+        yield* advance(31)
+        assert.strictEqual(value(yield* face.get).length > 0, true)
+        assert.strictEqual(yield* auth.count(), 2)
+      })
+  )
+
+  scoped(
+    "an HTML 403 from a proxy at refresh time is passing: retried, and get works throughout a day",
+    () =>
+      Effect.gen(function*() {
+        const auth = yield* server()
+        const face = yield* makeFace(auth)
+        const first = yield* face.get
+        yield* auth.inject(AuthServer.Fault.body("<html><h1>Access denied</h1></html>", { status: 403 }))
+        let failures = 0
+        for (let hour = 0; hour < 24; hour++) {
+          yield* advance(60, 15)
+          const outcome = yield* Effect.either(face.get)
+          if (outcome._tag === "Left") failures++
+        }
+        assert.strictEqual(failures, 0)
+        assert.notStrictEqual(value(yield* face.get), value(first))
+        // one refresh per 45 minutes, and the one retry of the 403
+        const requests = yield* auth.count()
+        assert.isTrue(requests >= 30 && requests <= 36, `requests in a day: ${requests}`)
+      })
+  )
+
+  scoped(
+    "a permanent error after start: Failed, get fails at once, then the slow schedule heals it",
+    () =>
+      Effect.gen(function*() {
+        const auth = yield* server()
+        const face = yield* makeFace(auth)
+        const first = yield* face.get
+        // the refused token's replacement is refused too: invalid_scope is permanent
+        yield* auth.inject(AuthServer.Fault.status(400, { body: JSON.stringify({ error: "invalid_scope" }) }))
+        yield* face.invalidate(first)
+        yield* settle
+        const error = yield* Effect.flip(face.get)
+        assert.strictEqual(error._tag, "InvalidScope")
+        const started = yield* auth.count()
+        // in Failed nobody waits: a get fails at once, and sends nothing
+        assert.strictEqual((yield* Effect.flip(face.get))._tag, "InvalidScope")
+        assert.strictEqual(yield* auth.count(), started)
+        // the slow schedule's first step: about a minute (jittered)
+        yield* advance(2)
+        const healed = yield* face.get
+        assert.notStrictEqual(value(healed), value(first))
+        assert.strictEqual(yield* auth.count(), started + 1)
+      })
+  )
+
+  scoped(
+    "during a Retry-After of an hour, 50 refreshes and 50 getValidFor calls send no request",
+    () =>
+      Effect.gen(function*() {
+        const auth = yield* server()
+        const face = yield* makeFace(auth)
+        if (face.refresh === undefined || face.getValidFor === undefined) return
+        const first = yield* face.get
+        yield* auth.inject(AuthServer.Fault.rateLimited(3600))
+        // the proactive refresh at 45 minutes meets the 429
+        yield* advance(46)
+        assert.strictEqual(yield* auth.count(), 2)
+        const refreshes = yield* Effect.fork(Effect.all(Array.from({ length: 50 }, () => face.refresh!), {
+          concurrency: "unbounded"
+        }))
+        const valid = yield* Effect.all(Array.from({ length: 50 }, () => face.getValidFor!("2 hours")), {
+          concurrency: "unbounded"
+        })
+        assert.isTrue(valid.every((token) => value(token) === value(first)), "the valid token, shorter than asked")
+        yield* settle
+        assert.strictEqual(yield* auth.count(), 2, "no caller defeats the Retry-After")
+        yield* advance(61)
+        const refreshed = yield* Fiber.join(refreshes)
+        assert.strictEqual(new Set(refreshed.map(value)).size, 1)
+        assert.notStrictEqual(value(refreshed[0]!), value(first))
+        assert.strictEqual(yield* auth.count(), 3)
+      })
+  )
+
+  scoped("100 getValidFor(2 hours) against 1-hour tokens send one request, not 100", () =>
+    Effect.gen(function*() {
+      const auth = yield* server()
+      const face = yield* makeFace(auth)
+      if (face.getValidFor === undefined) return
+      const first = yield* face.get
+      const before = yield* auth.count()
+      let last = first
+      for (let i = 0; i < 100; i++) last = yield* face.getValidFor("2 hours")
+      assert.notStrictEqual(value(last), value(first), "one request for a fresher token")
+      assert.strictEqual(yield* auth.count(), before + 1)
+    }))
+
+  scoped("interrupting a caller never cancels the shared request", () =>
+    Effect.gen(function*() {
+      const auth = yield* server()
+      const face = yield* makeFace(auth)
+      const first = yield* face.get
+      yield* auth.inject(AuthServer.Fault.delay(300))
+      yield* face.invalidate(first)
+      const impatient = yield* Effect.fork(face.get)
+      yield* settle
+      yield* Fiber.interrupt(impatient)
+      const token = yield* face.get
+      assert.notStrictEqual(value(token), value(first))
+      assert.strictEqual(yield* auth.count(), 2)
+    }))
+}
