@@ -22,7 +22,7 @@ const credential = (server: AuthServer.AuthServer) => ({
 const sourceFace = (server: AuthServer.AuthServer) => TokenSource.make({ ...credential(server), policy: noJitter })
 
 describe("resilience contract", () => {
-  describe("TokenSource.make", () => resilienceSuite(sourceFace))
+  describe("TokenSource.make", () => resilienceSuite(sourceFace, { refresh: true }))
 
   describe("a TokenPool source", () =>
     resilienceSuite((server) =>
@@ -30,8 +30,7 @@ describe("resilience contract", () => {
       Effect.flatMap(
         TokenPool.make({ policy: noJitter, idleTimeToLive: "1 day" }),
         (pool) => pool.source(credential(server))
-      )
-    ))
+      ), { refresh: true }))
 
   describe("the TokenClient facade", () =>
     resilienceSuite((server) =>
@@ -42,6 +41,5 @@ describe("resilience contract", () => {
           get: Effect.tryPromise({ try: () => client.get(), catch: (error) => error as never }),
           invalidate: (token) => Effect.promise(() => client.invalidate(token))
         } satisfies Face
-      })
-    ))
+      }), { refresh: false }))
 })

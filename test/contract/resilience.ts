@@ -55,8 +55,8 @@ const advance = (minutes: number, step = 1) =>
     }
   })
 
-/** Declares the contract's cases for one face. */
-export const resilienceSuite = (makeFace: MakeFace) => {
+/** Declares the contract's cases for one face; those of `refresh` and `getValidFor` only where it has them. */
+export const resilienceSuite = (makeFace: MakeFace, options: { readonly refresh: boolean }) => {
   scoped(
     "a passing fault on the first request: get waits for the retry and gets its token",
     () =>
@@ -135,13 +135,14 @@ export const resilienceSuite = (makeFace: MakeFace) => {
       })
   )
 
+  if (!options.refresh) return interrupting(makeFace)
+
   scoped(
     "during a Retry-After of an hour, 50 refreshes and 50 getValidFor calls send no request",
     () =>
       Effect.gen(function*() {
         const auth = yield* server()
         const face = yield* makeFace(auth)
-        if (face.refresh === undefined || face.getValidFor === undefined) return
         const first = yield* face.get
         yield* auth.inject(AuthServer.Fault.rateLimited(3600))
         // the proactive refresh at 45 minutes meets the 429
@@ -168,15 +169,18 @@ export const resilienceSuite = (makeFace: MakeFace) => {
     Effect.gen(function*() {
       const auth = yield* server()
       const face = yield* makeFace(auth)
-      if (face.getValidFor === undefined) return
       const first = yield* face.get
       const before = yield* auth.count()
       let last = first
-      for (let i = 0; i < 100; i++) last = yield* face.getValidFor("2 hours")
+      for (let i = 0; i < 100; i++) last = yield* face.getValidFor!("2 hours")
       assert.notStrictEqual(value(last), value(first), "one request for a fresher token")
       assert.strictEqual(yield* auth.count(), before + 1)
     }))
 
+  interrupting(makeFace)
+}
+
+const interrupting = (makeFace: MakeFace) =>
   scoped("interrupting a caller never cancels the shared request", () =>
     Effect.gen(function*() {
       const auth = yield* server()
@@ -191,4 +195,3 @@ export const resilienceSuite = (makeFace: MakeFace) => {
       assert.notStrictEqual(value(token), value(first))
       assert.strictEqual(yield* auth.count(), 2)
     }))
-}
