@@ -23,8 +23,10 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import type * as Redacted from "effect/Redacted"
@@ -283,7 +285,14 @@ export const make = (
       yield* Effect.logWarning("token store directory was readable or writable by others; changed its mode to 0700")
     }
 
-    const pathOf = (key: string) => Path.join(directory, `${fileStem(key)}.json`)
+    // stems of keys that are hashed into a file name, so a watch event names its key again
+    const hashedStems = new Map<string, string>()
+    const stemOf = (key: string) => {
+      const stem = fileStem(key)
+      if (stem !== key && hashedStems.size < 1_000_000) hashedStems.set(stem, key)
+      return stem
+    }
+    const pathOf = (key: string) => Path.join(directory, `${stemOf(key)}.json`)
     const leaseOf = (key: string) => Path.join(directory, `${fileStem(key)}.lease`)
 
     // temporary files are written for milliseconds: an old one is a crashed writer's, and holds a token.
@@ -471,24 +480,45 @@ export const make = (
         })
       )
 
-    // a watch on the directory; events are coalesced (a sliding buffer of one) and each re-reads the
-    // entry, so a burst of writes costs one read, and only newer versions are passed on
-    const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> => {
-      const name = Path.basename(pathOf(key))
-      let last = -1
-      return fs.watch(directory).pipe(
-        Stream.filter((event) => Path.basename(event.path) === name),
-        Stream.mapError(ioError("cannot watch the store directory")),
-        Stream.buffer({ capacity: 1, strategy: "sliding" }),
-        // a file that cannot be read now is reported by the source's next load, not here
-        Stream.mapEffect(() => Effect.orElseSucceed(load(key, identity), () => Option.none<TokenStore.StoredToken>())),
-        Stream.filterMap((entry) => {
-          if (Option.isNone(entry) || entry.value.version <= last) return Option.none()
-          last = entry.value.version
-          return entry
-        })
+    // One watch of the directory for the whole store, shared by every listener (`notices`, `changes`,
+    // refreshes waiting for a lease): started with the first, stopped after the last. A pool of
+    // 100,000 keys is one watch, not 100,000. Its failure reaches every listener.
+    const hub = yield* PubSub.sliding<Either.Either<string, TokenStore.StoreError>>(4096)
+    let listeners = 0
+    let watcher: Fiber.RuntimeFiber<void> | undefined
+    const watchLoop = fs.watch(directory).pipe(
+      Stream.runForEach((event) => PubSub.publish(hub, Either.right(Path.basename(event.path)))),
+      Effect.catchAll((error) => PubSub.publish(hub, Either.left(ioError("cannot watch the store directory")(error)))),
+      Effect.asVoid
+    )
+    const fileEvents: Stream.Stream<string, TokenStore.StoreError> = Stream.unwrapScoped(Effect.gen(function*() {
+      const inbox = yield* PubSub.subscribe(hub)
+      yield* Effect.acquireRelease(
+        Effect.suspend(() =>
+          listeners++ === 0 ? Effect.map(Effect.forkDaemon(watchLoop), (fiber) => void (watcher = fiber)) : Effect.void
+        ),
+        () => Effect.suspend(() => --listeners === 0 && watcher !== undefined ? Fiber.interrupt(watcher) : Effect.void)
       )
+      // the watch starts on the next turn: a write right after subscribing is not missed
+      yield* Effect.yieldNow()
+      return Stream.fromQueue(inbox).pipe(Stream.mapEffect((event) =>
+        Either.match(event, {
+          onLeft: Effect.fail,
+          onRight: Effect.succeed
+        })
+      ))
+    }))
+
+    // an entry file's name names its key: the key itself, or a hash of a key seen in this process
+    const keyOfFile = (name: string): string | undefined => {
+      if (!name.endsWith(".json")) return undefined
+      const stem = name.slice(0, -".json".length)
+      return hashedStems.get(stem) ?? (fileStem(stem) === stem ? stem : undefined)
     }
+    const notices: Stream.Stream<TokenStore.Notice, TokenStore.StoreError> = Stream.filterMap(
+      fileEvents,
+      (name) => Option.map(Option.fromNullable(keyOfFile(name)), (key) => ({ key, version: undefined }))
+    )
 
     // --- the lease: `<key>.lease`, read and replaced only under the entry's lock ---
 
@@ -620,8 +650,8 @@ export const make = (
       Effect.gen(function*() {
         const names = new Set([Path.basename(pathOf(key)), Path.basename(leaseOf(key))])
         const wake = yield* Queue.sliding<void>(1)
-        yield* fs.watch(directory).pipe(
-          Stream.filter((event) => names.has(Path.basename(event.path))),
+        yield* fileEvents.pipe(
+          Stream.filter((name) => names.has(name)),
           Stream.runForEach(() => Queue.offer(wake, undefined)),
           Effect.ignore,
           Effect.forkScoped
@@ -668,7 +698,15 @@ export const make = (
         }
       }))
 
-    return { name: STORE, load, save, remove, refresh, changes, notices: Stream.never } satisfies TokenStore.TokenStore
+    return {
+      name: STORE,
+      load,
+      save,
+      remove,
+      refresh,
+      changes: (key, identity) => TokenStore.changesFromNotices({ notices, load }, key, identity),
+      notices
+    } satisfies TokenStore.TokenStore
   })
 
 /**

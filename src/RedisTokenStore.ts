@@ -168,8 +168,7 @@ interface Connection {
   get(key: string): Promise<string | null>
   del(...keys: Array<string>): Promise<number>
   eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
-  subscribe(channel: string): Promise<unknown>
-  unsubscribe(channel: string): Promise<unknown>
+  psubscribe(pattern: string): Promise<unknown>
   on(event: string, listener: (...args: Array<any>) => void): unknown
   once(event: string, listener: (...args: Array<any>) => void): unknown
   off(event: string, listener: (...args: Array<any>) => void): unknown
@@ -195,7 +194,8 @@ interface ConnectionOptions {
 const ioredis = "ioredis"
 
 interface Notice {
-  readonly key: string
+  /** The key; none for a reconnect, after which any key's entry may be new. */
+  readonly key: string | undefined
   /** An entry written (its version), a lease released, or a reconnect after which anything may be new. */
   readonly kind: "written" | "released" | "resync"
   readonly version: number
@@ -331,9 +331,11 @@ export const make = (
       Effect.sync(() => client.duplicate()),
       (c) => Effect.sync(() => c.disconnect())
     )
-    const channels = new Map<string, { count: number; subscribed: Promise<unknown> }>()
+    // One pattern subscription for every key of the store, however many are followed: a pool of
+    // 100,000 keys is not 100,000 channels. Glob characters of the prefix are escaped.
+    const pattern = `${channelPrefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`
     subscriber.on("error", () => {}) // reported through the command connection's state
-    subscriber.on("message", (channel: string, message: string) => {
+    subscriber.on("pmessage", (_pattern: string, channel: string, message: string) => {
       if (!channel.startsWith(channelPrefix)) return
       const key = channel.slice(channelPrefix.length)
       const notice: Notice = /^\d{1,15}$/.test(message)
@@ -343,16 +345,11 @@ export const make = (
     })
     let subscriberReadyOnce = false
     subscriber.on("ready", () => {
-      // a reconnect loses messages sent meanwhile: resubscribe, and have every listener re-read
+      // a reconnect loses messages sent meanwhile: subscribe again, and have every listener re-read
       const again = subscriberReadyOnce
       subscriberReadyOnce = true
-      for (const [channel, entry] of channels) {
-        entry.subscribed = subscriber.subscribe(channel).catch(() => undefined)
-        if (again) {
-          const notice: Notice = { key: channel.slice(channelPrefix.length), kind: "resync", version: 0 }
-          runSync(PubSub.publish(notices, notice))
-        }
-      }
+      subscriber.psubscribe(pattern).catch(() => undefined)
+      if (again) runSync(PubSub.publish(notices, { key: undefined, kind: "resync", version: 0 }))
     })
 
     const connect = (c: Connection) =>
@@ -375,30 +372,6 @@ export const make = (
     if (client.status !== "ready" && firstError !== undefined && isAuthError(firstError)) {
       return yield* Effect.fail(new InvalidConfiguration({ reason: `Redis refused the credentials: ${firstError}` }))
     }
-
-    const listen = (key: string) =>
-      Effect.acquireRelease(
-        Effect.promise(() => {
-          const channel = keys(key).channel
-          const entry = channels.get(channel)
-          if (entry !== undefined) {
-            entry.count++
-            return entry.subscribed
-          }
-          // a failed SUBSCRIBE (Redis down) is made again when the subscriber reconnects
-          const subscribed = subscriber.subscribe(channel).catch(() => undefined)
-          channels.set(channel, { count: 1, subscribed })
-          return subscribed
-        }),
-        () =>
-          Effect.promise(() => {
-            const channel = keys(key).channel
-            const entry = channels.get(channel)
-            if (entry === undefined || --entry.count > 0) return Promise.resolve()
-            channels.delete(channel)
-            return subscriber.unsubscribe(channel).catch(() => undefined)
-          })
-      )
 
     // --- entries ---
     const read = (key: string) => command("GET", () => client.get(keys(key).token))
@@ -551,7 +524,6 @@ export const make = (
       Effect.scoped(Effect.gen(function*() {
         // listening before reading: a write published between the read and the wait is not missed
         const inbox = yield* PubSub.subscribe(notices)
-        yield* listen(key)
         const deadline = (yield* Clock.currentTimeMillis) + waitTimeout
         while (true) {
           const { entry: stored } = yield* loadForRefresh(key, identity)
@@ -569,36 +541,30 @@ export const make = (
           const expiry = lease.pttl > 0 ? Math.min(lease.pttl, leaseTtl) : leaseTtl
           const jitter = yield* Random.nextIntBetween(20, 120)
           yield* Effect.raceFirst(
-            Queue.take(inbox).pipe(Effect.repeat({ until: (notice) => notice.key === key })),
+            Queue.take(inbox).pipe(
+              Effect.repeat({ until: (notice) => notice.key === key || notice.key === undefined })
+            ),
             Effect.sleep(Duration.millis(Math.min(expiry, deadline - now) + jitter))
           )
           yield* Queue.takeAll(inbox)
         }
       }))
 
-    const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> =>
-      Stream.unwrapScoped(Effect.gen(function*() {
-        const inbox = yield* PubSub.subscribe(notices)
-        yield* listen(key)
-        let last = -1
-        return Stream.fromQueue(inbox).pipe(
-          // a lease released says nothing new; a write of a version already seen neither
-          Stream.filter((notice) =>
-            notice.key === key && (notice.kind === "resync" || (notice.kind === "written" && notice.version > last))
-          ),
-          Stream.mapEffect(() =>
-            // an entry unreadable now (Redis down, corrupted) is reported by the source's next load
-            Effect.orElseSucceed(load(key, identity), () => Option.none<TokenStore.StoredToken>())
-          ),
-          Stream.filterMap((entry) => {
-            if (Option.isNone(entry) || entry.value.version <= last) return Option.none()
-            last = entry.value.version
-            return entry
-          })
-        )
-      }))
+    // every entry written, and every reconnect; a lease released says nothing new
+    const written: Stream.Stream<TokenStore.Notice> = Stream.fromPubSub(notices).pipe(
+      Stream.filter((notice) => notice.kind !== "released"),
+      Stream.map((notice) => ({ key: notice.key, version: notice.kind === "written" ? notice.version : undefined }))
+    )
 
-    return { name: STORE, load, save, remove, refresh, changes, notices: Stream.never } satisfies TokenStore.TokenStore
+    return {
+      name: STORE,
+      load,
+      save,
+      remove,
+      refresh,
+      changes: (key, identity) => TokenStore.changesFromNotices({ notices: written, load }, key, identity),
+      notices: written
+    } satisfies TokenStore.TokenStore
   })
 
 /**

@@ -113,14 +113,43 @@ export interface TokenStore {
 }
 
 /**
- * A write to a store: the key written, and the version when the store knows it.
+ * A write to a store: the key written, and the version when the store knows it. A notice without a
+ * key says notices may have been missed (a reconnect): any key may have changed.
  *
  * @since 0.2.0
  * @category models
  */
 export interface Notice {
-  readonly key: string
+  readonly key: string | undefined
   readonly version: number | undefined
+}
+
+/**
+ * `changes` of one key, from a store's `notices`: each notice about the key (or about every key)
+ * re-reads the entry, and only versions above the last passed on are; a burst of notices costs one
+ * read, and an entry unreadable now is left to the reader's next load.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const changesFromNotices = (
+  store: Pick<TokenStore, "notices" | "load">,
+  key: string,
+  identity?: string
+): Stream.Stream<StoredToken, StoreError> => {
+  let last = -1
+  return store.notices.pipe(
+    Stream.filter((notice) =>
+      (notice.key === key || notice.key === undefined) && (notice.version === undefined || notice.version > last)
+    ),
+    Stream.buffer({ capacity: 1, strategy: "sliding" }),
+    Stream.mapEffect(() => Effect.orElseSucceed(store.load(key, identity), () => Option.none<StoredToken>())),
+    Stream.filterMap((entry) => {
+      if (Option.isNone(entry) || entry.value.version <= last) return Option.none()
+      last = entry.value.version
+      return entry
+    })
+  )
 }
 
 /**
@@ -311,13 +340,14 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
   const entries = new Map<string, StoredToken>()
   const inflight = new Map<string, Deferred.Deferred<Refreshed>>()
   const load = (key: string) => Effect.sync(() => Option.fromNullable(entries.get(key)))
-  const written = yield* PubSub.unbounded<readonly [string, StoredToken]>()
+  const written = yield* PubSub.unbounded<Notice>()
+  const notices = Stream.fromPubSub(written)
   const save = (key: string, entry: StoredToken) =>
     Effect.suspend(() => {
       const current = entries.get(key)
       if (current !== undefined && current.version >= entry.version) return Effect.succeed(false)
       entries.set(key, entry)
-      return Effect.as(PubSub.publish(written, [key, entry]), true)
+      return Effect.as(PubSub.publish(written, { key, version: entry.version }), true)
     })
   return {
     name: "memory",
@@ -343,9 +373,8 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
           })
         )
       }),
-    changes: (key) =>
-      Stream.fromPubSub(written).pipe(Stream.filter(([k]) => k === key), Stream.map(([, entry]) => entry)),
-    notices: Stream.map(Stream.fromPubSub(written), ([key, entry]): Notice => ({ key, version: entry.version }))
+    changes: (key, identity) => changesFromNotices({ notices, load }, key, identity),
+    notices
   } satisfies TokenStore
 })
 

@@ -646,12 +646,18 @@ export class Engine {
   // An entry another process wrote, newer than the one held and still valid, is adopted instead of
   // fetched; during an attempt its own outcome decides (the entry may be our own write coming back).
   private onNotice(store: TokenStore.TokenStore, notice: TokenStore.Notice): Effect.Effect<void> {
-    const entry = this.entries.get(notice.key)
+    // notices may have been missed (a reconnect): every key held is read again
+    if (notice.key === undefined) {
+      const keys = Array.from(this.entries.keys())
+      return Effect.forEach(keys, (key) => this.onNotice(store, { key, version: undefined }), { discard: true })
+    }
+    const key = notice.key
+    const entry = this.entries.get(key)
     const stored = entry?.stored
     const stale = (version: number) =>
       entry === undefined || entry.released || entry.phase === Phase.Running || version <= stored!.version
     if (stored === undefined || stale(notice.version ?? Infinity)) return Effect.void
-    return Effect.flatMap(Effect.orElseSucceed(store.load(notice.key, stored.identity), Option.none), (found) => {
+    return Effect.flatMap(Effect.orElseSucceed(store.load(key, stored.identity), Option.none), (found) => {
       const now = this.now()
       if (
         Option.isNone(found) || stale(found.value.version) ||
