@@ -495,7 +495,10 @@ export const make = (
       const inbox = yield* PubSub.subscribe(hub)
       yield* Effect.acquireRelease(
         Effect.suspend(() =>
-          listeners++ === 0 ? Effect.map(Effect.forkDaemon(watchLoop), (fiber) => void (watcher = fiber)) : Effect.void
+          // forked interruptible: an acquire is not, and its fiber would inherit that and never stop
+          listeners++ === 0
+            ? Effect.map(Effect.forkDaemon(Effect.interruptible(watchLoop)), (fiber) => void (watcher = fiber))
+            : Effect.void
         ),
         () => Effect.suspend(() => --listeners === 0 && watcher !== undefined ? Fiber.interrupt(watcher) : Effect.void)
       )
