@@ -38,6 +38,7 @@ import * as Path from "node:path"
 import type { AccessToken } from "./AccessToken.js"
 import * as LeaseHolder from "./internal/lease.js"
 import * as Sealed from "./internal/sealed.js"
+import * as Shared from "./internal/shared.js"
 import { InvalidConfiguration } from "./TokenError.js"
 import * as TokenStore from "./TokenStore.js"
 
@@ -114,8 +115,8 @@ export const parseEncryptionKey: (
 
 // a key is a file name: the default keys are hex hashes; any other key is hashed, so a user's
 // `storeKey` can never climb out of the directory or collide with a lock or temporary file
-const fileStem = (key: string) =>
-  /^[A-Za-z0-9_-][A-Za-z0-9_-]{0,127}$/.test(key) ? key : Crypto.createHash("sha256").update(key).digest("hex")
+const isPlain = (key: string) => /^[A-Za-z0-9_-]{1,128}$/.test(key)
+const fileStem = (key: string) => isPlain(key) ? key : Crypto.createHash("sha256").update(key).digest("hex")
 
 const isAlive = (pid: number) => {
   try {
@@ -283,8 +284,35 @@ export const make = (
       yield* Effect.logWarning("token store directory was readable or writable by others; changed its mode to 0700")
     }
 
-    const pathOf = (key: string) => Path.join(directory, `${fileStem(key)}.json`)
-    const leaseOf = (key: string) => Path.join(directory, `${fileStem(key)}.lease`)
+    // the keys behind hashed file names, as this process met them: a notice names the key, never a hash
+    const named = new Map<string, string>()
+    const stemOf = (key: string) => {
+      const stem = fileStem(key)
+      if (stem !== key) named.set(stem, key)
+      return stem
+    }
+    const pathOf = (key: string) => Path.join(directory, `${stemOf(key)}.json`)
+    const leaseOf = (key: string) => Path.join(directory, `${stemOf(key)}.lease`)
+
+    // one watch of the directory for the whole store, while anyone listens: notices, `changes` and the
+    // refreshes waiting on a lease all read it
+    const events = Shared.make(
+      fs.watch(directory).pipe(
+        Stream.map((event) => Path.basename(event.path)),
+        Stream.mapError(ioError("cannot watch the store directory"))
+      ),
+      TokenStore.noticeCapacity
+    )
+
+    // an entry file replaced (or removed); a stem this process cannot name is another key's hash: dropped
+    const notices: Stream.Stream<TokenStore.Notice, TokenStore.StoreError> = events.stream.pipe(
+      Stream.filterMap((name) => {
+        if (!name.endsWith(".json")) return Option.none()
+        const stem = name.slice(0, -".json".length)
+        const key = named.get(stem) ?? (isPlain(stem) ? stem : undefined)
+        return key === undefined ? Option.none() : Option.some({ key, version: undefined })
+      })
+    )
 
     // temporary files are written for milliseconds: an old one is a crashed writer's, and holds a token.
     // Only our own regular files are removed; anything else is reported and left alone.
@@ -471,24 +499,11 @@ export const make = (
         })
       )
 
-    // a watch on the directory; events are coalesced (a sliding buffer of one) and each re-reads the
-    // entry, so a burst of writes costs one read, and only newer versions are passed on
-    const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> => {
-      const name = Path.basename(pathOf(key))
-      let last = -1
-      return fs.watch(directory).pipe(
-        Stream.filter((event) => Path.basename(event.path) === name),
-        Stream.mapError(ioError("cannot watch the store directory")),
-        Stream.buffer({ capacity: 1, strategy: "sliding" }),
-        // a file that cannot be read now is reported by the source's next load, not here
-        Stream.mapEffect(() => Effect.orElseSucceed(load(key, identity), () => Option.none<TokenStore.StoredToken>())),
-        Stream.filterMap((entry) => {
-          if (Option.isNone(entry) || entry.value.version <= last) return Option.none()
-          last = entry.value.version
-          return entry
-        })
-      )
-    }
+    const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> =>
+      Stream.suspend(() => {
+        stemOf(key)
+        return TokenStore.changesFromNotices({ notices, load }, key, identity)
+      })
 
     // --- the lease: `<key>.lease`, read and replaced only under the entry's lock ---
 
@@ -614,20 +629,20 @@ export const make = (
         })
       })
 
-    // wakes a waiting refresh when the entry or the lease file changes; without a watch (a platform
-    // that has none) the wait falls back to its bound
+    // wakes a waiting refresh when the entry or the lease file changes, through the store's one watch;
+    // without a watch (a platform that has none) the wait falls back to its bound
     const wakeOnChange = (key: string) =>
       Effect.gen(function*() {
         const names = new Set([Path.basename(pathOf(key)), Path.basename(leaseOf(key))])
-        const wake = yield* Queue.sliding<void>(1)
-        yield* fs.watch(directory).pipe(
-          Stream.filter((event) => names.has(Path.basename(event.path))),
-          Stream.runForEach(() => Queue.offer(wake, undefined)),
-          Effect.ignore,
-          Effect.forkScoped
-        )
+        const inbox = yield* events.subscribe
+        // the watch may be starting: let it open before the entry is read
         yield* Effect.yieldNow()
-        return wake
+        return {
+          next: Queue.take(inbox).pipe(
+            Effect.repeat({ until: (take) => Shared.holds(take, (name) => names.has(name)) })
+          ),
+          clear: Queue.takeAll(inbox)
+        }
       })
 
     const refresh = <E>(
@@ -663,12 +678,12 @@ export const make = (
           // racing for the lease at once.
           const bound = Math.min(Math.max(attempt.expiresAt - now, 0), Math.floor(leaseTtl / 3), deadline - now)
           const jitter = yield* Random.nextIntBetween(10, 60)
-          yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(Duration.millis(bound + jitter)))
-          yield* Queue.takeAll(wake)
+          yield* Effect.raceFirst(wake.next, Effect.sleep(Duration.millis(bound + jitter)))
+          yield* wake.clear
         }
       }))
 
-    return { name: STORE, load, save, remove, refresh, changes } satisfies TokenStore.TokenStore
+    return { name: STORE, load, save, remove, refresh, changes, notices } satisfies TokenStore.TokenStore
   })
 
 /**

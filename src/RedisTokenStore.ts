@@ -12,7 +12,8 @@
  * - `lease:<key>`: the fencing token of the process refreshing, expiring after `leaseTtl`;
  * - `fence:<key>`: the counter fencing tokens come from;
  * - channel `changes:<key>`: the version of each entry written, or `released` when a lease ends.
- *   Never a token: readers re-read the entry.
+ *   Never a token: readers re-read the entry. A store listens to them all with one pattern
+ *   subscription (`PSUBSCRIBE <prefix>changes:*`), however many keys it follows.
  *
  * Needs the `ioredis` package, loaded when a store is built.
  *
@@ -168,8 +169,7 @@ interface Connection {
   get(key: string): Promise<string | null>
   del(...keys: Array<string>): Promise<number>
   eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
-  subscribe(channel: string): Promise<unknown>
-  unsubscribe(channel: string): Promise<unknown>
+  psubscribe(pattern: string): Promise<unknown>
   on(event: string, listener: (...args: Array<any>) => void): unknown
   once(event: string, listener: (...args: Array<any>) => void): unknown
   off(event: string, listener: (...args: Array<any>) => void): unknown
@@ -194,12 +194,15 @@ interface ConnectionOptions {
 // a variable, not a literal: TypeScript does not resolve it, so typechecking never needs ioredis
 const ioredis = "ioredis"
 
-interface Notice {
+interface Event {
   readonly key: string
   /** An entry written (its version), a lease released, or a reconnect after which anything may be new. */
   readonly kind: "written" | "released" | "resync"
-  readonly version: number
+  readonly version: number | undefined
 }
+
+// a prefix is the operator's, and may hold glob characters: matched literally in the pattern
+const globEscape = (text: string) => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 
 const isAuthError = (message: string) => /WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)
 
@@ -273,7 +276,13 @@ export const make = (
     const prefix = options.keyPrefix ?? "tokenwarden:"
     const leaseTtl = Math.max(100, Math.round(Duration.toMillis(options.leaseTtl ?? Duration.seconds(15))))
     const waitTimeout = Duration.toMillis(options.waitTimeout ?? Duration.seconds(60))
-    const keys = (key: string) => ({
+    // every key this process used: told to re-read after a reconnect, when writes may have gone unheard
+    const used = new Set<string>()
+    const keys = (key: string) => {
+      used.add(key)
+      return keysOf(key)
+    }
+    const keysOf = (key: string) => ({
       token: `${prefix}token:${key}`,
       lease: `${prefix}lease:${key}`,
       fence: `${prefix}fence:${key}`,
@@ -284,7 +293,7 @@ export const make = (
     const runtime = yield* Effect.runtime<never>()
     const runSync = Runtime.runSync(runtime)
     const log = (effect: Effect.Effect<void>) => runSync(Effect.annotateLogs(effect, { store: STORE }))
-    const notices = yield* PubSub.sliding<Notice>(1024)
+    const events = yield* PubSub.sliding<Event>(TokenStore.noticeCapacity)
 
     // --- the command connection; its state changes are logged once each way ---
     let connected = false
@@ -326,33 +335,29 @@ export const make = (
       if (connected) down()
     })
 
-    // --- the subscriber connection (SUBSCRIBE takes a connection of its own) ---
+    // --- the subscriber connection (a subscription takes a connection of its own) ---
     const subscriber: Connection = yield* Effect.acquireRelease(
       Effect.sync(() => client.duplicate()),
       (c) => Effect.sync(() => c.disconnect())
     )
-    const channels = new Map<string, { count: number; subscribed: Promise<unknown> }>()
+    // one pattern for every key: a pool of 100,000 keys is still one subscription
+    const pattern = `${globEscape(channelPrefix)}*`
     subscriber.on("error", () => {}) // reported through the command connection's state
-    subscriber.on("message", (channel: string, message: string) => {
+    subscriber.on("pmessage", (_pattern: string, channel: string, message: string) => {
       if (!channel.startsWith(channelPrefix)) return
       const key = channel.slice(channelPrefix.length)
-      const notice: Notice = /^\d{1,15}$/.test(message)
+      const event: Event = /^\d{1,15}$/.test(message)
         ? { key, kind: "written", version: Number(message) }
-        : { key, kind: "released", version: 0 }
-      runSync(PubSub.publish(notices, notice))
+        : { key, kind: "released", version: undefined }
+      runSync(PubSub.publish(events, event))
     })
-    let subscriberReadyOnce = false
+    let subscribed: Promise<unknown> = Promise.resolve()
     subscriber.on("ready", () => {
-      // a reconnect loses messages sent meanwhile: resubscribe, and have every listener re-read
-      const again = subscriberReadyOnce
-      subscriberReadyOnce = true
-      for (const [channel, entry] of channels) {
-        entry.subscribed = subscriber.subscribe(channel).catch(() => undefined)
-        if (again) {
-          const notice: Notice = { key: channel.slice(channelPrefix.length), kind: "resync", version: 0 }
-          runSync(PubSub.publish(notices, notice))
-        }
-      }
+      // a failed PSUBSCRIBE (Redis down) is made again when the subscriber reconnects
+      subscribed = subscriber.psubscribe(pattern).catch(() => undefined)
+      // a reconnect loses what was published meanwhile: every key this process used is told to re-read
+      // (none at the first connection)
+      for (const key of used) runSync(PubSub.publish(events, { key, kind: "resync", version: undefined }))
     })
 
     const connect = (c: Connection) =>
@@ -375,30 +380,11 @@ export const make = (
     if (client.status !== "ready" && firstError !== undefined && isAuthError(firstError)) {
       return yield* Effect.fail(new InvalidConfiguration({ reason: `Redis refused the credentials: ${firstError}` }))
     }
-
-    const listen = (key: string) =>
-      Effect.acquireRelease(
-        Effect.promise(() => {
-          const channel = keys(key).channel
-          const entry = channels.get(channel)
-          if (entry !== undefined) {
-            entry.count++
-            return entry.subscribed
-          }
-          // a failed SUBSCRIBE (Redis down) is made again when the subscriber reconnects
-          const subscribed = subscriber.subscribe(channel).catch(() => undefined)
-          channels.set(channel, { count: 1, subscribed })
-          return subscribed
-        }),
-        () =>
-          Effect.promise(() => {
-            const channel = keys(key).channel
-            const entry = channels.get(channel)
-            if (entry === undefined || --entry.count > 0) return Promise.resolve()
-            channels.delete(channel)
-            return subscriber.unsubscribe(channel).catch(() => undefined)
-          })
-      )
+    // subscribed before the store is handed out: a write right after is heard
+    yield* Effect.promise(() => subscribed).pipe(
+      Effect.timeout(Duration.millis(connection.commandTimeout)),
+      Effect.ignore
+    )
 
     // --- entries ---
     const read = (key: string) => command("GET", () => client.get(keys(key).token))
@@ -550,8 +536,7 @@ export const make = (
     ): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError> =>
       Effect.scoped(Effect.gen(function*() {
         // listening before reading: a write published between the read and the wait is not missed
-        const inbox = yield* PubSub.subscribe(notices)
-        yield* listen(key)
+        const inbox = yield* PubSub.subscribe(events)
         const deadline = (yield* Clock.currentTimeMillis) + waitTimeout
         while (true) {
           const { entry: stored } = yield* loadForRefresh(key, identity)
@@ -569,36 +554,30 @@ export const make = (
           const expiry = lease.pttl > 0 ? Math.min(lease.pttl, leaseTtl) : leaseTtl
           const jitter = yield* Random.nextIntBetween(20, 120)
           yield* Effect.raceFirst(
-            Queue.take(inbox).pipe(Effect.repeat({ until: (notice) => notice.key === key })),
+            Queue.take(inbox).pipe(Effect.repeat({ until: (event) => event.key === key })),
             Effect.sleep(Duration.millis(Math.min(expiry, deadline - now) + jitter))
           )
           yield* Queue.takeAll(inbox)
         }
       }))
 
-    const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> =>
-      Stream.unwrapScoped(Effect.gen(function*() {
-        const inbox = yield* PubSub.subscribe(notices)
-        yield* listen(key)
-        let last = -1
-        return Stream.fromQueue(inbox).pipe(
-          // a lease released says nothing new; a write of a version already seen neither
-          Stream.filter((notice) =>
-            notice.key === key && (notice.kind === "resync" || (notice.kind === "written" && notice.version > last))
-          ),
-          Stream.mapEffect(() =>
-            // an entry unreadable now (Redis down, corrupted) is reported by the source's next load
-            Effect.orElseSucceed(load(key, identity), () => Option.none<TokenStore.StoredToken>())
-          ),
-          Stream.filterMap((entry) => {
-            if (Option.isNone(entry) || entry.value.version <= last) return Option.none()
-            last = entry.value.version
-            return entry
-          })
-        )
-      }))
+    // writes and reconnects; a lease released is no write
+    const notices: Stream.Stream<TokenStore.Notice, TokenStore.StoreError> = Stream.unwrapScoped(
+      Effect.map(PubSub.subscribe(events), (inbox) =>
+        Stream.fromQueue(inbox).pipe(
+          Stream.filterMap((event) =>
+            event.kind === "released" ? Option.none() : Option.some({ key: event.key, version: event.version })
+          )
+        ))
+    )
 
-    return { name: STORE, load, save, remove, refresh, changes } satisfies TokenStore.TokenStore
+    const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> =>
+      Stream.suspend(() => {
+        used.add(key)
+        return TokenStore.changesFromNotices({ notices, load }, key, identity)
+      })
+
+    return { name: STORE, load, save, remove, refresh, changes, notices } satisfies TokenStore.TokenStore
   })
 
 /**

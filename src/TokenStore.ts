@@ -70,6 +70,20 @@ export interface Refreshed {
 }
 
 /**
+ * A write to a store: which key changed, and its version when the store knows it (the Redis store
+ * does; the file store does not, and a reconnect to Redis tells every key this process used without
+ * one, since writes made meanwhile were not heard). Never the entry: a listener loads it itself.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Notice {
+  /** Exactly the key given to `save` or `refresh`. */
+  readonly key: string
+  readonly version: number | undefined
+}
+
+/**
  * A token store.
  *
  * @since 0.1.0
@@ -104,6 +118,12 @@ export interface TokenStore {
    * `identity`, entries of another credential are left out, as `load` refuses them.
    */
   readonly changes: (key: string, identity?: string) => Stream.Stream<StoredToken, StoreError>
+  /**
+   * Every write to the store by anyone, as it happens: one subscription for the whole store (one Redis
+   * pattern subscription, one directory watch), however many keys are followed. A notice says only
+   * which key changed (and its version when the store knows it); the listener loads the entry itself.
+   */
+  readonly notices: Stream.Stream<Notice, StoreError>
 }
 
 /**
@@ -293,15 +313,30 @@ export const decode = (
 export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
   const entries = new Map<string, StoredToken>()
   const inflight = new Map<string, Deferred.Deferred<Refreshed>>()
-  const load = (key: string) => Effect.sync(() => Option.fromNullable(entries.get(key)))
-  const written = yield* PubSub.unbounded<readonly [string, StoredToken]>()
+  const load = (key: string, identity?: string) =>
+    Effect.suspend(() => {
+      const entry = entries.get(key)
+      // another credential's entry under a shared key is refused, as the persistent stores refuse it
+      return entry !== undefined && identity !== undefined && entry.identity !== undefined &&
+          entry.identity !== identity
+        ? Effect.fail(
+          new StoreError({
+            store: "memory",
+            reason: "Untrusted",
+            detail: "the entry was written for another credential"
+          })
+        )
+        : Effect.succeed(Option.fromNullable(entry))
+    })
+  const written = yield* PubSub.sliding<Notice>(noticeCapacity)
   const save = (key: string, entry: StoredToken) =>
     Effect.suspend(() => {
       const current = entries.get(key)
       if (current !== undefined && current.version >= entry.version) return Effect.succeed(false)
       entries.set(key, entry)
-      return Effect.as(PubSub.publish(written, [key, entry]), true)
+      return Effect.as(PubSub.publish(written, { key, version: entry.version }), true)
     })
+  const notices: Stream.Stream<Notice, StoreError> = Stream.fromPubSub(written)
   return {
     name: "memory",
     load,
@@ -326,8 +361,8 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
           })
         )
       }),
-    changes: (key) =>
-      Stream.fromPubSub(written).pipe(Stream.filter(([k]) => k === key), Stream.map(([, entry]) => entry))
+    changes: (key, identity) => changesFromNotices({ notices, load }, key, identity),
+    notices
   } satisfies TokenStore
 })
 
@@ -338,6 +373,44 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
  * @category layers
  */
 export const layerMemory: Layer.Layer<TokenStoreTag> = Layer.effect(TokenStoreTag, makeMemory)
+
+/**
+ * How many notices a listener may fall behind before the oldest are dropped (the latest is always
+ * kept, so a `changes` stream still reaches the newest entry).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const noticeCapacity = 16_384
+
+/**
+ * `changes` derived from a store's `notices`: the notices of `key`, each loading the entry (with
+ * `identity`, as `load` checks it); only versions above the last passed on are emitted, and an entry
+ * that cannot be read now is skipped (the source's next load reports it). A burst of notices costs one
+ * load. Every built-in store's `changes` is this.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const changesFromNotices = (
+  store: Pick<TokenStore, "notices" | "load">,
+  key: string,
+  identity?: string
+): Stream.Stream<StoredToken, StoreError> =>
+  Stream.suspend(() => {
+    let last = -1
+    return store.notices.pipe(
+      // a notice of a version already passed on costs no load
+      Stream.filter((notice) => notice.key === key && (notice.version === undefined || notice.version > last)),
+      Stream.buffer({ capacity: 1, strategy: "sliding" }),
+      Stream.mapEffect(() => Effect.orElseSucceed(store.load(key, identity), () => Option.none<StoredToken>())),
+      Stream.filterMap((entry) => {
+        if (Option.isNone(entry) || entry.value.version <= last) return Option.none()
+        last = entry.value.version
+        return entry
+      })
+    )
+  })
 
 /**
  * `refresh` for a store with no cross-process coordination: adopt a newer entry if one was written
