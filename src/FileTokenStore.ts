@@ -299,6 +299,9 @@ export const make = (
     const events = Shared.make(
       fs.watch(directory).pipe(
         Stream.map((event) => Path.basename(event.path)),
+        // entries and leases only: a lock or temporary file comes and goes with every write, and would
+        // wake every listener several times for nothing
+        Stream.filter((name) => name.endsWith(".json") || name.endsWith(".lease")),
         Stream.mapError(ioError("cannot watch the store directory"))
       ),
       TokenStore.noticeCapacity

@@ -20,6 +20,7 @@ import type { AccessToken } from "./AccessToken.js"
 import type { ClientAuth } from "./ClientAuth.js"
 import type { Grant } from "./Grant.js"
 import * as Key from "./internal/engine/key.js"
+import * as Shared from "./internal/shared.js"
 import { TaggedError } from "./internal/taggedError.js"
 
 /**
@@ -383,11 +384,25 @@ export const layerMemory: Layer.Layer<TokenStoreTag> = Layer.effect(TokenStoreTa
  */
 export const noticeCapacity = 16_384
 
+// one subscription to a store's notices behind all its `changes` streams, routed by key: a notice
+// wakes the streams of its key only, however many keys are followed
+const routes = new WeakMap<Stream.Stream<Notice, StoreError>, (key: string) => Stream.Stream<Notice, StoreError>>()
+const routeOf = (notices: Stream.Stream<Notice, StoreError>) => {
+  let route = routes.get(notices)
+  if (route === undefined) {
+    // the newest notice of a key is enough: the entry is loaded anyway, so a burst costs one load
+    route = Shared.keyed(notices, (notice) => notice.key, 1)
+    routes.set(notices, route)
+  }
+  return route
+}
+
 /**
  * `changes` derived from a store's `notices`: the notices of `key`, each loading the entry (with
  * `identity`, as `load` checks it); only versions above the last passed on are emitted, and an entry
- * that cannot be read now is skipped (the source's next load reports it). A burst of notices costs one
- * load. Every built-in store's `changes` is this.
+ * that cannot be read now is skipped (the source's next load reports it). However many keys are
+ * followed, a store's `notices` is run once for all of them, and a notice wakes the streams of its key
+ * only. Every built-in store's `changes` is this.
  *
  * @since 0.2.0
  * @category combinators
@@ -399,10 +414,9 @@ export const changesFromNotices = (
 ): Stream.Stream<StoredToken, StoreError> =>
   Stream.suspend(() => {
     let last = -1
-    return store.notices.pipe(
+    return routeOf(store.notices)(key).pipe(
       // a notice of a version already passed on costs no load
-      Stream.filter((notice) => notice.key === key && (notice.version === undefined || notice.version > last)),
-      Stream.buffer({ capacity: 1, strategy: "sliding" }),
+      Stream.filter((notice) => notice.version === undefined || notice.version > last),
       Stream.mapEffect(() => Effect.orElseSucceed(store.load(key, identity), () => Option.none<StoredToken>())),
       Stream.filterMap((entry) => {
         if (Option.isNone(entry) || entry.value.version <= last) return Option.none()
