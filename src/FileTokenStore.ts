@@ -307,7 +307,9 @@ export const make = (
       TokenStore.noticeCapacity
     )
 
-    // an entry file replaced (or removed); a stem this process cannot name is another key's hash: dropped
+    // an entry file replaced (or removed), named by the key this process met behind its hash, else by its
+    // stem (an identity key is its own stem; an unmet key's hash reads as 64 hex digits nobody follows);
+    // a name the store never makes is dropped
     const notices: Stream.Stream<TokenStore.Notice, TokenStore.StoreError> = events.stream.pipe(
       Stream.filterMap((name) => {
         if (!name.endsWith(".json")) return Option.none()

@@ -276,18 +276,18 @@ export const make = (
     const prefix = options.keyPrefix ?? "tokenwarden:"
     const leaseTtl = Math.max(100, Math.round(Duration.toMillis(options.leaseTtl ?? Duration.seconds(15))))
     const waitTimeout = Duration.toMillis(options.waitTimeout ?? Duration.seconds(60))
-    // every key this process used: told to re-read after a reconnect, when writes may have gone unheard
+    // every key this process used (a name each, no subscription): told to re-read after a reconnect,
+    // when writes may have gone unheard
     const used = new Set<string>()
     const keys = (key: string) => {
       used.add(key)
-      return keysOf(key)
+      return {
+        token: `${prefix}token:${key}`,
+        lease: `${prefix}lease:${key}`,
+        fence: `${prefix}fence:${key}`,
+        channel: `${prefix}changes:${key}`
+      }
     }
-    const keysOf = (key: string) => ({
-      token: `${prefix}token:${key}`,
-      lease: `${prefix}lease:${key}`,
-      fence: `${prefix}fence:${key}`,
-      channel: `${prefix}changes:${key}`
-    })
     const channelPrefix = `${prefix}changes:`
 
     const runtime = yield* Effect.runtime<never>()
