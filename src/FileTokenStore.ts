@@ -23,10 +23,8 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import type * as Redacted from "effect/Redacted"
@@ -40,6 +38,7 @@ import * as Path from "node:path"
 import type { AccessToken } from "./AccessToken.js"
 import * as LeaseHolder from "./internal/lease.js"
 import * as Sealed from "./internal/sealed.js"
+import * as Shared from "./internal/shared.js"
 import { InvalidConfiguration } from "./TokenError.js"
 import * as TokenStore from "./TokenStore.js"
 
@@ -116,8 +115,8 @@ export const parseEncryptionKey: (
 
 // a key is a file name: the default keys are hex hashes; any other key is hashed, so a user's
 // `storeKey` can never climb out of the directory or collide with a lock or temporary file
-const fileStem = (key: string) =>
-  /^[A-Za-z0-9_-][A-Za-z0-9_-]{0,127}$/.test(key) ? key : Crypto.createHash("sha256").update(key).digest("hex")
+const isPlain = (key: string) => /^[A-Za-z0-9_-]{1,128}$/.test(key)
+const fileStem = (key: string) => isPlain(key) ? key : Crypto.createHash("sha256").update(key).digest("hex")
 
 const isAlive = (pid: number) => {
   try {
@@ -285,15 +284,40 @@ export const make = (
       yield* Effect.logWarning("token store directory was readable or writable by others; changed its mode to 0700")
     }
 
-    // stems of keys that are hashed into a file name, so a watch event names its key again
-    const hashedStems = new Map<string, string>()
+    // the keys behind hashed file names, as this process met them: a notice names the key, never a hash
+    const named = new Map<string, string>()
     const stemOf = (key: string) => {
       const stem = fileStem(key)
-      if (stem !== key && hashedStems.size < 1_000_000) hashedStems.set(stem, key)
+      if (stem !== key) named.set(stem, key)
       return stem
     }
     const pathOf = (key: string) => Path.join(directory, `${stemOf(key)}.json`)
-    const leaseOf = (key: string) => Path.join(directory, `${fileStem(key)}.lease`)
+    const leaseOf = (key: string) => Path.join(directory, `${stemOf(key)}.lease`)
+
+    // one watch of the directory for the whole store, while anyone listens: notices, `changes` and the
+    // refreshes waiting on a lease all read it
+    const events = Shared.make(
+      fs.watch(directory).pipe(
+        Stream.map((event) => Path.basename(event.path)),
+        // entries and leases only: a lock or temporary file comes and goes with every write, and would
+        // wake every listener several times for nothing
+        Stream.filter((name) => name.endsWith(".json") || name.endsWith(".lease")),
+        Stream.mapError(ioError("cannot watch the store directory"))
+      ),
+      TokenStore.noticeCapacity
+    )
+
+    // an entry file replaced (or removed), named by the key this process met behind its hash, else by its
+    // stem (an identity key is its own stem; an unmet key's hash reads as 64 hex digits nobody follows);
+    // a name the store never makes is dropped
+    const notices: Stream.Stream<TokenStore.Notice, TokenStore.StoreError> = events.stream.pipe(
+      Stream.filterMap((name) => {
+        if (!name.endsWith(".json")) return Option.none()
+        const stem = name.slice(0, -".json".length)
+        const key = named.get(stem) ?? (isPlain(stem) ? stem : undefined)
+        return key === undefined ? Option.none() : Option.some({ key, version: undefined })
+      })
+    )
 
     // temporary files are written for milliseconds: an old one is a crashed writer's, and holds a token.
     // Only our own regular files are removed; anything else is reported and left alone.
@@ -480,48 +504,11 @@ export const make = (
         })
       )
 
-    // One watch of the directory for the whole store, shared by every listener (`notices`, `changes`,
-    // refreshes waiting for a lease): started with the first, stopped after the last. A pool of
-    // 100,000 keys is one watch, not 100,000. Its failure reaches every listener.
-    const hub = yield* PubSub.sliding<Either.Either<string, TokenStore.StoreError>>(4096)
-    let listeners = 0
-    let watcher: Fiber.RuntimeFiber<void> | undefined
-    const watchLoop = fs.watch(directory).pipe(
-      Stream.runForEach((event) => PubSub.publish(hub, Either.right(Path.basename(event.path)))),
-      Effect.catchAll((error) => PubSub.publish(hub, Either.left(ioError("cannot watch the store directory")(error)))),
-      Effect.asVoid
-    )
-    const fileEvents: Stream.Stream<string, TokenStore.StoreError> = Stream.unwrapScoped(Effect.gen(function*() {
-      const inbox = yield* PubSub.subscribe(hub)
-      yield* Effect.acquireRelease(
-        Effect.suspend(() =>
-          // forked interruptible: an acquire is not, and its fiber would inherit that and never stop
-          listeners++ === 0
-            ? Effect.map(Effect.forkDaemon(Effect.interruptible(watchLoop)), (fiber) => void (watcher = fiber))
-            : Effect.void
-        ),
-        () => Effect.suspend(() => --listeners === 0 && watcher !== undefined ? Fiber.interrupt(watcher) : Effect.void)
-      )
-      // the watch starts on the next turn: a write right after subscribing is not missed
-      yield* Effect.yieldNow()
-      return Stream.fromQueue(inbox).pipe(Stream.mapEffect((event) =>
-        Either.match(event, {
-          onLeft: Effect.fail,
-          onRight: Effect.succeed
-        })
-      ))
-    }))
-
-    // an entry file's name names its key: the key itself, or a hash of a key seen in this process
-    const keyOfFile = (name: string): string | undefined => {
-      if (!name.endsWith(".json")) return undefined
-      const stem = name.slice(0, -".json".length)
-      return hashedStems.get(stem) ?? (fileStem(stem) === stem ? stem : undefined)
-    }
-    const notices: Stream.Stream<TokenStore.Notice, TokenStore.StoreError> = Stream.filterMap(
-      fileEvents,
-      (name) => Option.map(Option.fromNullable(keyOfFile(name)), (key) => ({ key, version: undefined }))
-    )
+    const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> =>
+      Stream.suspend(() => {
+        stemOf(key)
+        return TokenStore.changesFromNotices({ notices, load }, key, identity)
+      })
 
     // --- the lease: `<key>.lease`, read and replaced only under the entry's lock ---
 
@@ -647,20 +634,20 @@ export const make = (
         })
       })
 
-    // wakes a waiting refresh when the entry or the lease file changes; without a watch (a platform
-    // that has none) the wait falls back to its bound
+    // wakes a waiting refresh when the entry or the lease file changes, through the store's one watch;
+    // without a watch (a platform that has none) the wait falls back to its bound
     const wakeOnChange = (key: string) =>
       Effect.gen(function*() {
         const names = new Set([Path.basename(pathOf(key)), Path.basename(leaseOf(key))])
-        const wake = yield* Queue.sliding<void>(1)
-        yield* fileEvents.pipe(
-          Stream.filter((name) => names.has(name)),
-          Stream.runForEach(() => Queue.offer(wake, undefined)),
-          Effect.ignore,
-          Effect.forkScoped
-        )
+        const inbox = yield* events.subscribe
+        // the watch may be starting: let it open before the entry is read
         yield* Effect.yieldNow()
-        return wake
+        return {
+          next: Queue.take(inbox).pipe(
+            Effect.repeat({ until: (take) => Shared.holds(take, (name) => names.has(name)) })
+          ),
+          clear: Queue.takeAll(inbox)
+        }
       })
 
     const refresh = <E>(
@@ -696,20 +683,12 @@ export const make = (
           // racing for the lease at once.
           const bound = Math.min(Math.max(attempt.expiresAt - now, 0), Math.floor(leaseTtl / 3), deadline - now)
           const jitter = yield* Random.nextIntBetween(10, 60)
-          yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(Duration.millis(bound + jitter)))
-          yield* Queue.takeAll(wake)
+          yield* Effect.raceFirst(wake.next, Effect.sleep(Duration.millis(bound + jitter)))
+          yield* wake.clear
         }
       }))
 
-    return {
-      name: STORE,
-      load,
-      save,
-      remove,
-      refresh,
-      changes: (key, identity) => TokenStore.changesFromNotices({ notices, load }, key, identity),
-      notices
-    } satisfies TokenStore.TokenStore
+    return { name: STORE, load, save, remove, refresh, changes, notices } satisfies TokenStore.TokenStore
   })
 
 /**

@@ -12,7 +12,8 @@
  * - `lease:<key>`: the fencing token of the process refreshing, expiring after `leaseTtl`;
  * - `fence:<key>`: the counter fencing tokens come from;
  * - channel `changes:<key>`: the version of each entry written, or `released` when a lease ends.
- *   Never a token: readers re-read the entry.
+ *   Never a token: readers re-read the entry. A store listens to them all with one pattern
+ *   subscription (`PSUBSCRIBE <prefix>changes:*`), however many keys it follows.
  *
  * Needs the `ioredis` package, loaded when a store is built.
  *
@@ -193,13 +194,15 @@ interface ConnectionOptions {
 // a variable, not a literal: TypeScript does not resolve it, so typechecking never needs ioredis
 const ioredis = "ioredis"
 
-interface Notice {
-  /** The key; none for a reconnect, after which any key's entry may be new. */
-  readonly key: string | undefined
+interface Event {
+  readonly key: string
   /** An entry written (its version), a lease released, or a reconnect after which anything may be new. */
   readonly kind: "written" | "released" | "resync"
-  readonly version: number
+  readonly version: number | undefined
 }
+
+// a prefix is the operator's, and may hold glob characters: matched literally in the pattern
+const globEscape = (text: string) => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 
 const isAuthError = (message: string) => /WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)
 
@@ -273,18 +276,24 @@ export const make = (
     const prefix = options.keyPrefix ?? "tokenwarden:"
     const leaseTtl = Math.max(100, Math.round(Duration.toMillis(options.leaseTtl ?? Duration.seconds(15))))
     const waitTimeout = Duration.toMillis(options.waitTimeout ?? Duration.seconds(60))
-    const keys = (key: string) => ({
-      token: `${prefix}token:${key}`,
-      lease: `${prefix}lease:${key}`,
-      fence: `${prefix}fence:${key}`,
-      channel: `${prefix}changes:${key}`
-    })
+    // every key this process used (a name each, no subscription): told to re-read after a reconnect,
+    // when writes may have gone unheard
+    const used = new Set<string>()
+    const keys = (key: string) => {
+      used.add(key)
+      return {
+        token: `${prefix}token:${key}`,
+        lease: `${prefix}lease:${key}`,
+        fence: `${prefix}fence:${key}`,
+        channel: `${prefix}changes:${key}`
+      }
+    }
     const channelPrefix = `${prefix}changes:`
 
     const runtime = yield* Effect.runtime<never>()
     const runSync = Runtime.runSync(runtime)
     const log = (effect: Effect.Effect<void>) => runSync(Effect.annotateLogs(effect, { store: STORE }))
-    const notices = yield* PubSub.sliding<Notice>(1024)
+    const events = yield* PubSub.sliding<Event>(TokenStore.noticeCapacity)
 
     // --- the command connection; its state changes are logged once each way ---
     let connected = false
@@ -326,30 +335,29 @@ export const make = (
       if (connected) down()
     })
 
-    // --- the subscriber connection (SUBSCRIBE takes a connection of its own) ---
+    // --- the subscriber connection (a subscription takes a connection of its own) ---
     const subscriber: Connection = yield* Effect.acquireRelease(
       Effect.sync(() => client.duplicate()),
       (c) => Effect.sync(() => c.disconnect())
     )
-    // One pattern subscription for every key of the store, however many are followed: a pool of
-    // 100,000 keys is not 100,000 channels. Glob characters of the prefix are escaped.
-    const pattern = `${channelPrefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`
+    // one pattern for every key: a pool of 100,000 keys is still one subscription
+    const pattern = `${globEscape(channelPrefix)}*`
     subscriber.on("error", () => {}) // reported through the command connection's state
     subscriber.on("pmessage", (_pattern: string, channel: string, message: string) => {
       if (!channel.startsWith(channelPrefix)) return
       const key = channel.slice(channelPrefix.length)
-      const notice: Notice = /^\d{1,15}$/.test(message)
+      const event: Event = /^\d{1,15}$/.test(message)
         ? { key, kind: "written", version: Number(message) }
-        : { key, kind: "released", version: 0 }
-      runSync(PubSub.publish(notices, notice))
+        : { key, kind: "released", version: undefined }
+      runSync(PubSub.publish(events, event))
     })
-    let subscriberReadyOnce = false
+    let subscribed: Promise<unknown> = Promise.resolve()
     subscriber.on("ready", () => {
-      // a reconnect loses messages sent meanwhile: subscribe again, and have every listener re-read
-      const again = subscriberReadyOnce
-      subscriberReadyOnce = true
-      subscriber.psubscribe(pattern).catch(() => undefined)
-      if (again) runSync(PubSub.publish(notices, { key: undefined, kind: "resync", version: 0 }))
+      // a failed PSUBSCRIBE (Redis down) is made again when the subscriber reconnects
+      subscribed = subscriber.psubscribe(pattern).catch(() => undefined)
+      // a reconnect loses what was published meanwhile: every key this process used is told to re-read
+      // (none at the first connection)
+      for (const key of used) runSync(PubSub.publish(events, { key, kind: "resync", version: undefined }))
     })
 
     const connect = (c: Connection) =>
@@ -372,6 +380,11 @@ export const make = (
     if (client.status !== "ready" && firstError !== undefined && isAuthError(firstError)) {
       return yield* Effect.fail(new InvalidConfiguration({ reason: `Redis refused the credentials: ${firstError}` }))
     }
+    // subscribed before the store is handed out: a write right after is heard
+    yield* Effect.promise(() => subscribed).pipe(
+      Effect.timeout(Duration.millis(connection.commandTimeout)),
+      Effect.ignore
+    )
 
     // --- entries ---
     const read = (key: string) => command("GET", () => client.get(keys(key).token))
@@ -523,7 +536,7 @@ export const make = (
     ): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError> =>
       Effect.scoped(Effect.gen(function*() {
         // listening before reading: a write published between the read and the wait is not missed
-        const inbox = yield* PubSub.subscribe(notices)
+        const inbox = yield* PubSub.subscribe(events)
         const deadline = (yield* Clock.currentTimeMillis) + waitTimeout
         while (true) {
           const { entry: stored } = yield* loadForRefresh(key, identity)
@@ -541,30 +554,30 @@ export const make = (
           const expiry = lease.pttl > 0 ? Math.min(lease.pttl, leaseTtl) : leaseTtl
           const jitter = yield* Random.nextIntBetween(20, 120)
           yield* Effect.raceFirst(
-            Queue.take(inbox).pipe(
-              Effect.repeat({ until: (notice) => notice.key === key || notice.key === undefined })
-            ),
+            Queue.take(inbox).pipe(Effect.repeat({ until: (event) => event.key === key })),
             Effect.sleep(Duration.millis(Math.min(expiry, deadline - now) + jitter))
           )
           yield* Queue.takeAll(inbox)
         }
       }))
 
-    // every entry written, and every reconnect; a lease released says nothing new
-    const written: Stream.Stream<TokenStore.Notice> = Stream.fromPubSub(notices).pipe(
-      Stream.filter((notice) => notice.kind !== "released"),
-      Stream.map((notice) => ({ key: notice.key, version: notice.kind === "written" ? notice.version : undefined }))
+    // writes and reconnects; a lease released is no write
+    const notices: Stream.Stream<TokenStore.Notice, TokenStore.StoreError> = Stream.unwrapScoped(
+      Effect.map(PubSub.subscribe(events), (inbox) =>
+        Stream.fromQueue(inbox).pipe(
+          Stream.filterMap((event) =>
+            event.kind === "released" ? Option.none() : Option.some({ key: event.key, version: event.version })
+          )
+        ))
     )
 
-    return {
-      name: STORE,
-      load,
-      save,
-      remove,
-      refresh,
-      changes: (key, identity) => TokenStore.changesFromNotices({ notices: written, load }, key, identity),
-      notices: written
-    } satisfies TokenStore.TokenStore
+    const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> =>
+      Stream.suspend(() => {
+        used.add(key)
+        return TokenStore.changesFromNotices({ notices, load }, key, identity)
+      })
+
+    return { name: STORE, load, save, remove, refresh, changes, notices } satisfies TokenStore.TokenStore
   })
 
 /**

@@ -20,6 +20,7 @@ import type { AccessToken } from "./AccessToken.js"
 import type { ClientAuth } from "./ClientAuth.js"
 import type { Grant } from "./Grant.js"
 import * as Key from "./internal/engine/key.js"
+import * as Shared from "./internal/shared.js"
 import { TaggedError } from "./internal/taggedError.js"
 
 /**
@@ -70,6 +71,20 @@ export interface Refreshed {
 }
 
 /**
+ * A write to a store: which key changed, and its version when the store knows it (the Redis store
+ * does; the file store does not, and a reconnect to Redis tells every key this process used without
+ * one, since writes made meanwhile were not heard). Never the entry: a listener loads it itself.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Notice {
+  /** Exactly the key given to `save` or `refresh`. */
+  readonly key: string
+  readonly version: number | undefined
+}
+
+/**
  * A token store.
  *
  * @since 0.1.0
@@ -110,46 +125,6 @@ export interface TokenStore {
    * which key changed (and its version when the store knows it); the listener loads the entry itself.
    */
   readonly notices: Stream.Stream<Notice, StoreError>
-}
-
-/**
- * A write to a store: the key written, and the version when the store knows it. A notice without a
- * key says notices may have been missed (a reconnect): any key may have changed.
- *
- * @since 0.2.0
- * @category models
- */
-export interface Notice {
-  readonly key: string | undefined
-  readonly version: number | undefined
-}
-
-/**
- * `changes` of one key, from a store's `notices`: each notice about the key (or about every key)
- * re-reads the entry, and only versions above the last passed on are; a burst of notices costs one
- * read, and an entry unreadable now is left to the reader's next load.
- *
- * @since 0.2.0
- * @category constructors
- */
-export const changesFromNotices = (
-  store: Pick<TokenStore, "notices" | "load">,
-  key: string,
-  identity?: string
-): Stream.Stream<StoredToken, StoreError> => {
-  let last = -1
-  return store.notices.pipe(
-    Stream.filter((notice) =>
-      (notice.key === key || notice.key === undefined) && (notice.version === undefined || notice.version > last)
-    ),
-    Stream.buffer({ capacity: 1, strategy: "sliding" }),
-    Stream.mapEffect(() => Effect.orElseSucceed(store.load(key, identity), () => Option.none<StoredToken>())),
-    Stream.filterMap((entry) => {
-      if (Option.isNone(entry) || entry.value.version <= last) return Option.none()
-      last = entry.value.version
-      return entry
-    })
-  )
 }
 
 /**
@@ -339,9 +314,22 @@ export const decode = (
 export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
   const entries = new Map<string, StoredToken>()
   const inflight = new Map<string, Deferred.Deferred<Refreshed>>()
-  const load = (key: string) => Effect.sync(() => Option.fromNullable(entries.get(key)))
-  const written = yield* PubSub.unbounded<Notice>()
-  const notices = Stream.fromPubSub(written)
+  const load = (key: string, identity?: string) =>
+    Effect.suspend(() => {
+      const entry = entries.get(key)
+      // another credential's entry under a shared key is refused, as the persistent stores refuse it
+      return entry !== undefined && identity !== undefined && entry.identity !== undefined &&
+          entry.identity !== identity
+        ? Effect.fail(
+          new StoreError({
+            store: "memory",
+            reason: "Untrusted",
+            detail: "the entry was written for another credential"
+          })
+        )
+        : Effect.succeed(Option.fromNullable(entry))
+    })
+  const written = yield* PubSub.sliding<Notice>(noticeCapacity)
   const save = (key: string, entry: StoredToken) =>
     Effect.suspend(() => {
       const current = entries.get(key)
@@ -349,6 +337,7 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
       entries.set(key, entry)
       return Effect.as(PubSub.publish(written, { key, version: entry.version }), true)
     })
+  const notices: Stream.Stream<Notice, StoreError> = Stream.fromPubSub(written)
   return {
     name: "memory",
     load,
@@ -385,6 +374,57 @@ export const makeMemory: Effect.Effect<TokenStore> = Effect.gen(function*() {
  * @category layers
  */
 export const layerMemory: Layer.Layer<TokenStoreTag> = Layer.effect(TokenStoreTag, makeMemory)
+
+/**
+ * How many notices a listener may fall behind before the oldest are dropped (the latest is always
+ * kept, so a `changes` stream still reaches the newest entry).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const noticeCapacity = 16_384
+
+// one subscription to a store's notices behind all its `changes` streams, routed by key: a notice
+// wakes the streams of its key only, however many keys are followed
+const routes = new WeakMap<Stream.Stream<Notice, StoreError>, (key: string) => Stream.Stream<Notice, StoreError>>()
+const routeOf = (notices: Stream.Stream<Notice, StoreError>) => {
+  let route = routes.get(notices)
+  if (route === undefined) {
+    // the newest notice of a key is enough: the entry is loaded anyway, so a burst costs one load
+    route = Shared.keyed(notices, (notice) => notice.key, 1)
+    routes.set(notices, route)
+  }
+  return route
+}
+
+/**
+ * `changes` derived from a store's `notices`: the notices of `key`, each loading the entry (with
+ * `identity`, as `load` checks it); only versions above the last passed on are emitted, and an entry
+ * that cannot be read now is skipped (the source's next load reports it). However many keys are
+ * followed, a store's `notices` is run once for all of them, and a notice wakes the streams of its key
+ * only. Every built-in store's `changes` is this.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const changesFromNotices = (
+  store: Pick<TokenStore, "notices" | "load">,
+  key: string,
+  identity?: string
+): Stream.Stream<StoredToken, StoreError> =>
+  Stream.suspend(() => {
+    let last = -1
+    return routeOf(store.notices)(key).pipe(
+      // a notice of a version already passed on costs no load
+      Stream.filter((notice) => notice.version === undefined || notice.version > last),
+      Stream.mapEffect(() => Effect.orElseSucceed(store.load(key, identity), () => Option.none<StoredToken>())),
+      Stream.filterMap((entry) => {
+        if (Option.isNone(entry) || entry.value.version <= last) return Option.none()
+        last = entry.value.version
+        return entry
+      })
+    )
+  })
 
 /**
  * `refresh` for a store with no cross-process coordination: adopt a newer entry if one was written

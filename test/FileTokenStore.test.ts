@@ -1,6 +1,19 @@
 import { NodeFileSystem } from "@effect/platform-node"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Fiber, Layer, Logger, Option, Redacted, Stream, TestClock } from "effect"
+import {
+  ConfigProvider,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Option,
+  Redacted,
+  Stream,
+  TestClock
+} from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
@@ -234,26 +247,15 @@ describe("FileTokenStore", () => {
         assert.strictEqual(Fs.statSync(sticky).mode & 0o7777, 0o1777, "left as it was")
       }))
 
-    it.scoped("a save not above the stored version is refused", () =>
-      Effect.gen(function*() {
-        const store = yield* makeStore({ directory: yield* tempDir })
-        assert.isTrue(yield* store.save("k", { token: token("v3"), version: 3 }))
-        assert.isFalse(yield* store.save("k", { token: token("v2"), version: 2 }))
-        assert.isFalse(yield* store.save("k", { token: token("v3b"), version: 3 }))
-        assert.strictEqual(value(Option.getOrThrow(yield* store.load("k")).token), "v3")
-      }))
-
-    it.scoped("remove deletes the entry and leaves nothing behind; removing a missing one is not an error", () =>
+    // load, save, remove, refresh, changes and notices as every store keeps them: test/contract/store.ts
+    it.scoped("remove leaves nothing behind in the directory", () =>
       Effect.gen(function*() {
         const dir = yield* tempDir
         const store = yield* makeStore({ directory: dir })
         yield* store.save("k", { token: token("v3"), version: 3 })
         yield* store.save("other", { token: token("o"), version: 1 })
         yield* store.remove("k")
-        assert.isTrue(Option.isNone(yield* store.load("k")))
         assert.deepStrictEqual(Fs.readdirSync(dir), ["other.json"])
-        yield* store.remove("k")
-        assert.isTrue(yield* store.save("k", { token: token("v1"), version: 1 }), "a removed entry starts over")
       }))
 
     it.scoped("a key that is not a plain name is hashed: it never leaves the directory", () =>
@@ -299,20 +301,104 @@ describe("FileTokenStore", () => {
         assert.isTrue(Fs.existsSync(Path.join(dir, "k.json.lock")), "someone else's lock is left alone")
         assert.isFalse(Fs.existsSync(Path.join(dir, "k.json")))
       }).pipe(Effect.scoped))
+  })
 
-    it.live("changes: an entry written by another process sharing the directory is emitted", () =>
+  describe("one directory watch", () => {
+    // the FileSystem service with its watches counted: opened, and open now
+    const countingWatches = () => {
+      const count = { opened: 0, open: 0 }
+      const layer = Layer.effect(
+        FileSystem.FileSystem,
+        Effect.map(FileSystem.FileSystem, (fs) => ({
+          ...fs,
+          watch: (path: string, options?: FileSystem.WatchOptions) =>
+            Stream.unwrapScoped(
+              Effect.acquireRelease(
+                Effect.sync(() => {
+                  count.opened++
+                  count.open++
+                }),
+                () => Effect.sync(() => void count.open--)
+              ).pipe(Effect.as(fs.watch(path, options)))
+            )
+        }))
+      ).pipe(Layer.provide(NodeFileSystem.layer))
+      return { count, layer }
+    }
+
+    it.live("1,000 changes streams and 20 waiting refreshes share one watch, closed after the last leaves", () =>
       Effect.gen(function*() {
         const dir = yield* tempDir
-        const a = yield* makeStore({ directory: dir })
-        const b = yield* makeStore({ directory: dir })
-        const seen = yield* a.changes("k").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+        const { count, layer } = countingWatches()
+        const store = yield* FileTokenStore.make({ directory: dir }).pipe(Effect.provide(layer))
+        const writer = yield* makeStore({ directory: dir })
+        assert.strictEqual(count.opened, 0, "nobody listens yet")
+        const followers = yield* Effect.forEach(
+          Array.from({ length: 1000 }, (_, i) => i),
+          (i) => Effect.fork(store.changes(`k${i}`).pipe(Stream.runHead)),
+          { concurrency: "unbounded" }
+        )
+        // another process holds the lease of "held": these refreshes wait on the same watch
+        const gate = yield* Deferred.make<void>()
+        const holding = yield* Effect.fork(
+          writer.refresh("held", 0, Deferred.await(gate).pipe(Effect.as(token("from-holder"))))
+        )
         yield* Effect.sleep("100 millis")
-        yield* b.save("k", { token: token("one"), version: 1 })
-        yield* b.save("other", { token: token("elsewhere"), version: 7 })
-        yield* Effect.sleep("50 millis")
-        yield* b.save("k", { token: token("two"), version: 2 })
-        const entries = yield* Fiber.join(seen).pipe(Effect.timeout("5 seconds"))
-        assert.deepStrictEqual([...entries].map((e) => [e.version, value(e.token)]), [[1, "one"], [2, "two"]])
+        const waiters = yield* Effect.fork(Effect.all(
+          Array.from({ length: 20 }, () => store.refresh("held", 0, Effect.succeed(token("own")))),
+          { concurrency: "unbounded" }
+        ))
+        yield* Effect.sleep("200 millis")
+        assert.deepStrictEqual(count, { opened: 1, open: 1 })
+        // the one watch carries every key and the lease file: a write wakes its stream and the waiters
+        yield* writer.save("k500", { token: token("five hundred"), version: 1 })
+        const heard = yield* Fiber.join(followers[500]!).pipe(Effect.timeout("5 seconds"))
+        assert.strictEqual(value(Option.getOrThrow(heard).token), "five hundred")
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(holding)
+        const [results, millis] = yield* elapsed(Fiber.join(waiters).pipe(Effect.timeout("5 seconds")))
+        assert.isTrue(results.every((r) => !r.fetched && value(r.entry.token) === "from-holder"))
+        assert.isBelow(millis, 2000, "woken by the write, not by the lease's bound")
+        yield* Effect.forEach(followers, Fiber.interrupt, { concurrency: "unbounded", discard: true })
+        assert.deepStrictEqual(count, { opened: 1, open: 0 }, "closed after the last listener")
+        // the next listener opens it again
+        const again = yield* Effect.fork(store.notices.pipe(Stream.runHead))
+        yield* Effect.sleep("200 millis")
+        yield* writer.save("k1", { token: token("one"), version: 1 })
+        assert.deepStrictEqual(
+          Option.getOrThrow(yield* Fiber.join(again).pipe(Effect.timeout("5 seconds"))),
+          { key: "k1", version: undefined }
+        )
+        assert.deepStrictEqual(count, { opened: 2, open: 0 })
+      }).pipe(Effect.scoped))
+
+    it.live("notices: a hashed file name is named by the key this process met; unmet, it reads as a key of 64 hex digits", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const [met, stranger, writer] = [
+          yield* makeStore({ directory: dir }),
+          yield* makeStore({ directory: dir }),
+          yield* makeStore({ directory: dir })
+        ]
+        const odd = "../not a file name"
+        yield* met.load(odd)
+        const heard = (store: TokenStore.TokenStore) =>
+          Effect.fork(store.notices.pipe(Stream.take(3), Stream.runCollect, Effect.timeout("5 seconds")))
+        const [byMet, byStranger] = [yield* heard(met), yield* heard(stranger)]
+        yield* Effect.sleep("150 millis")
+        yield* writer.save(odd, { token: token("odd"), version: 1 })
+        yield* writer.save("plain", { token: token("plain"), version: 1 })
+        yield* writer.save(odd, { token: token("odd"), version: 2 })
+        const keys = (notices: Iterable<TokenStore.Notice>) => [...notices].map((n) => n.key)
+        assert.deepStrictEqual(keys(yield* Fiber.join(byMet)), [odd, "plain", odd])
+        // the stranger cannot tell the hash from an identity key (64 hex digits too): nobody follows it
+        const hash = Crypto.createHash("sha256").update(odd).digest("hex")
+        assert.deepStrictEqual(keys(yield* Fiber.join(byStranger)), [hash, "plain", hash])
+        const refused = yield* Effect.flip(stranger.load(hash))
+        assert.deepStrictEqual([refused.reason, refused.detail], [
+          "Untrusted",
+          "the entry was written under another key"
+        ])
       }).pipe(Effect.scoped))
   })
 

@@ -282,15 +282,5 @@ describe("TokenSource with a TokenStore", () => {
         assert.strictEqual(value(yield* source.get), "kept")
         assert.isTrue(Option.isSome(yield* memory.load(legacyKeyOf(server, "refresh_token"))), "not touched")
       }).pipe(Effect.provide(HttpLive)))
-
-    it.effect("the memory store removes an entry; removing a missing one is not an error", () =>
-      Effect.gen(function*() {
-        const memory = yield* TokenStore.makeMemory
-        yield* memory.save("k", { token: storedToken("a", "r"), version: 3 })
-        yield* memory.remove("k")
-        assert.isTrue(Option.isNone(yield* memory.load("k")))
-        yield* memory.remove("k")
-        assert.isTrue(yield* memory.save("k", { token: storedToken("b", "r"), version: 1 }))
-      }))
   })
 })

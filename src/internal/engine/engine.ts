@@ -646,11 +646,6 @@ export class Engine {
   // An entry another process wrote, newer than the one held and still valid, is adopted instead of
   // fetched; during an attempt its own outcome decides (the entry may be our own write coming back).
   private onNotice(store: TokenStore.TokenStore, notice: TokenStore.Notice): Effect.Effect<void> {
-    // notices may have been missed (a reconnect): every key held is read again
-    if (notice.key === undefined) {
-      const keys = Array.from(this.entries.keys())
-      return Effect.forEach(keys, (key) => this.onNotice(store, { key, version: undefined }), { discard: true })
-    }
     const key = notice.key
     const entry = this.entries.get(key)
     const stored = entry?.stored
