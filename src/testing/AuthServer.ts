@@ -280,6 +280,7 @@ export interface AuthServer {
 
 const invalidGrant = (description: string) => oauthError(400, "invalid_grant", description)
 
+/** RFC 6749 section 5.2 `unsupported_grant_type`, for a grant this server does not accept. */
 const unsupportedGrant = (grantType: string) =>
   oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
 
@@ -458,9 +459,10 @@ class Assertions {
   }
 }
 
-// the replies of client authentication, a 401 carrying a challenge when the client tried Basic
+/** A 401 `invalid_client`, carrying a challenge when the client tried Basic. */
 const invalidClient = (basic: boolean, description: string) =>
   oauthError(401, "invalid_client", description, basic ? basicChallenge : {})
+/** RFC 6749 section 2.3: a client must not use more than one authentication method in a request. */
 const twoMethods = () => oauthError(400, "invalid_request", "more than one authentication method")
 
 /** The client itself, when `method` is one it may use; `invalid_client` otherwise. */
