@@ -94,6 +94,179 @@ const whyInvalid = (json: object): string => {
 
 const scopesOf = (grant: Grant.Grant): ReadonlyArray<string> => grant.scopes
 
+// the options of an endpoint, read and checked once by `make`
+interface Settings {
+  /** The endpoint as errors and logs show it (no query). */
+  readonly url: string
+  /** The endpoint requests are sent to. */
+  readonly target: string
+  readonly provider: string
+  readonly clientAuth: ClientAuth.ClientAuth
+  readonly separator: string
+  readonly timeout: Duration.Duration
+  readonly defaultLifetime: number | undefined
+  readonly maxLifetime: number
+  readonly headers: Readonly<Record<string, string>> | undefined
+}
+
+/** Reads the options, refusing an unusable URL, client authentication or `maxLifetime`. */
+const settingsOf = (options: Options): Effect.Effect<Settings, InvalidConfiguration> =>
+  Effect.gen(function*() {
+    const parsed = yield* checkEndpoint(options.url)
+    const clientAuth = yield* ClientAuth.validate(options.clientAuth)
+    const maxLifetime = Duration.toMillis(options.maxLifetime ?? Duration.days(366))
+    if (!(maxLifetime > 0) || !Number.isFinite(maxLifetime)) {
+      return yield* new InvalidConfiguration({ reason: "maxLifetime must be a positive, finite duration" })
+    }
+    return {
+      url: publicUrl(parsed),
+      target: parsed.toString(),
+      provider: options.provider ?? parsed.host,
+      clientAuth,
+      separator: options.scopeSeparator ?? " ",
+      timeout: Duration.decode(options.timeout ?? Duration.seconds(30)),
+      defaultLifetime: options.defaultLifetime === undefined ? undefined : Duration.toMillis(options.defaultLifetime),
+      maxLifetime,
+      headers: options.headers
+    }
+  })
+
+/** A form-encoded POST of `params` to `target`. */
+const formPost = (
+  target: string,
+  headers: Readonly<Record<string, string>>,
+  params: ReadonlyArray<readonly [string, string]>
+): HttpClientRequest.HttpClientRequest => {
+  const form = new URLSearchParams()
+  for (const [key, value] of params) form.append(key, value)
+  // URLSearchParams writes a space as "+", the form encoding some providers' scope joiners rely on
+  return HttpClientRequest.post(target).pipe(
+    HttpClientRequest.setHeaders(headers),
+    HttpClientRequest.bodyText(form.toString(), "application/x-www-form-urlencoded")
+  )
+}
+
+/** Builds one token request (the grant's parameters, then client authentication) and what it sends, to scrub. */
+const buildRequest = (
+  settings: Settings,
+  keys: Assertion.Keys,
+  grant: Grant.Grant,
+  previous: AccessToken | undefined
+) =>
+  Effect.gen(function*() {
+    const context = { url: settings.url, now: yield* Clock.currentTimeMillis, keys }
+    const auth = yield* ClientAuth.apply(settings.clientAuth, context)
+    const params = [
+      ...Grant.params(grant, settings.separator),
+      ...yield* Grant.requestParams(grant, context),
+      ...auth.params
+    ]
+    const headers = { ...settings.headers, ...auth.headers, accept: "application/json" }
+    const request = formPost(settings.target, headers, params)
+    return { request, sent: Sent.fromRequest({ params, headers, also: [previous?.value] }) }
+  })
+
+/**
+ * Reads a token response out of an answer: a JSON object that decodes as one; otherwise the error it
+ * is (an error status, an RFC 6749 error body under 200, a malformed body).
+ */
+const readAnswer = (
+  exchanged: Exchanged
+): Effect.Effect<{ readonly decoded: TokenResponse; readonly json: Record<string, unknown> }, TokenError> =>
+  Effect.gen(function*() {
+    const { answer } = exchanged
+    const json = yield* successJson(exchanged)
+    if (typeof json !== "object" || json === null || Array.isArray(json)) {
+      return yield* Effect.fail(malformed(answer, json, "not a token response"))
+    }
+    const decoded = decodeToken(json)
+    if (Either.isLeft(decoded)) {
+      // some servers answer errors with 200 and an RFC 6749 error body
+      const error = decodeError(json)
+      if (Option.isSome(error) && !("access_token" in json)) {
+        return yield* Effect.fail(fromOAuthError(answer, error.value))
+      }
+      // never the ParseError's message: it prints the offending wire value, maybe a live token
+      return yield* Effect.fail(malformed(answer, json, whyInvalid(json)))
+    }
+    return { decoded: decoded.right, json: json as Record<string, unknown> }
+  })
+
+/**
+ * When a token expires and what says so: `expires_in`, else a JWT's `exp`, else the lifetime of the
+ * token it replaces, else the default lifetime.
+ */
+const lifetimeOf = (
+  decoded: TokenResponse,
+  now: number,
+  previous: AccessToken | undefined,
+  offset: number,
+  defaultLifetime: number | undefined
+): { readonly expiresAt: number | undefined; readonly lifetimeSource: LifetimeSource } => {
+  if (decoded.expires_in !== undefined) {
+    return { expiresAt: now + decoded.expires_in * 1000, lifetimeSource: "expires_in" }
+  }
+  // a JWT's `exp` is on the server's clock: moved onto ours by the offset its Date header shows
+  const jwtExpiry = peekExpiry(Redacted.value(decoded.access_token))
+  if (jwtExpiry !== undefined) return { expiresAt: jwtExpiry + offset, lifetimeSource: "jwt" }
+  const previousLifetime = previous?.expiresAt === undefined ? undefined : previous.expiresAt - previous.issuedAt
+  if (previousLifetime !== undefined && previous?.lifetimeSource !== "default") {
+    // a later response without expires_in never erases a lifetime the server told us before
+    return { expiresAt: now + previousLifetime, lifetimeSource: "previous" }
+  }
+  if (defaultLifetime !== undefined) return { expiresAt: now + defaultLifetime, lifetimeSource: "default" }
+  return { expiresAt: undefined, lifetimeSource: "none" }
+}
+
+/** The `AccessToken` a decoded response gives, its scopes and refresh token carried over when it has none. */
+const toToken = (
+  grant: Grant.Grant,
+  decoded: TokenResponse,
+  raw: Record<string, unknown>,
+  now: number,
+  previous: AccessToken | undefined,
+  lifetime: { readonly expiresAt: number | undefined; readonly lifetimeSource: LifetimeSource }
+): AccessToken => {
+  const extra: Record<string, unknown> = {}
+  for (const key of Object.keys(raw)) if (!knownFields.has(key)) extra[key] = raw[key]
+  return {
+    value: decoded.access_token,
+    type: decoded.token_type,
+    issuedAt: now,
+    expiresAt: lifetime.expiresAt,
+    lifetimeSource: lifetime.lifetimeSource,
+    scopes: decoded.scope ?? (grant._tag === "RefreshToken" && previous ? previous.scopes : scopesOf(grant)),
+    // RFC 6749 section 6: a response without a new refresh token leaves the old one in force
+    refreshToken: decoded.refresh_token ??
+      (grant._tag === "RefreshToken" ? grant.refreshToken : previous?.refreshToken),
+    extra: Redacted.make(extra)
+  }
+}
+
+/**
+ * The token as believed: one dead on arrival fails, one said to live longer than `maxLifetime` is
+ * taken to end then, with a warning.
+ */
+const bounded = (
+  settings: Settings,
+  token: AccessToken,
+  fail: () => TokenError,
+  start: number,
+  end: number
+): Effect.Effect<AccessToken, TokenError> =>
+  Effect.gen(function*() {
+    // a token dead on arrival (a JWT whose `exp` has passed) would only be fetched again at once: a
+    // transient failure instead, retried on the schedule
+    if (token.expiresAt !== undefined && token.expiresAt <= end) return yield* Effect.fail(fail())
+    if (token.expiresAt !== undefined && token.expiresAt - start > settings.maxLifetime) {
+      yield* Effect.logWarning("token lifetime longer than maxLifetime; taken to end then").pipe(
+        Effect.annotateLogs({ provider: settings.provider, lifetime_s: Math.round((token.expiresAt - start) / 1000) })
+      )
+      return { ...token, expiresAt: start + settings.maxLifetime }
+    }
+    return token
+  })
+
 /**
  * Builds a token endpoint; refuses an http:// URL on a non-loopback host and an unusable client
  * authentication before any request is sent.
@@ -105,93 +278,28 @@ export const make = (
   options: Options
 ): Effect.Effect<TokenEndpoint, InvalidConfiguration, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const parsed = yield* checkEndpoint(options.url)
-    const clientAuth = yield* ClientAuth.validate(options.clientAuth)
-    const url = publicUrl(parsed)
-    const provider = options.provider ?? parsed.host
-    const separator = options.scopeSeparator ?? " "
-    const timeout = Duration.decode(options.timeout ?? Duration.seconds(30))
-    const defaultLifetime = options.defaultLifetime === undefined
-      ? undefined
-      : Duration.toMillis(options.defaultLifetime)
-    const maxLifetime = Duration.toMillis(options.maxLifetime ?? Duration.days(366))
-    if (!(maxLifetime > 0) || !Number.isFinite(maxLifetime)) {
-      return yield* new InvalidConfiguration({ reason: "maxLifetime must be a positive, finite duration" })
-    }
+    const settings = yield* settingsOf(options)
+    const { clientAuth, provider, url } = settings
     const client = yield* HttpClient.HttpClient
-    const target = parsed.toString()
     // RFC 6750 allows fewer characters than real providers put in their tokens: say so once, then go on
     let warnedSyntax = false
+    const checkSyntax = (decoded: TokenResponse) =>
+      Effect.suspend(() => {
+        if (warnedSyntax || b64token.test(Redacted.value(decoded.access_token))) return Effect.void
+        warnedSyntax = true
+        return Effect.logWarning(
+          "the access token is outside RFC 6750 b64token syntax; it is sent as it is (warned once per endpoint)"
+        ).pipe(Effect.annotateLogs({ provider }))
+      })
 
     // keys of JWT assertions, imported once; a key read from an effect is read again after a refusal
     const keys = new Assertion.Keys()
 
     const send = (grant: Grant.Grant, previous: AccessToken | undefined) =>
-      Effect.gen(function*() {
-        const context = { url, now: yield* Clock.currentTimeMillis, keys }
-        const auth = yield* ClientAuth.apply(clientAuth, context)
-        const params = [
-          ...Grant.params(grant, separator),
-          ...yield* Grant.requestParams(grant, context),
-          ...auth.params
-        ]
-        const headers = { ...options.headers, ...auth.headers, accept: "application/json" }
-        const form = new URLSearchParams()
-        for (const [key, value] of params) form.append(key, value)
-        // URLSearchParams writes a space as "+", the form encoding some providers' scope joiners rely on
-        const request = HttpClientRequest.post(target).pipe(
-          HttpClientRequest.setHeaders(headers),
-          HttpClientRequest.bodyText(form.toString(), "application/x-www-form-urlencoded")
-        )
-        const sent = Sent.fromRequest({ params, headers, also: [previous?.value] })
-        return yield* exchange(client, request, { url, timeout, sent })
-      })
-
-    const toToken = (
-      grant: Grant.Grant,
-      decoded: TokenResponse,
-      raw: Record<string, unknown>,
-      now: number,
-      previous: AccessToken | undefined,
-      offset: number
-    ): AccessToken => {
-      let expiresAt: number | undefined
-      let lifetimeSource: LifetimeSource = "none"
-      // a JWT's `exp` is on the server's clock: moved onto ours by the offset its Date header shows
-      const jwtExpiry = decoded.expires_in === undefined
-        ? peekExpiry(Redacted.value(decoded.access_token))
-        : undefined
-      const ourJwtExpiry = jwtExpiry === undefined ? undefined : jwtExpiry + offset
-      const previousLifetime = previous?.expiresAt === undefined ? undefined : previous.expiresAt - previous.issuedAt
-      if (decoded.expires_in !== undefined) {
-        expiresAt = now + decoded.expires_in * 1000
-        lifetimeSource = "expires_in"
-      } else if (ourJwtExpiry !== undefined) {
-        expiresAt = ourJwtExpiry
-        lifetimeSource = "jwt"
-      } else if (previousLifetime !== undefined && previous?.lifetimeSource !== "default") {
-        // a later response without expires_in never erases a lifetime the server told us before
-        expiresAt = now + previousLifetime
-        lifetimeSource = "previous"
-      } else if (defaultLifetime !== undefined) {
-        expiresAt = now + defaultLifetime
-        lifetimeSource = "default"
-      }
-      const extra: Record<string, unknown> = {}
-      for (const key of Object.keys(raw)) if (!knownFields.has(key)) extra[key] = raw[key]
-      return {
-        value: decoded.access_token,
-        type: decoded.token_type,
-        issuedAt: now,
-        expiresAt,
-        lifetimeSource,
-        scopes: decoded.scope ?? (grant._tag === "RefreshToken" && previous ? previous.scopes : scopesOf(grant)),
-        // RFC 6749 section 6: a response without a new refresh token leaves the old one in force
-        refreshToken: decoded.refresh_token ??
-          (grant._tag === "RefreshToken" ? grant.refreshToken : previous?.refreshToken),
-        extra: Redacted.make(extra)
-      }
-    }
+      Effect.flatMap(
+        buildRequest(settings, keys, grant, previous),
+        ({ request, sent }) => exchange(client, request, { url, timeout: settings.timeout, sent })
+      )
 
     const request = (grant: Grant.Grant, previous?: AccessToken) =>
       Effect.gen(function*() {
@@ -200,50 +308,26 @@ export const make = (
         const end = yield* Clock.currentTimeMillis
         yield* Metric.update(TokenMetrics.refreshLatency.pipe(Metric.tagged("provider", provider)), end - start)
         if (Either.isLeft(exit)) return yield* Effect.fail(exit.left)
-        const exchanged = exit.right
-        const { answer } = exchanged
-        const json = yield* successJson(exchanged)
-        if (typeof json !== "object" || json === null || Array.isArray(json)) {
-          return yield* Effect.fail(malformed(answer, json, "not a token response"))
-        }
-        const decoded = decodeToken(json)
-        if (Either.isLeft(decoded)) {
-          // some servers answer errors with 200 and an RFC 6749 error body
-          const error = decodeError(json)
-          if (Option.isSome(error) && !("access_token" in json)) {
-            return yield* Effect.fail(fromOAuthError(answer, error.value))
-          }
-          // never the ParseError's message: it prints the offending wire value, maybe a live token
-          return yield* Effect.fail(malformed(answer, json, whyInvalid(json)))
-        }
-        if (!warnedSyntax && !b64token.test(Redacted.value(decoded.right.access_token))) {
-          warnedSyntax = true
-          yield* Effect.logWarning(
-            "the access token is outside RFC 6750 b64token syntax; it is sent as it is (warned once per endpoint)"
-          ).pipe(Effect.annotateLogs({ provider }))
-        }
+        const { answer } = exit.right
+        const { decoded, json } = yield* readAnswer(exit.right)
+        yield* checkSyntax(decoded)
         // the lifetime counts from when the request was sent: the server started it no earlier, so our
         // expiry is never later than the server's, however long the answer took to arrive
-        const token = toToken(
-          grant,
-          decoded.right,
-          json as Record<string, unknown>,
+        const lifetime = lifetimeOf(
+          decoded,
           start,
           previous,
-          serverClockOffset(answer.date, end)
+          serverClockOffset(answer.date, end),
+          settings.defaultLifetime
         )
-        // a token dead on arrival (a JWT whose `exp` has passed) would only be fetched again at once: a
-        // transient failure instead, retried on the schedule
-        if (token.expiresAt !== undefined && token.expiresAt <= end) {
-          return yield* Effect.fail(malformed(answer, json, "the token had expired on arrival", true))
-        }
-        if (token.expiresAt !== undefined && token.expiresAt - start > maxLifetime) {
-          yield* Effect.logWarning("token lifetime longer than maxLifetime; taken to end then").pipe(
-            Effect.annotateLogs({ provider, lifetime_s: Math.round((token.expiresAt - start) / 1000) })
-          )
-          return { ...token, expiresAt: start + maxLifetime }
-        }
-        return token
+        const token = toToken(grant, decoded, json, start, previous, lifetime)
+        return yield* bounded(
+          settings,
+          token,
+          () => malformed(answer, json, "the token had expired on arrival", true),
+          start,
+          end
+        )
       }).pipe(
         // a refused assertion may be signed with a key rotated since: read the key again next time
         Effect.tapError((error) =>
@@ -304,14 +388,9 @@ export const call = (
       })
     const headers = { ...options.headers, ...auth.headers, accept: "application/json" }
     const params = [...(options.params ?? []), ...auth.params]
-    const form = new URLSearchParams()
-    for (const [key, value] of params) form.append(key, value)
     const request = options.method === "GET"
       ? HttpClientRequest.get(parsed.toString()).pipe(HttpClientRequest.setHeaders(headers))
-      : HttpClientRequest.post(parsed.toString()).pipe(
-        HttpClientRequest.setHeaders(headers),
-        HttpClientRequest.bodyText(form.toString(), "application/x-www-form-urlencoded")
-      )
+      : formPost(parsed.toString(), headers, params)
     return yield* exchange(yield* HttpClient.HttpClient, request, {
       url: publicUrl(parsed),
       timeout: options.timeout ?? Duration.seconds(30),

@@ -280,6 +280,10 @@ export interface AuthServer {
 
 const invalidGrant = (description: string) => oauthError(400, "invalid_grant", description)
 
+/** RFC 6749 section 5.2 `unsupported_grant_type`, for a grant this server does not accept. */
+const unsupportedGrant = (grantType: string) =>
+  oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
+
 const errorCodes: Record<number, string> = {
   401: "invalid_client",
   403: "access_denied",
@@ -310,6 +314,498 @@ const revoke = (entry: { revoked: boolean } | undefined): void => {
   if (entry !== undefined) entry.revoked = true
 }
 
+/** The tokens the server has issued, the lifetime of those to come, and which of them still stand. */
+class Registry {
+  lifetime: number | undefined
+  readonly issued: Array<IssuedToken> = []
+  readonly access = new Map<string, { expiresAt: number | undefined; revoked: boolean }>()
+  readonly refresh = new Map<string, { clientId: string; scope: string | undefined; revoked: boolean }>()
+  readonly options: Options
+  readonly now: () => number
+
+  constructor(options: Options, now: () => number) {
+    this.options = options
+    this.now = now
+    this.lifetime = "lifetimeSeconds" in options ? options.lifetimeSeconds : 3600
+  }
+
+  /** Issues an access token (and a refresh token when `withRefresh`) and answers with the token response. */
+  issue(request: TokenRequest, requestedScope: string | undefined, withRefresh: boolean): Reply {
+    const { options } = this
+    const { clientId, grantType } = request
+    // RFC 6749 section 3.3: `scope=` asks for no scope, so none is echoed (nor stored for a refresh)
+    const scope = requestedScope === "" ? undefined : requestedScope
+    const lifetime = this.lifetime
+    const issuedAt = this.now()
+    const expiresAt = lifetime === undefined ? undefined : issuedAt + lifetime * 1000
+    const accessToken = options.jwtAccessTokens === true
+      ? unsignedJwt({
+        jti: randomToken(),
+        client_id: clientId,
+        iat: Math.floor(issuedAt / 1000),
+        ...(expiresAt === undefined ? {} : { exp: Math.floor(expiresAt / 1000) }),
+        ...(scope === undefined ? {} : { scope })
+      })
+      : randomToken()
+    this.access.set(accessToken, { expiresAt, revoked: false })
+    const refreshToken = withRefresh ? randomToken() : undefined
+    if (refreshToken !== undefined) this.refresh.set(refreshToken, { clientId, scope, revoked: false })
+    this.issued.push(
+      refreshToken === undefined
+        ? { accessToken, expiresAt, grantType }
+        : { accessToken, refreshToken, expiresAt, grantType }
+    )
+    const expiresIn = options.expiresIn ?? "number"
+    const body = {
+      access_token: accessToken,
+      token_type: options.tokenType ?? "Bearer",
+      ...(lifetime === undefined || expiresIn === "omit"
+        ? {}
+        : { expires_in: expiresIn === "string" ? String(lifetime) : lifetime }),
+      ...(refreshToken === undefined ? {} : { refresh_token: refreshToken }),
+      ...(scope === undefined ? {} : { scope })
+    }
+    return jsonReply(200, options.shapeToken === undefined ? body : options.shapeToken(body, request))
+  }
+
+  /** Whether `token` is an issued access token, neither revoked nor expired. */
+  accepts(token: string | undefined): boolean {
+    const entry = token === undefined ? undefined : this.access.get(token)
+    return entry !== undefined && !entry.revoked && (entry.expiresAt === undefined || this.now() < entry.expiresAt)
+  }
+
+  /** Revokes every token issued so far. */
+  revokeAll(): void {
+    for (const entry of [...this.access.values(), ...this.refresh.values()]) revoke(entry)
+  }
+}
+
+/** The JWTs the server verifies (RFC 7523): client assertions and the JWT bearer grant's assertion. */
+class Assertions {
+  // a `jti` is accepted once, across both kinds
+  readonly seenJti = new Set<string>()
+  readonly clientKeys = new Map<string, Jose.JWK>()
+  readonly clients: ReadonlyArray<ClientRegistration>
+  readonly jwtBearer: Options["jwtBearer"]
+  readonly now: () => number
+
+  constructor(clients: ReadonlyArray<ClientRegistration>, jwtBearer: Options["jwtBearer"], now: () => number) {
+    this.clients = clients
+    this.jwtBearer = jwtBearer
+    this.now = now
+    for (const c of clients) if (c.publicKey !== undefined) this.clientKeys.set(c.clientId, c.publicKey)
+  }
+
+  /**
+   * RFC 7523 section 2.2 / OpenID Connect Core section 9: a client assertion, checked before the
+   * (synchronous) rest of the request; the method it proves, or the refusal's description.
+   */
+  client(params: URLSearchParams, tokenUrl: string): Effect.Effect<Asserted> {
+    return Effect.promise(async (): Promise<Asserted> => {
+      const assertion = params.get("client_assertion")!
+      let clientId: string | undefined = params.get("client_id") ?? undefined
+      if (params.get("client_assertion_type") !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+        return { clientId, refused: "unsupported client_assertion_type" }
+      }
+      try {
+        const claims = Jose.decodeJwt(assertion)
+        const header = Jose.decodeProtectedHeader(assertion)
+        if (typeof claims.iss === "string") clientId = claims.iss
+        const client = this.clients.find((c) => c.clientId === claims.iss)
+        if (client === undefined) return { clientId, refused: "unknown client" }
+        const hmac = header.alg?.startsWith("HS") === true
+        const key = hmac
+          ? new TextEncoder().encode(client.clientSecret ?? "")
+          : await Jose.importJWK(this.clientKeys.get(client.clientId) ?? {}, header.alg)
+        const { payload } = await Jose.jwtVerify(assertion, key, {
+          issuer: client.clientId,
+          subject: client.clientId,
+          audience: tokenUrl,
+          currentDate: new Date(this.now()),
+          requiredClaims: ["exp", "jti"]
+        })
+        if (this.seenJti.has(payload.jti!)) return { clientId, refused: "client assertion replayed (jti seen before)" }
+        this.seenJti.add(payload.jti!)
+        return { clientId, method: hmac ? "client_secret_jwt" : "private_key_jwt" }
+      } catch (error) {
+        const code = error instanceof Jose.errors.JOSEError ? `: ${error.code}` : ""
+        return { clientId, refused: `client assertion refused${code}` }
+      }
+    })
+  }
+
+  /** RFC 7523 section 3: the grant assertion's checks; the refusal's description, or undefined when it passes. */
+  grant(assertion: string | null, tokenUrl: string): Effect.Effect<string | undefined> {
+    return Effect.promise(async (): Promise<string | undefined> => {
+      const trusted = this.jwtBearer
+      if (trusted === undefined) return undefined
+      if (assertion === null) return "assertion is missing"
+      try {
+        const key = await Jose.importJWK(trusted.publicKey, trusted.publicKey.alg ?? trusted.algorithms?.[0])
+        const { payload } = await Jose.jwtVerify(assertion, key, {
+          issuer: trusted.issuer,
+          audience: tokenUrl,
+          currentDate: new Date(this.now()),
+          requiredClaims: ["exp", "jti", "sub"],
+          ...(trusted.algorithms === undefined ? {} : { algorithms: [...trusted.algorithms] })
+        })
+        if (this.seenJti.has(payload.jti!)) return "assertion replayed (jti seen before)"
+        this.seenJti.add(payload.jti!)
+        return undefined
+      } catch (error) {
+        return error instanceof Jose.errors.JOSEError ? `assertion refused: ${error.code}` : "assertion refused"
+      }
+    })
+  }
+}
+
+/** A 401 `invalid_client`, carrying a challenge when the client tried Basic. */
+const invalidClient = (basic: boolean, description: string) =>
+  oauthError(401, "invalid_client", description, basic ? basicChallenge : {})
+/** RFC 6749 section 2.3: a client must not use more than one authentication method in a request. */
+const twoMethods = () => oauthError(400, "invalid_request", "more than one authentication method")
+
+/** The client itself, when `method` is one it may use; `invalid_client` otherwise. */
+const allow = (client: ClientRegistration, method: AuthMethod, basic: boolean): Reply | ClientRegistration => {
+  const methods = client.authMethods ??
+    (client.clientSecret === undefined ? ["none"] : ["client_secret_basic", "client_secret_post"])
+  return methods.includes(method) ? client : invalidClient(basic, `${method} is not allowed for this client`)
+}
+
+/** Client authentication by an assertion already verified (`private_key_jwt`, `client_secret_jwt`). */
+const authenticateAsserted = (
+  clients: ReadonlyArray<ClientRegistration>,
+  asserted: Asserted,
+  basic: boolean,
+  params: URLSearchParams,
+  record: Mutable<RecordedRequest>
+): Reply | ClientRegistration => {
+  const formId = params.get("client_id") ?? undefined
+  record.clientId = asserted.clientId
+  if (basic || params.get("client_secret") !== null) return twoMethods()
+  if ("refused" in asserted) return invalidClient(basic, asserted.refused)
+  record.authMethod = asserted.method
+  const client = clients.find((c) => c.clientId === record.clientId)!
+  if (formId !== undefined && formId !== client.clientId) {
+    return oauthError(400, "invalid_request", "client_id does not match the client assertion")
+  }
+  return allow(client, asserted.method, basic)
+}
+
+/** Client authentication by the Basic header (RFC 6749 section 2.3.1), in the encodings each client accepts. */
+const authenticateBasic = (
+  clients: ReadonlyArray<ClientRegistration>,
+  header: string,
+  params: URLSearchParams,
+  record: Mutable<RecordedRequest>
+): Reply | ClientRegistration => {
+  const formId = params.get("client_id") ?? undefined
+  record.authMethod = "client_secret_basic"
+  if (params.get("client_secret") !== null) return twoMethods()
+  const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8")
+  const colon = decoded.indexOf(":")
+  if (colon < 0) return invalidClient(true, "malformed Basic credentials")
+  const [rawId, rawSecret] = [decoded.slice(0, colon), decoded.slice(colon + 1)]
+  const [decodedId, decodedSecret] = [formDecode(rawId), formDecode(rawSecret)]
+  const candidates = [{ encoding: "plain", id: rawId, secret: rawSecret }]
+  if (decodedId !== undefined && decodedSecret !== undefined) {
+    candidates.push({ encoding: "form", id: decodedId, secret: decodedSecret })
+  }
+  const accepts = (client: ClientRegistration, encoding: string) =>
+    (client.basicEncoding ?? "either") === "either" || client.basicEncoding === encoding
+  const client = clients.find((c) => candidates.some((d) => accepts(c, d.encoding) && d.id === c.clientId))
+  record.clientId = client?.clientId ?? rawId
+  if (client === undefined) return invalidClient(true, "unknown client")
+  if (formId !== undefined && formId !== client.clientId) {
+    return oauthError(400, "invalid_request", "client_id does not match the Basic credentials")
+  }
+  const secretOk = candidates.some((d) =>
+    accepts(client, d.encoding) && d.id === client.clientId && d.secret === client.clientSecret
+  )
+  return secretOk ? allow(client, "client_secret_basic", true) : invalidClient(true, "wrong client secret")
+}
+
+/** Client authentication in the form body: `client_secret_post`, or `none` for a public client. */
+const authenticateForm = (
+  clients: ReadonlyArray<ClientRegistration>,
+  params: URLSearchParams,
+  record: Mutable<RecordedRequest>
+): Reply | ClientRegistration => {
+  const formId = params.get("client_id") ?? undefined
+  const formSecret = params.get("client_secret") ?? undefined
+  record.clientId = formId
+  if (formId === undefined) return invalidClient(false, "no client authentication")
+  const method: AuthMethod = formSecret === undefined ? "none" : "client_secret_post"
+  record.authMethod = method
+  const client = clients.find((c) => c.clientId === formId)
+  if (client === undefined) return invalidClient(false, "unknown client")
+  if (method === "client_secret_post" && formSecret !== client.clientSecret) {
+    return invalidClient(false, "wrong client secret")
+  }
+  return allow(client, method, false)
+}
+
+/** RFC 6749 section 2.3: the authenticated client, or the error to answer with; records who and how. */
+const authenticate = (
+  clients: ReadonlyArray<ClientRegistration>,
+  header: string | undefined,
+  params: URLSearchParams,
+  record: Mutable<RecordedRequest>,
+  asserted: Asserted | undefined
+): Reply | ClientRegistration => {
+  const basic = header !== undefined && /^basic /i.test(header)
+  if (asserted !== undefined) return authenticateAsserted(clients, asserted, basic, params, record)
+  if (basic) return authenticateBasic(clients, header, params, record)
+  return authenticateForm(clients, params, record)
+}
+
+// what the grant handlers share: the server's settings and state
+interface Grants {
+  readonly options: Options
+  readonly users: ReadonlyArray<{ readonly username: string; readonly password: string }>
+  readonly codes: Map<string, CodeRequest>
+  readonly registry: Registry
+  readonly issueRefresh: boolean
+  readonly rotate: boolean
+}
+
+// one token request as a grant handler sees it, authenticated and past the provider's `check`
+interface GrantInput {
+  readonly request: TokenRequest
+  readonly params: URLSearchParams
+  readonly scope: string | undefined
+  readonly assertionRefusal: string | undefined
+}
+
+/** RFC 6749 section 4.1.3: redeems an authorization code, once, checking its redirect URI and PKCE verifier. */
+const redeemCode = (grants: Grants, { params, request }: GrantInput): Reply => {
+  const code = params.get("code")
+  if (code === null) return oauthError(400, "invalid_request", "code is missing")
+  const grant = grants.codes.get(code)
+  if (grant === undefined) return invalidGrant("unknown or already used code")
+  grants.codes.delete(code) // RFC 6749 section 4.1.2: single use, a failed attempt burns it too
+  if (grant.clientId !== request.clientId) return invalidGrant("code was issued to another client")
+  if (grant.redirectUri !== undefined && params.get("redirect_uri") !== grant.redirectUri) {
+    return invalidGrant("redirect_uri does not match") // RFC 6749 section 4.1.3: identical, not equivalent
+  }
+  if (grant.codeChallenge !== undefined) {
+    const verifier = params.get("code_verifier")
+    if (verifier === null) return invalidGrant("code_verifier is missing")
+    const computed = grant.codeChallengeMethod === "S256"
+      ? Crypto.createHash("sha256").update(verifier).digest("base64url")
+      : verifier
+    if (computed !== grant.codeChallenge) return invalidGrant("code_verifier does not match the code_challenge")
+  }
+  return grants.registry.issue(request, grant.scope, grants.issueRefresh)
+}
+
+/** RFC 6749 section 6: a refresh, revoking the presented token when refresh tokens rotate. */
+const refreshGrant = (grants: Grants, { params, request }: GrantInput): Reply => {
+  const token = params.get("refresh_token")
+  if (token === null) return oauthError(400, "invalid_request", "refresh_token is missing")
+  const entry = grants.registry.refresh.get(token)
+  if (entry === undefined || entry.revoked || entry.clientId !== request.clientId) {
+    return invalidGrant("refresh token is unknown, revoked or issued to another client")
+  }
+  if (grants.rotate) entry.revoked = true
+  // without rotation the response omits refresh_token: the client keeps the one it has (RFC 6749 section 6)
+  return grants.registry.issue(request, entry.scope, grants.rotate && grants.issueRefresh)
+}
+
+/** RFC 8693: a token exchange, for the subject tokens the options approve. */
+const tokenExchangeGrant = (grants: Grants, { params, request, scope }: GrantInput): Reply => {
+  const exchange = grants.options.tokenExchange
+  if (exchange === undefined) return unsupportedGrant(request.grantType)
+  const [subjectToken, subjectTokenType] = [params.get("subject_token"), params.get("subject_token_type")]
+  if (subjectToken === null || subjectTokenType === null) {
+    return oauthError(400, "invalid_request", "subject_token and subject_token_type are required")
+  }
+  return exchange.validSubject(subjectToken, subjectTokenType)
+    ? grants.registry.issue(request, scope, false)
+    : invalidGrant("subject_token is not valid")
+}
+
+// the grant handlers by `grant_type` (a Map: a grant type is the client's text, "__proto__" included)
+const grantHandlers = new Map<string, (grants: Grants, input: GrantInput) => Reply>([
+  ["client_credentials", (grants, { request, scope }) =>
+    request.authMethod === "none"
+      ? oauthError(400, "unauthorized_client", "client_credentials needs a confidential client")
+      : grants.registry.issue(request, scope, grants.options.refreshTokensForClientCredentials ?? false)],
+  ["password", (grants, { params, request, scope }) => {
+    const [username, password] = [params.get("username"), params.get("password")]
+    if (username === null || password === null) {
+      return oauthError(400, "invalid_request", "username and password are required")
+    }
+    return grants.users.some((u) => u.username === username && u.password === password)
+      ? grants.registry.issue(request, scope, grants.issueRefresh)
+      : invalidGrant("wrong username or password")
+  }],
+  ["authorization_code", redeemCode],
+  ["refresh_token", refreshGrant],
+  [TOKEN_EXCHANGE, tokenExchangeGrant],
+  [JWT_BEARER, (grants, { assertionRefusal, request, scope }) => {
+    if (grants.options.jwtBearer === undefined) return unsupportedGrant(request.grantType)
+    return assertionRefusal === undefined
+      ? grants.registry.issue(request, scope, false)
+      : invalidGrant(assertionRefusal)
+  }]
+])
+
+/**
+ * A POST to the token endpoint once its faults are spent: the generic checks (media type, single
+ * parameters, a `grant_type`, client authentication, the accepted grants, the provider's `check`), then the grant.
+ */
+const tokenRequest = (
+  grants: Grants,
+  clients: ReadonlyArray<ClientRegistration>,
+  req: Http.IncomingMessage,
+  params: URLSearchParams,
+  record: Mutable<RecordedRequest>,
+  assertionRefusal: string | undefined,
+  asserted: Asserted | undefined
+): Reply => {
+  const { options } = grants
+  const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+  if (mediaType !== "application/x-www-form-urlencoded") {
+    return oauthError(400, "invalid_request", "expected application/x-www-form-urlencoded")
+  }
+  const keys = [...params.keys()]
+  if (new Set(keys).size !== keys.length) return oauthError(400, "invalid_request", "repeated parameter")
+  const grantType = params.get("grant_type")
+  if (grantType === null || grantType === "") return oauthError(400, "invalid_request", "grant_type is missing")
+  const client = authenticate(clients, req.headers.authorization, params, record, asserted)
+  if (!("clientId" in client)) return client
+  if (options.grantTypes !== undefined && !options.grantTypes.includes(grantType)) return unsupportedGrant(grantType)
+  const request: TokenRequest = {
+    grantType,
+    clientId: client.clientId,
+    authMethod: record.authMethod!, // set by a successful `authenticate`
+    form: record.form,
+    headers: record.headers
+  }
+  const refusal = options.check?.(request)
+  if (refusal !== undefined) {
+    const status = refusal.status ?? 400
+    const challenge = status === 401 && request.authMethod === "client_secret_basic" ? basicChallenge : {}
+    return oauthError(status, refusal.error, refusal.description, challenge)
+  }
+  const handler = grantHandlers.get(grantType)
+  if (handler === undefined) return unsupportedGrant(grantType)
+  return handler(grants, { request, params, scope: params.get("scope") ?? undefined, assertionRefusal })
+}
+
+/**
+ * Plays the queued fault, if any: true when it answered the request (or dropped it), false when the
+ * request goes on to be answered normally (no fault, or a `Delay` without `then`).
+ */
+const playFault = (
+  fault: Fault | undefined,
+  req: Http.IncomingMessage,
+  res: Http.ServerResponse,
+  liveClock: Clock.Clock
+): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    while (fault !== undefined) {
+      switch (fault._tag) {
+        case "Drop":
+          req.socket.destroy()
+          return true
+        case "Body":
+          send(res, {
+            status: fault.status ?? 200,
+            headers: { "Content-Type": fault.contentType ?? "text/html" },
+            body: fault.body
+          })
+          return true
+        case "Status": {
+          const error = { error: errorCodeFor(fault.status), error_description: "injected fault" }
+          const body = fault.body ?? (fault.status >= 400 ? JSON.stringify(error) : "")
+          const headers = { "Content-Type": fault.contentType ?? "application/json", ...fault.headers }
+          send(res, { status: fault.status, headers, body })
+          return true
+        }
+        case "Delay":
+          // real time, so a client timeout under TestClock fires while the server still holds the request
+          yield* Effect.sleep(Duration.millis(fault.millis)).pipe(Effect.withClock(liveClock))
+          fault = fault.then
+      }
+    }
+    return false
+  })
+
+/** The protected resource (RFC 6750): 200 for a standing access token, 401 `invalid_token` otherwise. */
+const resource = (
+  registry: Registry,
+  resourceCalls: { ok: number; rejected: number },
+  req: Http.IncomingMessage,
+  res: Http.ServerResponse
+): void => {
+  if (req.method !== "GET") return send(res, { status: 405, headers: { Allow: "GET" }, body: "" })
+  if (registry.accepts(/^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1])) {
+    resourceCalls.ok++
+    return send(res, jsonReply(200, { ok: true }))
+  }
+  resourceCalls.rejected++
+  send(res, jsonReply(401, { error: "invalid_token" }, { "WWW-Authenticate": "Bearer error=\"invalid_token\"" }))
+}
+
+// everything the router reaches: the settings, the state, and the endpoint's own URL once it listens
+interface Server {
+  readonly grants: Grants
+  readonly clients: ReadonlyArray<ClientRegistration>
+  readonly path: string
+  readonly faults: Array<Fault>
+  readonly requests: Array<Mutable<RecordedRequest>>
+  readonly resourceCalls: { ok: number; rejected: number }
+  readonly assertions: Assertions
+  readonly liveClock: Clock.Clock
+  // an assertion's audience, known once the server listens
+  tokenUrl: string
+}
+
+/** A new request's record, before anything is known of its client or outcome. */
+const recordOf = (
+  req: Http.IncomingMessage,
+  pathname: string,
+  rawBody: string,
+  params: URLSearchParams
+): Mutable<RecordedRequest> => ({
+  method: req.method ?? "",
+  path: pathname,
+  grantType: params.get("grant_type") ?? undefined,
+  form: Object.fromEntries(params),
+  rawBody,
+  headers: headersOf(req),
+  clientId: undefined,
+  authMethod: undefined,
+  outcome: "error"
+})
+
+/** The request router: the resource, then the token endpoint (recorded, faults first), then 404 or 405. */
+const route = (server: Server, req: Http.IncomingMessage, res: Http.ServerResponse) =>
+  Effect.gen(function*() {
+    const pathname = new URL(req.url ?? "/", "http://127.0.0.1").pathname
+    if (pathname === "/resource") return resource(server.grants.registry, server.resourceCalls, req, res)
+    const rawBody = yield* readBody(req)
+    const params = new URLSearchParams(rawBody)
+    const record = recordOf(req, pathname, rawBody, params)
+    server.requests.push(record)
+    if (pathname !== server.path) return send(res, oauthError(404, "invalid_request", "not found"))
+    if (req.method !== "POST") return send(res, { status: 405, headers: { Allow: "POST" }, body: "" })
+    const fault = server.faults.shift()
+    if (fault !== undefined) record.outcome = "fault"
+    if (yield* playFault(fault, req, res, server.liveClock)) return
+    const assertionRefusal = params.get("grant_type") === JWT_BEARER
+      ? yield* server.assertions.grant(params.get("assertion"), server.tokenUrl)
+      : undefined
+    const asserted = params.get("client_assertion") === null
+      ? undefined
+      : yield* server.assertions.client(params, server.tokenUrl)
+    const reply = tokenRequest(server.grants, server.clients, req, params, record, assertionRefusal, asserted)
+    record.outcome = reply.status === 200 ? "token" : "error"
+    send(res, reply)
+  })
+
 /**
  * Starts the server on 127.0.0.1 with a random port; it stops, dropping open connections, when the scope closes.
  *
@@ -321,368 +817,36 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
     const clock = yield* Effect.clock
     const now = options.now ?? (() => clock.unsafeCurrentTimeMillis())
     const clients = options.clients ?? [{ clientId: "client", clientSecret: "secret" }]
-    const users = options.users ?? [{ username: "user", password: "pass" }]
-    const path = options.path ?? "/token"
-    const issueRefresh = options.issueRefreshTokens ?? true
-    const rotate = options.rotateRefreshTokens ?? true
-    const liveClock = Clock.make()
-
-    let lifetime: number | undefined = "lifetimeSeconds" in options ? options.lifetimeSeconds : 3600
-    const faults: Array<Fault> = []
-    const requests: Array<Mutable<RecordedRequest>> = []
-    const issued: Array<IssuedToken> = []
-    const access = new Map<string, { expiresAt: number | undefined; revoked: boolean }>()
-    const refresh = new Map<string, { clientId: string; scope: string | undefined; revoked: boolean }>()
+    const registry = new Registry(options, now)
     const codes = new Map<string, CodeRequest>((options.codes ?? []).map((grant) => [grant.code, grant]))
-    const resourceCalls = { ok: 0, rejected: 0 }
-
-    const issue = (request: TokenRequest, requestedScope: string | undefined, withRefresh: boolean): Reply => {
-      const { clientId, grantType } = request
-      // RFC 6749 section 3.3: `scope=` asks for no scope, so none is echoed (nor stored for a refresh)
-      const scope = requestedScope === "" ? undefined : requestedScope
-      const issuedAt = now()
-      const expiresAt = lifetime === undefined ? undefined : issuedAt + lifetime * 1000
-      const accessToken = options.jwtAccessTokens === true
-        ? unsignedJwt({
-          jti: randomToken(),
-          client_id: clientId,
-          iat: Math.floor(issuedAt / 1000),
-          ...(expiresAt === undefined ? {} : { exp: Math.floor(expiresAt / 1000) }),
-          ...(scope === undefined ? {} : { scope })
-        })
-        : randomToken()
-      access.set(accessToken, { expiresAt, revoked: false })
-      const refreshToken = withRefresh ? randomToken() : undefined
-      if (refreshToken !== undefined) refresh.set(refreshToken, { clientId, scope, revoked: false })
-      issued.push(
-        refreshToken === undefined
-          ? { accessToken, expiresAt, grantType }
-          : { accessToken, refreshToken, expiresAt, grantType }
-      )
-      const expiresIn = options.expiresIn ?? "number"
-      const body = {
-        access_token: accessToken,
-        token_type: options.tokenType ?? "Bearer",
-        ...(lifetime === undefined || expiresIn === "omit"
-          ? {}
-          : { expires_in: expiresIn === "string" ? String(lifetime) : lifetime }),
-        ...(refreshToken === undefined ? {} : { refresh_token: refreshToken }),
-        ...(scope === undefined ? {} : { scope })
-      }
-      return jsonReply(200, options.shapeToken === undefined ? body : options.shapeToken(body, request))
+    const server: Server = {
+      grants: {
+        options,
+        users: options.users ?? [{ username: "user", password: "pass" }],
+        codes,
+        registry,
+        issueRefresh: options.issueRefreshTokens ?? true,
+        rotate: options.rotateRefreshTokens ?? true
+      },
+      clients,
+      path: options.path ?? "/token",
+      faults: [],
+      requests: [],
+      resourceCalls: { ok: 0, rejected: 0 },
+      assertions: new Assertions(clients, options.jwtBearer, now),
+      liveClock: Clock.make(),
+      tokenUrl: ""
     }
+    const { path, requests } = server
 
-    // RFC 6749 section 2.3: returns the authenticated client, or the error to answer with
-    const authenticate = (
-      header: string | undefined,
-      params: URLSearchParams,
-      record: Mutable<RecordedRequest>,
-      asserted: Asserted | undefined
-    ): Reply | ClientRegistration => {
-      const formId = params.get("client_id") ?? undefined
-      const formSecret = params.get("client_secret") ?? undefined
-      const basic = header !== undefined && /^basic /i.test(header)
-      const invalidClient = (description: string) =>
-        oauthError(401, "invalid_client", description, basic ? basicChallenge : {})
-      const allow = (client: ClientRegistration, method: AuthMethod) => {
-        const methods = client.authMethods ??
-          (client.clientSecret === undefined ? ["none"] : ["client_secret_basic", "client_secret_post"])
-        return methods.includes(method) ? client : invalidClient(`${method} is not allowed for this client`)
-      }
-      if (asserted !== undefined) {
-        record.clientId = asserted.clientId
-        if (basic || formSecret !== undefined) {
-          return oauthError(400, "invalid_request", "more than one authentication method")
-        }
-        if ("refused" in asserted) return invalidClient(asserted.refused)
-        record.authMethod = asserted.method
-        const client = clients.find((c) => c.clientId === record.clientId)!
-        if (formId !== undefined && formId !== client.clientId) {
-          return oauthError(400, "invalid_request", "client_id does not match the client assertion")
-        }
-        return allow(client, asserted.method)
-      }
-      if (basic) {
-        record.authMethod = "client_secret_basic"
-        if (formSecret !== undefined) return oauthError(400, "invalid_request", "more than one authentication method")
-        const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8")
-        const colon = decoded.indexOf(":")
-        if (colon < 0) return invalidClient("malformed Basic credentials")
-        const [rawId, rawSecret] = [decoded.slice(0, colon), decoded.slice(colon + 1)]
-        const [decodedId, decodedSecret] = [formDecode(rawId), formDecode(rawSecret)]
-        const candidates = [{ encoding: "plain", id: rawId, secret: rawSecret }]
-        if (decodedId !== undefined && decodedSecret !== undefined) {
-          candidates.push({ encoding: "form", id: decodedId, secret: decodedSecret })
-        }
-        const accepts = (client: ClientRegistration, encoding: string) =>
-          (client.basicEncoding ?? "either") === "either" || client.basicEncoding === encoding
-        const client = clients.find((c) => candidates.some((d) => accepts(c, d.encoding) && d.id === c.clientId))
-        record.clientId = client?.clientId ?? rawId
-        if (client === undefined) return invalidClient("unknown client")
-        if (formId !== undefined && formId !== client.clientId) {
-          return oauthError(400, "invalid_request", "client_id does not match the Basic credentials")
-        }
-        const secretOk = candidates.some((d) =>
-          accepts(client, d.encoding) && d.id === client.clientId && d.secret === client.clientSecret
-        )
-        return secretOk ? allow(client, "client_secret_basic") : invalidClient("wrong client secret")
-      }
-      record.clientId = formId
-      if (formId === undefined) return invalidClient("no client authentication")
-      const method: AuthMethod = formSecret === undefined ? "none" : "client_secret_post"
-      record.authMethod = method
-      const client = clients.find((c) => c.clientId === formId)
-      if (client === undefined) return invalidClient("unknown client")
-      if (method === "client_secret_post" && formSecret !== client.clientSecret) {
-        return invalidClient("wrong client secret")
-      }
-      return allow(client, method)
-    }
-
-    const redeemCode = (request: TokenRequest, params: URLSearchParams): Reply => {
-      const code = params.get("code")
-      if (code === null) return oauthError(400, "invalid_request", "code is missing")
-      const grant = codes.get(code)
-      if (grant === undefined) return invalidGrant("unknown or already used code")
-      codes.delete(code) // RFC 6749 section 4.1.2: single use, a failed attempt burns it too
-      if (grant.clientId !== request.clientId) return invalidGrant("code was issued to another client")
-      if (grant.redirectUri !== undefined && params.get("redirect_uri") !== grant.redirectUri) {
-        return invalidGrant("redirect_uri does not match") // RFC 6749 section 4.1.3: identical, not equivalent
-      }
-      if (grant.codeChallenge !== undefined) {
-        const verifier = params.get("code_verifier")
-        if (verifier === null) return invalidGrant("code_verifier is missing")
-        const computed = grant.codeChallengeMethod === "S256"
-          ? Crypto.createHash("sha256").update(verifier).digest("base64url")
-          : verifier
-        if (computed !== grant.codeChallenge) return invalidGrant("code_verifier does not match the code_challenge")
-      }
-      return issue(request, grant.scope, issueRefresh)
-    }
-
-    // RFC 7523 section 3: the assertion's checks; the refusal's description, or undefined when it passes
-    const seenJti = new Set<string>()
-    const clientKeys = new Map<string, Jose.JWK>()
-    for (const c of clients) if (c.publicKey !== undefined) clientKeys.set(c.clientId, c.publicKey)
-
-    // RFC 7523 section 2.2 / OpenID Connect Core section 9: a client assertion, checked before the
-    // (synchronous) rest of the request; the method it proves, or the refusal's description
-    const verifyClientAssertion = (params: URLSearchParams, tokenUrl: string) =>
-      Effect.promise(async (): Promise<Asserted> => {
-        const assertion = params.get("client_assertion")!
-        let clientId: string | undefined = params.get("client_id") ?? undefined
-        if (params.get("client_assertion_type") !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
-          return { clientId, refused: "unsupported client_assertion_type" }
-        }
-        try {
-          const claims = Jose.decodeJwt(assertion)
-          const header = Jose.decodeProtectedHeader(assertion)
-          if (typeof claims.iss === "string") clientId = claims.iss
-          const client = clients.find((c) => c.clientId === claims.iss)
-          if (client === undefined) return { clientId, refused: "unknown client" }
-          const hmac = header.alg?.startsWith("HS") === true
-          const key = hmac
-            ? new TextEncoder().encode(client.clientSecret ?? "")
-            : await Jose.importJWK(clientKeys.get(client.clientId) ?? {}, header.alg)
-          const { payload } = await Jose.jwtVerify(assertion, key, {
-            issuer: client.clientId,
-            subject: client.clientId,
-            audience: tokenUrl,
-            currentDate: new Date(now()),
-            requiredClaims: ["exp", "jti"]
-          })
-          if (seenJti.has(payload.jti!)) return { clientId, refused: "client assertion replayed (jti seen before)" }
-          seenJti.add(payload.jti!)
-          return { clientId, method: hmac ? "client_secret_jwt" : "private_key_jwt" }
-        } catch (error) {
-          const code = error instanceof Jose.errors.JOSEError ? `: ${error.code}` : ""
-          return { clientId, refused: `client assertion refused${code}` }
-        }
-      })
-    const verifyAssertion = (assertion: string | null, tokenUrl: string) =>
-      Effect.promise(async (): Promise<string | undefined> => {
-        const trusted = options.jwtBearer
-        if (trusted === undefined) return undefined
-        if (assertion === null) return "assertion is missing"
-        try {
-          const key = await Jose.importJWK(trusted.publicKey, trusted.publicKey.alg ?? trusted.algorithms?.[0])
-          const { payload } = await Jose.jwtVerify(assertion, key, {
-            issuer: trusted.issuer,
-            audience: tokenUrl,
-            currentDate: new Date(now()),
-            requiredClaims: ["exp", "jti", "sub"],
-            ...(trusted.algorithms === undefined ? {} : { algorithms: [...trusted.algorithms] })
-          })
-          if (seenJti.has(payload.jti!)) return "assertion replayed (jti seen before)"
-          seenJti.add(payload.jti!)
-          return undefined
-        } catch (error) {
-          return error instanceof Jose.errors.JOSEError ? `assertion refused: ${error.code}` : "assertion refused"
-        }
-      })
-
-    const tokenRequest = (
-      req: Http.IncomingMessage,
-      params: URLSearchParams,
-      record: Mutable<RecordedRequest>,
-      assertionRefusal: string | undefined,
-      asserted: Asserted | undefined
-    ) => {
-      const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
-      if (mediaType !== "application/x-www-form-urlencoded") {
-        return oauthError(400, "invalid_request", "expected application/x-www-form-urlencoded")
-      }
-      const keys = [...params.keys()]
-      if (new Set(keys).size !== keys.length) return oauthError(400, "invalid_request", "repeated parameter")
-      const grantType = params.get("grant_type")
-      if (grantType === null || grantType === "") return oauthError(400, "invalid_request", "grant_type is missing")
-      const client = authenticate(req.headers.authorization, params, record, asserted)
-      if (!("clientId" in client)) return client
-      if (options.grantTypes !== undefined && !options.grantTypes.includes(grantType)) {
-        return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
-      }
-      const request: TokenRequest = {
-        grantType,
-        clientId: client.clientId,
-        authMethod: record.authMethod!, // set by a successful `authenticate`
-        form: record.form,
-        headers: record.headers
-      }
-      const refusal = options.check?.(request)
-      if (refusal !== undefined) {
-        const status = refusal.status ?? 400
-        const challenge = status === 401 && request.authMethod === "client_secret_basic" ? basicChallenge : {}
-        return oauthError(status, refusal.error, refusal.description, challenge)
-      }
-      const scope = params.get("scope") ?? undefined
-      switch (grantType) {
-        case "client_credentials": {
-          if (request.authMethod === "none") {
-            return oauthError(400, "unauthorized_client", "client_credentials needs a confidential client")
-          }
-          return issue(request, scope, options.refreshTokensForClientCredentials ?? false)
-        }
-        case "password": {
-          const [username, password] = [params.get("username"), params.get("password")]
-          if (username === null || password === null) {
-            return oauthError(400, "invalid_request", "username and password are required")
-          }
-          return users.some((u) => u.username === username && u.password === password)
-            ? issue(request, scope, issueRefresh)
-            : invalidGrant("wrong username or password")
-        }
-        case "authorization_code":
-          return redeemCode(request, params)
-        case "refresh_token": {
-          const token = params.get("refresh_token")
-          if (token === null) return oauthError(400, "invalid_request", "refresh_token is missing")
-          const entry = refresh.get(token)
-          if (entry === undefined || entry.revoked || entry.clientId !== request.clientId) {
-            return invalidGrant("refresh token is unknown, revoked or issued to another client")
-          }
-          if (rotate) entry.revoked = true
-          // without rotation the response omits refresh_token: the client keeps the one it has (RFC 6749 section 6)
-          return issue(request, entry.scope, rotate && issueRefresh)
-        }
-        case TOKEN_EXCHANGE: {
-          if (options.tokenExchange === undefined) {
-            return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
-          }
-          const [subjectToken, subjectTokenType] = [params.get("subject_token"), params.get("subject_token_type")]
-          if (subjectToken === null || subjectTokenType === null) {
-            return oauthError(400, "invalid_request", "subject_token and subject_token_type are required")
-          }
-          return options.tokenExchange.validSubject(subjectToken, subjectTokenType)
-            ? issue(request, scope, false)
-            : invalidGrant("subject_token is not valid")
-        }
-        case JWT_BEARER:
-          if (options.jwtBearer === undefined) {
-            return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
-          }
-          return assertionRefusal === undefined ? issue(request, scope, false) : invalidGrant(assertionRefusal)
-        default:
-          return oauthError(400, "unsupported_grant_type", `grant_type ${grantType} is not supported`)
-      }
-    }
-
-    const resource = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
-      if (req.method !== "GET") return send(res, { status: 405, headers: { Allow: "GET" }, body: "" })
-      const token = /^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1]
-      const entry = token === undefined ? undefined : access.get(token)
-      if (entry !== undefined && !entry.revoked && (entry.expiresAt === undefined || now() < entry.expiresAt)) {
-        resourceCalls.ok++
-        return send(res, jsonReply(200, { ok: true }))
-      }
-      resourceCalls.rejected++
-      send(res, jsonReply(401, { error: "invalid_token" }, { "WWW-Authenticate": "Bearer error=\"invalid_token\"" }))
-    }
-
-    // the endpoint's own URL (an assertion's audience), known once the server listens
-    let tokenUrl = ""
-    const handle = (req: Http.IncomingMessage, res: Http.ServerResponse) =>
-      Effect.gen(function*() {
-        const pathname = new URL(req.url ?? "/", "http://127.0.0.1").pathname
-        if (pathname === "/resource") return resource(req, res)
-        const rawBody = yield* readBody(req)
-        const params = new URLSearchParams(rawBody)
-        const record: Mutable<RecordedRequest> = {
-          method: req.method ?? "",
-          path: pathname,
-          grantType: params.get("grant_type") ?? undefined,
-          form: Object.fromEntries(params),
-          rawBody,
-          headers: headersOf(req),
-          clientId: undefined,
-          authMethod: undefined,
-          outcome: "error"
-        }
-        requests.push(record)
-        if (pathname !== path) return send(res, oauthError(404, "invalid_request", "not found"))
-        if (req.method !== "POST") return send(res, { status: 405, headers: { Allow: "POST" }, body: "" })
-        let fault = faults.shift()
-        if (fault !== undefined) record.outcome = "fault"
-        while (fault !== undefined) {
-          switch (fault._tag) {
-            case "Drop":
-              return void req.socket.destroy()
-            case "Body":
-              return send(res, {
-                status: fault.status ?? 200,
-                headers: { "Content-Type": fault.contentType ?? "text/html" },
-                body: fault.body
-              })
-            case "Status": {
-              const error = { error: errorCodeFor(fault.status), error_description: "injected fault" }
-              const body = fault.body ?? (fault.status >= 400 ? JSON.stringify(error) : "")
-              const headers = { "Content-Type": fault.contentType ?? "application/json", ...fault.headers }
-              return send(res, { status: fault.status, headers, body })
-            }
-            case "Delay":
-              // real time, so a client timeout under TestClock fires while the server still holds the request
-              yield* Effect.sleep(Duration.millis(fault.millis)).pipe(Effect.withClock(liveClock))
-              fault = fault.then
-          }
-        }
-        const assertionRefusal = params.get("grant_type") === JWT_BEARER
-          ? yield* verifyAssertion(params.get("assertion"), tokenUrl)
-          : undefined
-        const asserted = params.get("client_assertion") === null
-          ? undefined
-          : yield* verifyClientAssertion(params, tokenUrl)
-        const reply = tokenRequest(req, params, record, assertionRefusal, asserted)
-        record.outcome = reply.status === 200 ? "token" : "error"
-        send(res, reply)
-      })
-
-    const url = yield* serve(handle)
-    tokenUrl = url + path
+    const url = yield* serve((req, res) => route(server, req, res))
+    server.tokenUrl = url + path
 
     return {
       url,
       tokenUrl: url + path,
       resourceUrl: url + "/resource",
-      inject: (...more) => Effect.sync(() => void faults.push(...more)),
+      inject: (...more) => Effect.sync(() => void server.faults.push(...more)),
       requests: Effect.sync(() => requests.map((r) => ({ ...r }))),
       count: (grantType) =>
         Effect.sync(() =>
@@ -696,16 +860,17 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
           codes.set(code, request)
           return code
         }),
-      revokeRefreshToken: (token) => Effect.sync(() => revoke(refresh.get(token))),
-      revokeAccessToken: (token) => Effect.sync(() => revoke(access.get(token))),
-      revokeAll: Effect.sync(() => [...access.values(), ...refresh.values()].forEach(revoke)),
-      rotateClientKey: (clientId, publicKey) => Effect.sync(() => void clientKeys.set(clientId, publicKey)),
+      revokeRefreshToken: (token) => Effect.sync(() => revoke(registry.refresh.get(token))),
+      revokeAccessToken: (token) => Effect.sync(() => revoke(registry.access.get(token))),
+      revokeAll: Effect.sync(() => registry.revokeAll()),
+      rotateClientKey: (clientId, publicKey) =>
+        Effect.sync(() => void server.assertions.clientKeys.set(clientId, publicKey)),
       setLifetime: (seconds) =>
         Effect.sync(() => {
-          lifetime = seconds
+          registry.lifetime = seconds
         }),
-      issued: Effect.sync(() => issued.slice()),
-      resourceCalls: Effect.sync(() => ({ ...resourceCalls }))
+      issued: Effect.sync(() => registry.issued.slice()),
+      resourceCalls: Effect.sync(() => ({ ...server.resourceCalls }))
     } satisfies AuthServer
   })
 

@@ -149,6 +149,148 @@ const safeDecode = (s: string): string | undefined => {
 
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
+// the fake's state: its settings, the stored clients and the tokens it gave out
+interface Store {
+  readonly options: Options
+  readonly companyUrn: string
+  // urn → stored representation, and the narrower clients' tokens (valid, but not for this endpoint)
+  readonly clients: Map<string, Record<string, unknown>>
+  readonly issuedTokens: Set<string>
+  readonly faults: Array<Fault>
+  currentRootToken: string
+}
+
+/** The errors of a representation, each as {code, field}; none when it is valid. */
+const validate = (companyUrn: string, body: Record<string, unknown>): Array<{ code: string; field: string }> => {
+  const errors: Array<{ code: string; field: string }> = []
+  const missing = (field: string) => errors.push({ code: "REPRESENTATION_MISSING_REQUIRED_FIELD", field })
+  const invalid = (field: string) => errors.push({ code: "REPRESENTATION_INVALID_FIELD", field })
+  for (const field of ["scope", "clientID"]) {
+    const value = body[field]
+    if (value === undefined || value === null || value === "") missing(field)
+    else if (typeof value !== "string") invalid(field)
+  }
+  const owner = body.owner
+  if (owner === undefined || owner === null) {
+    missing("owner")
+  } else if (!isObject(owner)) {
+    invalid("owner")
+  } else {
+    if (owner.urn === undefined || owner.urn === null || owner.urn === "") missing("owner.urn")
+    else if (typeof owner.urn !== "string" || !uuid.test(owner.urn) || owner.urn !== companyUrn) {
+      invalid("owner.urn")
+    }
+    if (owner.url !== undefined && owner.url !== `/n/v1/company/${companyUrn}`) invalid("owner.url")
+  }
+  return errors
+}
+
+/**
+ * The body of CREATE or UPDATE: a JSON object, else BAD_REQUEST; a valid representation, else
+ * INVALID_REPRESENTATION (or the top-level code the options ask for).
+ */
+const representation = (
+  store: Store,
+  req: Http.IncomingMessage,
+  rawBody: string
+): { readonly error: Reply } | { readonly value: Record<string, unknown> } => {
+  const { companyUrn, options } = store
+  const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+  if (mediaType !== "application/json") return { error: apiError(400, "BAD_REQUEST", "expected application/json") }
+  let body: unknown
+  try {
+    body = JSON.parse(rawBody)
+  } catch {
+    return { error: apiError(400, "BAD_REQUEST", "the body is not JSON") }
+  }
+  if (!isObject(body)) {
+    return { error: apiError(400, "INVALID_REPRESENTATION", "expected an API client representation") }
+  }
+  const errors = validate(companyUrn, body)
+  const onlyMissing = errors.every((e) => e.code === "REPRESENTATION_MISSING_REQUIRED_FIELD")
+  if (errors.length > 0 && onlyMissing && options.missingFields === "topLevel") {
+    return {
+      error: apiError(
+        options.missingFieldsStatus ?? 400,
+        "REPRESENTATION_MISSING_REQUIRED_FIELD",
+        "required fields are missing",
+        errors
+      )
+    }
+  }
+  if (errors.length > 0) {
+    return { error: apiError(400, "INVALID_REPRESENTATION", "the representation is invalid", errors) }
+  }
+  // the server assigns urn and token; a client cannot choose them
+  const { token: _token, urn: _urn, ...fields } = body
+  return { value: { ...fields, owner: { urn: companyUrn, url: `/n/v1/company/${companyUrn}` } } }
+}
+
+/** LIST and CREATE, on the prefix itself. */
+const onCollection = (store: Store, req: Http.IncomingMessage, rawBody: string): Reply => {
+  const method = req.method ?? ""
+  if (method === "GET") return json(200, [...store.clients.values()])
+  if (method !== "POST") return apiError(405, "METHOD_NOT_ALLOWED", `${method} is not supported here`)
+  const body = representation(store, req, rawBody)
+  if ("error" in body) return body.error
+  const created = { ...body.value, urn: Crypto.randomUUID() }
+  const token = Crypto.randomBytes(24).toString("base64url")
+  store.clients.set(created.urn, created)
+  store.issuedTokens.add(token)
+  return json(201, { ...created, token })
+}
+
+/** READ, UPDATE and DELETE of the client `urn`. */
+const onClient = (store: Store, req: Http.IncomingMessage, urn: string, rawBody: string): Reply => {
+  const method = req.method ?? ""
+  const stored = store.clients.get(urn)
+  if (stored === undefined) return apiError(404, "NOT_FOUND", "no API client with this URN")
+  switch (method) {
+    case "GET":
+      return json(200, stored)
+    case "PUT": {
+      const body = representation(store, req, rawBody)
+      if ("error" in body) return body.error
+      const updated = { ...body.value, urn }
+      store.clients.set(urn, updated)
+      return json(200, updated)
+    }
+    case "DELETE":
+      store.clients.delete(urn)
+      return { status: 204, headers: {}, body: "" }
+    default:
+      return apiError(405, "METHOD_NOT_ALLOWED", `${method} is not supported here`)
+  }
+}
+
+/**
+ * The answer to a request to `path`: 404 outside the prefix, then the root token's check, then the next
+ * injected fault or the operation itself; undefined when the connection is to be dropped.
+ */
+const answer = (store: Store, req: Http.IncomingMessage, path: string, rawBody: string): Reply | undefined => {
+  const urn = path === PREFIX.slice(0, -1)
+    ? ""
+    : path.startsWith(PREFIX)
+    ? safeDecode(path.slice(PREFIX.length))
+    : undefined
+  if (urn === undefined) return apiError(404, "NOT_FOUND", "not found")
+  const token = /^Bearer ([^\s]+)$/.exec(req.headers.authorization ?? "")?.[1]
+  if (token !== undefined && store.issuedTokens.has(token)) {
+    return apiError(403, "FORBIDDEN", "only the root API client manages API clients")
+  }
+  if (token !== store.currentRootToken) return apiError(401, "UNAUTHORIZED", "a valid bearer token is required")
+  const operate = () => urn === "" ? onCollection(store, req, rawBody) : onClient(store, req, urn, rawBody)
+  const fault = store.faults.shift()
+  if (fault === undefined) return operate()
+  if (fault.applied === true) operate()
+  if (fault.drop === true) return undefined
+  return {
+    status: fault.status,
+    headers: { "Content-Type": fault.contentType ?? "application/json", ...fault.headers },
+    body: fault.body
+  }
+}
+
 /**
  * Starts the fake on 127.0.0.1 with a random port; it stops when the scope closes.
  *
@@ -158,134 +300,21 @@ const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "obj
 export const make = (options: Options = {}): Effect.Effect<BaackFake, never, Scope.Scope> =>
   Effect.gen(function*() {
     const rootToken = options.rootToken ?? Crypto.randomBytes(24).toString("base64url")
-    let currentRootToken = rootToken
-    const companyUrn = options.companyUrn ?? "32a90f18-aaa0-4bdc-a63e-4efd2e16c28c"
+    const store: Store = {
+      options,
+      companyUrn: options.companyUrn ?? "32a90f18-aaa0-4bdc-a63e-4efd2e16c28c",
+      clients: new Map(),
+      issuedTokens: new Set(),
+      faults: [],
+      currentRootToken: rootToken
+    }
     const requests: Array<RecordedRequest> = []
-    const faults: Array<Fault> = []
-    // urn → stored representation, and the narrower clients' tokens (valid, but not for this endpoint)
-    const clients = new Map<string, Record<string, unknown>>()
-    const issuedTokens = new Set<string>()
-
-    // the errors of a representation, each as {code, field}; none when it is valid
-    const validate = (body: Record<string, unknown>): Array<{ code: string; field: string }> => {
-      const errors: Array<{ code: string; field: string }> = []
-      const missing = (field: string) => errors.push({ code: "REPRESENTATION_MISSING_REQUIRED_FIELD", field })
-      const invalid = (field: string) => errors.push({ code: "REPRESENTATION_INVALID_FIELD", field })
-      for (const field of ["scope", "clientID"]) {
-        const value = body[field]
-        if (value === undefined || value === null || value === "") missing(field)
-        else if (typeof value !== "string") invalid(field)
-      }
-      const owner = body.owner
-      if (owner === undefined || owner === null) {
-        missing("owner")
-      } else if (!isObject(owner)) {
-        invalid("owner")
-      } else {
-        if (owner.urn === undefined || owner.urn === null || owner.urn === "") missing("owner.urn")
-        else if (typeof owner.urn !== "string" || !uuid.test(owner.urn) || owner.urn !== companyUrn) {
-          invalid("owner.urn")
-        }
-        if (owner.url !== undefined && owner.url !== `/n/v1/company/${companyUrn}`) invalid("owner.url")
-      }
-      return errors
-    }
-
-    // the body of CREATE or UPDATE: a JSON object, else BAD_REQUEST; a valid representation, else INVALID_REPRESENTATION
-    const representation = (
-      req: Http.IncomingMessage,
-      rawBody: string
-    ): { readonly error: Reply } | { readonly value: Record<string, unknown> } => {
-      const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
-      if (mediaType !== "application/json") return { error: apiError(400, "BAD_REQUEST", "expected application/json") }
-      let body: unknown
-      try {
-        body = JSON.parse(rawBody)
-      } catch {
-        return { error: apiError(400, "BAD_REQUEST", "the body is not JSON") }
-      }
-      if (!isObject(body)) {
-        return { error: apiError(400, "INVALID_REPRESENTATION", "expected an API client representation") }
-      }
-      const errors = validate(body)
-      const onlyMissing = errors.every((e) => e.code === "REPRESENTATION_MISSING_REQUIRED_FIELD")
-      if (errors.length > 0 && onlyMissing && options.missingFields === "topLevel") {
-        return {
-          error: apiError(
-            options.missingFieldsStatus ?? 400,
-            "REPRESENTATION_MISSING_REQUIRED_FIELD",
-            "required fields are missing",
-            errors
-          )
-        }
-      }
-      if (errors.length > 0) {
-        return { error: apiError(400, "INVALID_REPRESENTATION", "the representation is invalid", errors) }
-      }
-      // the server assigns urn and token; a client cannot choose them
-      const { token: _token, urn: _urn, ...fields } = body
-      return { value: { ...fields, owner: { urn: companyUrn, url: `/n/v1/company/${companyUrn}` } } }
-    }
-
-    const route = (req: Http.IncomingMessage, urn: string, rawBody: string): Reply => {
-      const method = req.method ?? ""
-      if (urn === "") {
-        if (method === "GET") return json(200, [...clients.values()])
-        if (method !== "POST") return apiError(405, "METHOD_NOT_ALLOWED", `${method} is not supported here`)
-        const body = representation(req, rawBody)
-        if ("error" in body) return body.error
-        const created = { ...body.value, urn: Crypto.randomUUID() }
-        const token = Crypto.randomBytes(24).toString("base64url")
-        clients.set(created.urn, created)
-        issuedTokens.add(token)
-        return json(201, { ...created, token })
-      }
-      const stored = clients.get(urn)
-      if (stored === undefined) return apiError(404, "NOT_FOUND", "no API client with this URN")
-      switch (method) {
-        case "GET":
-          return json(200, stored)
-        case "PUT": {
-          const body = representation(req, rawBody)
-          if ("error" in body) return body.error
-          const updated = { ...body.value, urn }
-          clients.set(urn, updated)
-          return json(200, updated)
-        }
-        case "DELETE":
-          clients.delete(urn)
-          return { status: 204, headers: {}, body: "" }
-        default:
-          return apiError(405, "METHOD_NOT_ALLOWED", `${method} is not supported here`)
-      }
-    }
 
     const handle = (req: Http.IncomingMessage, res: Http.ServerResponse) =>
       Effect.gen(function*() {
         const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname
         const rawBody = yield* readBody(req)
-        const reply = ((): Reply | undefined => {
-          const urn = path === PREFIX.slice(0, -1)
-            ? ""
-            : path.startsWith(PREFIX)
-            ? safeDecode(path.slice(PREFIX.length))
-            : undefined
-          if (urn === undefined) return apiError(404, "NOT_FOUND", "not found")
-          const token = /^Bearer ([^\s]+)$/.exec(req.headers.authorization ?? "")?.[1]
-          if (token !== undefined && issuedTokens.has(token)) {
-            return apiError(403, "FORBIDDEN", "only the root API client manages API clients")
-          }
-          if (token !== currentRootToken) return apiError(401, "UNAUTHORIZED", "a valid bearer token is required")
-          const fault = faults.shift()
-          if (fault === undefined) return route(req, urn, rawBody)
-          if (fault.applied === true) route(req, urn, rawBody)
-          if (fault.drop === true) return undefined
-          return {
-            status: fault.status,
-            headers: { "Content-Type": fault.contentType ?? "application/json", ...fault.headers },
-            body: fault.body
-          }
-        })()
+        const reply = answer(store, req, path, rawBody)
         requests.push({
           method: req.method ?? "",
           path,
@@ -302,14 +331,14 @@ export const make = (options: Options = {}): Effect.Effect<BaackFake, never, Sco
     return {
       url,
       rootToken,
-      companyUrn,
+      companyUrn: store.companyUrn,
       rotateRootToken: (next) =>
         Effect.sync(() => {
-          currentRootToken = next ?? Crypto.randomBytes(24).toString("base64url")
-          return currentRootToken
+          store.currentRootToken = next ?? Crypto.randomBytes(24).toString("base64url")
+          return store.currentRootToken
         }),
       requests: Effect.sync(() => requests.slice()),
-      clients: Effect.sync(() => [...clients.values()]),
-      inject: (...more) => Effect.sync(() => void faults.push(...more))
+      clients: Effect.sync(() => [...store.clients.values()]),
+      inject: (...more) => Effect.sync(() => void store.faults.push(...more))
     } satisfies BaackFake
   })

@@ -210,6 +210,191 @@ const redirectRefusal = (callbackUrl: string, redirectUri: string): string | und
   return isBelow ? undefined : "redirect_uri's path must be the callback URL's path or below it"
 }
 
+// what the steps share: Buddy's registration, the issuing server behind, and the codes' bookkeeping
+interface Front {
+  readonly clientId: string
+  readonly callbackUrl: string
+  readonly supported: ReadonlySet<string>
+  readonly inner: AuthServer.AuthServer
+  // codes authorized without a redirect_uri, whose exchange must send none; a code refused here is burnt
+  readonly withoutRedirect: Set<string>
+  readonly burnt: Set<string>
+  // what the user answers at the next authorize step (set by `visit`)
+  decision: "approve" | "deny"
+}
+
+/** Whether any of `scopes` is outside the documented ones and the extra ones. */
+const unsupported = (front: Front, scopes: ReadonlyArray<string>) => scopes.some((s) => !front.supported.has(s))
+
+/** `GET /oauth2/authorize`: Buddy's checks, then a code from the issuing server, redirected to the callback. */
+const authorizeStep = (front: Front, params: URLSearchParams) =>
+  Effect.gen(function*() {
+    const { clientId, callbackUrl } = front
+    // RFC 6749 section 4.1.2.1: an unknown client or a bad redirect_uri is shown to the user, never redirected
+    if (repeated(params)) return oauthError(400, "invalid_request", "repeated parameter")
+    if (params.get("client_id") !== clientId) return oauthError(400, "invalid_request", "unknown client_id")
+    const redirectUri = params.get("redirect_uri") ?? undefined
+    const refusal = redirectUri === undefined ? undefined : redirectRefusal(callbackUrl, redirectUri)
+    if (refusal !== undefined) return oauthError(400, "invalid_request", refusal)
+    const state = params.get("state")
+    const back = (query: Record<string, string>): Reply => {
+      const target = new URL(redirectUri ?? callbackUrl)
+      for (const [k, v] of Object.entries(query)) target.searchParams.set(k, v)
+      if (state !== null) target.searchParams.set("state", state)
+      return { status: 302, headers: { Location: target.toString() }, body: "" }
+    }
+    if (params.get("type") !== "web_server") {
+      return back({ error: "invalid_request", error_description: "type must be web_server" })
+    }
+    if (params.get("response_type") !== "code") return back({ error: "unsupported_response_type" })
+    const scopes = scopeList(params.get("scope"))
+    if (scopes.length === 0) return back({ error: "invalid_scope", error_description: "scope is required" })
+    if (unsupported(front, scopes)) return back({ error: "invalid_scope", error_description: "unknown scope" })
+    if (front.decision === "deny") return back({ error: "access_denied", error_description: "the user refused" })
+    const scope = scopes.join(" ")
+    const code = yield* front.inner.issueCode(
+      redirectUri === undefined ? { clientId, scope } : { clientId, redirectUri, scope }
+    )
+    if (redirectUri === undefined) front.withoutRedirect.add(code)
+    return back({ code })
+  })
+
+/** Buddy's rules for client credentials: Basic only, and a scope it knows; the refusal, or undefined. */
+const clientCredentialsRefusal = (
+  front: Front,
+  params: URLSearchParams,
+  authorization: string | undefined
+): Reply | undefined => {
+  if (authorization === undefined || !/^basic /i.test(authorization)) {
+    return oauthError(401, "invalid_client", "client_credentials takes an HTTP Basic header")
+  }
+  if (params.has("client_secret") || params.has("client_id")) {
+    return oauthError(400, "invalid_request", "client_credentials takes the credentials in the Basic header only")
+  }
+  const requested = scopeList(params.get("scope"))
+  if (requested.length === 0) return oauthError(400, "invalid_scope", "scope is required")
+  if (unsupported(front, requested)) return oauthError(400, "invalid_scope", "unknown scope")
+  return undefined
+}
+
+/**
+ * Buddy's rules for the code exchange: the credentials in the body, and `redirect_uri` only when one
+ * was sent to authorize; the refusal, or undefined.
+ */
+const codeExchangeRefusal = (
+  front: Front,
+  params: URLSearchParams,
+  authorization: string | undefined
+): Reply | undefined => {
+  if (authorization !== undefined) {
+    return oauthError(400, "invalid_request", "the code exchange takes client_id and client_secret in the body")
+  }
+  for (const field of ["code", "client_id", "client_secret"]) {
+    if (!params.has(field)) return oauthError(400, "invalid_request", `${field} is missing`)
+  }
+  const code = params.get("code")!
+  const unredirected = front.withoutRedirect.delete(code)
+  if (front.burnt.has(code)) return oauthError(400, "invalid_grant", "unknown or already used code")
+  // the issuing server checks an identical redirect_uri when one was sent; Buddy also wants none otherwise
+  if (unredirected && params.has("redirect_uri")) {
+    front.burnt.add(code)
+    return oauthError(400, "invalid_grant", "redirect_uri was not sent to authorize")
+  }
+  return undefined
+}
+
+/** Buddy's rules for any token request: the media type, single parameters, the two grants; the refusal, or undefined. */
+const tokenRefusal = (front: Front, req: Http.IncomingMessage, params: URLSearchParams): Reply | undefined => {
+  const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+  if (mediaType !== "application/x-www-form-urlencoded") {
+    return oauthError(400, "invalid_request", "expected application/x-www-form-urlencoded")
+  }
+  if (repeated(params)) return oauthError(400, "invalid_request", "repeated parameter")
+  const authorization = req.headers.authorization
+  switch (params.get("grant_type")) {
+    case "client_credentials":
+      return clientCredentialsRefusal(front, params, authorization)
+    case "authorization_code":
+      return codeExchangeRefusal(front, params, authorization)
+    case null:
+    case "":
+      return oauthError(400, "invalid_request", "grant_type is missing")
+    default:
+      return oauthError(400, "unsupported_grant_type", "Buddy knows authorization_code and client_credentials")
+  }
+}
+
+/** `POST /oauth2/token`: Buddy's checks, then the request as sent to the issuing server, its answer as it came. */
+const tokenStep = (front: Front, req: Http.IncomingMessage, rawBody: string, params: URLSearchParams) =>
+  Effect.gen(function*() {
+    const refusal = tokenRefusal(front, req, params)
+    if (refusal !== undefined) return refusal
+    const authorization = req.headers.authorization
+    const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" }
+    if (authorization !== undefined) headers.Authorization = authorization
+    return yield* exchange(front.inner.tokenUrl, { method: "POST", headers, body: rawBody })
+  })
+
+/** `GET /user`: the issuing server's resource decides, a user in Buddy's shape is the answer. */
+const apiStep = (front: Front, req: Http.IncomingMessage) =>
+  Effect.gen(function*() {
+    const authorization = req.headers.authorization
+    const reply = yield* exchange(front.inner.resourceUrl, {
+      method: "GET",
+      headers: authorization === undefined ? {} : { Authorization: authorization }
+    })
+    return reply?.status === 200 ? jsonReply(200, { id: 1, name: "Buddy Fake", email: "fake@example.com" }) : reply
+  })
+
+/** The request router: records each request, then the step its method and path name, or 404. */
+const route = (
+  front: Front,
+  requests: Array<Mutable<RecordedRequest>>,
+  req: Http.IncomingMessage,
+  res: Http.ServerResponse
+) =>
+  Effect.gen(function*() {
+    const target = new URL(req.url ?? "/", "http://127.0.0.1")
+    const rawQuery = target.search.slice(1)
+    const rawBody = yield* readBody(req)
+    const params = new URLSearchParams(req.method === "GET" ? rawQuery : rawBody)
+    const record: Mutable<RecordedRequest> = {
+      method: req.method ?? "",
+      path: target.pathname,
+      rawQuery,
+      rawBody,
+      headers: headersOf(req),
+      params: Object.fromEntries(params),
+      status: 0
+    }
+    requests.push(record)
+    const step = `${req.method} ${target.pathname}`
+    const reply = step === "GET /oauth2/authorize"
+      ? yield* authorizeStep(front, params)
+      : step === "POST /oauth2/token"
+      ? yield* tokenStep(front, req, rawBody, params)
+      : step === "GET /user"
+      ? yield* apiStep(front, req)
+      : jsonReply(404, { errors: [{ message: "not found" }] })
+    if (reply === undefined) return req.socket.destroy()
+    record.status = reply.status
+    send(res, reply)
+  })
+
+/** What the user's browser gets from an authorize URL, the user answering `answer` (the redirect not followed). */
+const visitWith = (front: Front, authorizeUrl: string, answer: "approve" | "deny" = "approve") =>
+  Effect.suspend(() => {
+    front.decision = answer
+    return exchange(authorizeUrl, { method: "GET" })
+  }).pipe(
+    Effect.map((reply): Visit =>
+      reply === undefined
+        ? { status: 0, location: undefined, body: "" }
+        : { status: reply.status, location: reply.headers.location, body: reply.body }
+    ),
+    Effect.ensuring(Effect.sync(() => (front.decision = "approve")))
+  )
+
 /**
  * Starts the fake on 127.0.0.1 with a random port; it stops when the scope closes.
  *
@@ -221,8 +406,6 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
     const clientId = options.clientId ?? "buddy-app"
     const clientSecret = options.clientSecret ?? "buddy-secret"
     const callbackUrl = options.callbackUrl ?? "https://app.example.com/buddy/callback"
-    const supported = new Set([...documentedScopes, ...options.extraScopes ?? []])
-    const unsupported = (scopes: ReadonlyArray<string>) => scopes.some((s) => !supported.has(s))
     const inner = yield* AuthServer.make({
       clients: [{ clientId, clientSecret, basicEncoding: "plain" }],
       lifetimeSeconds: options.lifetimeSeconds,
@@ -235,153 +418,20 @@ export const make = (options: Options = {}): Effect.Effect<BuddyFake, never, Sco
         return granted === undefined ? token : { ...token, scope: granted }
       }
     })
+    const front: Front = {
+      clientId,
+      callbackUrl,
+      supported: new Set([...documentedScopes, ...options.extraScopes ?? []]),
+      inner,
+      withoutRedirect: new Set(),
+      burnt: new Set(),
+      decision: "approve"
+    }
     const requests: Array<Mutable<RecordedRequest>> = []
-    // codes authorized without a redirect_uri, whose exchange must send none; a code refused here is burnt
-    const withoutRedirect = new Set<string>()
-    const burnt = new Set<string>()
-    let decision: "approve" | "deny" = "approve"
 
-    const authorizeStep = (params: URLSearchParams) =>
-      Effect.gen(function*() {
-        // RFC 6749 section 4.1.2.1: an unknown client or a bad redirect_uri is shown to the user, never redirected
-        if (repeated(params)) return oauthError(400, "invalid_request", "repeated parameter")
-        if (params.get("client_id") !== clientId) return oauthError(400, "invalid_request", "unknown client_id")
-        const redirectUri = params.get("redirect_uri") ?? undefined
-        const refusal = redirectUri === undefined ? undefined : redirectRefusal(callbackUrl, redirectUri)
-        if (refusal !== undefined) return oauthError(400, "invalid_request", refusal)
-        const state = params.get("state")
-        const back = (query: Record<string, string>): Reply => {
-          const target = new URL(redirectUri ?? callbackUrl)
-          for (const [k, v] of Object.entries(query)) target.searchParams.set(k, v)
-          if (state !== null) target.searchParams.set("state", state)
-          return { status: 302, headers: { Location: target.toString() }, body: "" }
-        }
-        if (params.get("type") !== "web_server") {
-          return back({ error: "invalid_request", error_description: "type must be web_server" })
-        }
-        if (params.get("response_type") !== "code") return back({ error: "unsupported_response_type" })
-        const scopes = scopeList(params.get("scope"))
-        if (scopes.length === 0) return back({ error: "invalid_scope", error_description: "scope is required" })
-        if (unsupported(scopes)) return back({ error: "invalid_scope", error_description: "unknown scope" })
-        if (decision === "deny") return back({ error: "access_denied", error_description: "the user refused" })
-        const scope = scopes.join(" ")
-        const code = yield* inner.issueCode(
-          redirectUri === undefined ? { clientId, scope } : { clientId, redirectUri, scope }
-        )
-        if (redirectUri === undefined) withoutRedirect.add(code)
-        return back({ code })
-      })
+    const url = yield* serve((req, res) => route(front, requests, req, res))
 
-    const tokenStep = (req: Http.IncomingMessage, rawBody: string, params: URLSearchParams) =>
-      Effect.gen(function*() {
-        const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
-        if (mediaType !== "application/x-www-form-urlencoded") {
-          return oauthError(400, "invalid_request", "expected application/x-www-form-urlencoded")
-        }
-        if (repeated(params)) return oauthError(400, "invalid_request", "repeated parameter")
-        const authorization = req.headers.authorization
-        switch (params.get("grant_type")) {
-          case "client_credentials": {
-            if (authorization === undefined || !/^basic /i.test(authorization)) {
-              return oauthError(401, "invalid_client", "client_credentials takes an HTTP Basic header")
-            }
-            if (params.has("client_secret") || params.has("client_id")) {
-              return oauthError(
-                400,
-                "invalid_request",
-                "client_credentials takes the credentials in the Basic header only"
-              )
-            }
-            const requested = scopeList(params.get("scope"))
-            if (requested.length === 0) return oauthError(400, "invalid_scope", "scope is required")
-            if (unsupported(requested)) return oauthError(400, "invalid_scope", "unknown scope")
-            break
-          }
-          case "authorization_code": {
-            if (authorization !== undefined) {
-              return oauthError(
-                400,
-                "invalid_request",
-                "the code exchange takes client_id and client_secret in the body"
-              )
-            }
-            for (const field of ["code", "client_id", "client_secret"]) {
-              if (!params.has(field)) return oauthError(400, "invalid_request", `${field} is missing`)
-            }
-            const code = params.get("code")!
-            const unredirected = withoutRedirect.delete(code)
-            if (burnt.has(code)) return oauthError(400, "invalid_grant", "unknown or already used code")
-            // the issuing server checks an identical redirect_uri when one was sent; Buddy also wants none otherwise
-            if (unredirected && params.has("redirect_uri")) {
-              burnt.add(code)
-              return oauthError(400, "invalid_grant", "redirect_uri was not sent to authorize")
-            }
-            break
-          }
-          case null:
-          case "":
-            return oauthError(400, "invalid_request", "grant_type is missing")
-          default:
-            return oauthError(400, "unsupported_grant_type", "Buddy knows authorization_code and client_credentials")
-        }
-        const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" }
-        if (authorization !== undefined) headers.Authorization = authorization
-        return yield* exchange(inner.tokenUrl, { method: "POST", headers, body: rawBody })
-      })
-
-    const apiStep = (req: Http.IncomingMessage) =>
-      Effect.gen(function*() {
-        const authorization = req.headers.authorization
-        const reply = yield* exchange(inner.resourceUrl, {
-          method: "GET",
-          headers: authorization === undefined ? {} : { Authorization: authorization }
-        })
-        return reply?.status === 200 ? jsonReply(200, { id: 1, name: "Buddy Fake", email: "fake@example.com" }) : reply
-      })
-
-    const handle = (req: Http.IncomingMessage, res: Http.ServerResponse) =>
-      Effect.gen(function*() {
-        const target = new URL(req.url ?? "/", "http://127.0.0.1")
-        const rawQuery = target.search.slice(1)
-        const rawBody = yield* readBody(req)
-        const params = new URLSearchParams(req.method === "GET" ? rawQuery : rawBody)
-        const record: Mutable<RecordedRequest> = {
-          method: req.method ?? "",
-          path: target.pathname,
-          rawQuery,
-          rawBody,
-          headers: headersOf(req),
-          params: Object.fromEntries(params),
-          status: 0
-        }
-        requests.push(record)
-        const route = `${req.method} ${target.pathname}`
-        const reply = route === "GET /oauth2/authorize"
-          ? yield* authorizeStep(params)
-          : route === "POST /oauth2/token"
-          ? yield* tokenStep(req, rawBody, params)
-          : route === "GET /user"
-          ? yield* apiStep(req)
-          : jsonReply(404, { errors: [{ message: "not found" }] })
-        if (reply === undefined) return req.socket.destroy()
-        record.status = reply.status
-        send(res, reply)
-      })
-
-    const url = yield* serve(handle)
-
-    const visit = (authorizeUrl: string, answer: "approve" | "deny" = "approve") =>
-      Effect.suspend(() => {
-        decision = answer
-        return exchange(authorizeUrl, { method: "GET" })
-      }).pipe(
-        Effect.map((reply): Visit =>
-          reply === undefined
-            ? { status: 0, location: undefined, body: "" }
-            : { status: reply.status, location: reply.headers.location, body: reply.body }
-        ),
-        Effect.ensuring(Effect.sync(() => (decision = "approve")))
-      )
+    const visit = (authorizeUrl: string, answer?: "approve" | "deny") => visitWith(front, authorizeUrl, answer)
 
     return {
       url,
