@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Clock, Duration, Effect, Exit, Fiber, Redacted, Stream, TestClock } from "effect"
-import { ClientAuth, Grant, RefreshPolicy } from "tokenwarden"
-import { AuthServer } from "tokenwarden/testing"
+import { Chunk, Clock, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Redacted, Stream, TestClock } from "effect"
+import type { TokenState } from "tokenwarden"
+import { ClientAuth, Grant, RefreshPolicy, TokenMetrics, TokenStore } from "tokenwarden"
+import { AuthServer, DeviceFake } from "tokenwarden/testing"
 import * as TokenPool from "../src/TokenPool.js"
 import { failFast, HttpLive, noJitter, settle } from "./util.js"
 
@@ -91,17 +92,46 @@ describe("TokenPool", () => {
         assert.strictEqual(yield* pool.size, 4)
       }).pipe(Effect.provide(HttpLive)))
 
-    it.scoped("a refresh-token credential needs a subject or a key; a device flow is refused", () =>
+    it.scoped("a refresh-token or device-code credential needs a subject or a key", () =>
       Effect.gen(function*() {
         const server = yield* AuthServer.make()
         const pool = yield* TokenPool.make()
         const grant = Grant.refreshToken({ refreshToken: Redacted.make("rt") })
         const error = yield* Effect.flip(pool.get(credential(server, "a", { grant })))
         assert.strictEqual(error._tag, "InvalidConfiguration")
+        assert.include(error.message, "needs a subject")
         const device = Grant.deviceCode({ deviceAuthorizationEndpoint: server.url + "/device" })
         const refused = yield* Effect.flip(pool.get(credential(server, "a", { grant: device })))
         assert.strictEqual(refused._tag, "InvalidConfiguration")
+        assert.include(refused.message, "needs a subject")
+        assert.strictEqual(
+          (yield* Effect.flip(pool.source(credential(server, "a", { grant: device }))))._tag,
+          "InvalidConfiguration"
+        )
         assert.strictEqual(yield* server.count(), 0)
+        assert.strictEqual(yield* pool.size, 0)
+        // with a subject, or a key, a device flow is accepted: the pool holds it (the flow itself is below)
+        yield* pool.source(credential(server, "a", { grant: device, subject: "alice" }))
+        yield* pool.source(credential(server, "a", { grant: device, key: "bob's device" }))
+        assert.strictEqual(yield* pool.size, 2)
+      }).pipe(Effect.provide(HttpLive)))
+
+    // A bug in src/internal/engine/key.ts (see test/engine/key.test.ts): a token exchange's own
+    // `subject` is left out of the key when the credential has a `subject` too, so two users'
+    // exchanges under one tenant share a token. `it.fails` until it is fixed.
+    it.scoped.fails("two users' token exchanges under one credential subject get a token each", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({ tokenExchange: { validSubject: () => true } })
+        const pool = yield* TokenPool.make()
+        const exchange = (user: string) =>
+          credential(server, "a", {
+            grant: Grant.tokenExchange({ subjectToken: Redacted.make(`${user}-subject-token`), subject: user }),
+            subject: "tenant-1"
+          })
+        const alice = yield* pool.get(exchange("alice"))
+        const bob = yield* pool.get(exchange("bob"))
+        assert.strictEqual(yield* server.count(), 2, "one exchange per user")
+        assert.notStrictEqual(value(bob), value(alice))
       }).pipe(Effect.provide(HttpLive)))
 
     it.scoped("refuses an http:// token URL on a non-loopback host before sending anything", () =>
@@ -477,6 +507,132 @@ describe("TokenPool", () => {
         )
         const exit = yield* Fiber.await(waiting)
         assert.isTrue(Exit.isInterrupted(exit))
+      }).pipe(Effect.provide(HttpLive)))
+  })
+
+  describe("what a single source has", () => {
+    const stored = Layer.merge(HttpLive, TokenStore.layerMemory)
+
+    it.scoped("store: true: pools on one store share a key's token; a pool started after finds it", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const a = yield* TokenPool.make({ store: true, policy: noJitter })
+        const b = yield* TokenPool.make({ store: true, policy: noJitter })
+        const fromA = yield* a.get(credential(server, "a"))
+        const fromB = yield* b.get(credential(server, "a"))
+        assert.strictEqual(value(fromB), value(fromA))
+        assert.strictEqual(yield* server.count(), 1)
+        // at the same time, on a cold key: still one request
+        const [x, y] = yield* Effect.all([a.get(credential(server, "b")), b.get(credential(server, "b"))], {
+          concurrency: "unbounded"
+        })
+        assert.strictEqual(value(x), value(y))
+        assert.strictEqual(yield* server.count(), 2)
+        const later = yield* TokenPool.make({ store: true, policy: noJitter })
+        assert.strictEqual(value(yield* later.get(credential(server, "a"))), value(fromA))
+        assert.strictEqual(yield* server.count(), 2, "the later pool read the store, sent nothing")
+        // the store holds it under the credential's identity
+        const store = yield* TokenStore.TokenStoreTag
+        const entry = yield* store.load(TokenStore.key(credential(server, "a")))
+        assert.isTrue(Option.isSome(entry))
+        assert.strictEqual(value(Option.getOrThrow(entry).token), value(fromA))
+      }).pipe(Effect.provide(stored)))
+
+    it.scoped("store: true with an explicit key: the store keeps it under that key", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const pool = yield* TokenPool.make({ store: true })
+        const token = yield* pool.get(credential(server, "a", { key: "tenant-7" }))
+        const store = yield* TokenStore.TokenStoreTag
+        const entry = yield* store.load("tenant-7")
+        assert.strictEqual(value(Option.getOrThrow(entry).token), value(token))
+        assert.isTrue(Option.isNone(yield* store.load(TokenStore.key(credential(server, "a")))))
+      }).pipe(Effect.provide(stored)))
+
+    it.scoped("without store: true a provided store is not used", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+        const a = yield* TokenPool.make({ policy: noJitter })
+        const b = yield* TokenPool.make({ policy: noJitter })
+        const fromA = yield* a.get(credential(server, "a"))
+        const fromB = yield* b.get(credential(server, "a"))
+        assert.notStrictEqual(value(fromB), value(fromA))
+        assert.strictEqual(yield* server.count(), 2)
+        const store = yield* TokenStore.TokenStoreTag
+        assert.isTrue(Option.isNone(yield* store.load(TokenStore.key(credential(server, "a")))))
+      }).pipe(Effect.provide(stored)))
+
+    it.scoped("a device-code credential: changes shows AwaitingUser with the user code, then Valid after approval", () =>
+      Effect.gen(function*() {
+        const fake = yield* DeviceFake.make({ interval: 5, expiresIn: 600, script: ["pending", "approve"] })
+        const t0 = yield* Clock.currentTimeMillis
+        const pool = yield* TokenPool.make({ policy: noJitter })
+        const device: TokenPool.Credential = {
+          url: fake.tokenUrl,
+          clientAuth: ClientAuth.none("device-app"),
+          grant: Grant.deviceCode({ deviceAuthorizationEndpoint: fake.deviceAuthorizationUrl, scopes: ["read"] }),
+          subject: "alice",
+          timeout: "30 days"
+        }
+        const states = yield* pool.changes(device).pipe(
+          Stream.takeUntil((s) => s._tag === "Valid"),
+          Stream.runCollect,
+          Effect.fork
+        )
+        const waiting = yield* Effect.fork(pool.get(device))
+        const prompt = yield* eventually(
+          pool.changes(device).pipe(Stream.runHead, Effect.orDie),
+          (s) => Option.isSome(s) && s.value._tag === "AwaitingUser",
+          "the prompt"
+        )
+        const awaiting = Option.getOrThrow(prompt) as Extract<TokenState.TokenState, { _tag: "AwaitingUser" }>
+        const [issued] = yield* fake.userCodes
+        assert.strictEqual(awaiting.userCode, issued)
+        assert.strictEqual(awaiting.verificationUri, fake.verificationUri)
+        assert.strictEqual(awaiting.expiresAt, t0 + 600_000)
+        // the first poll after the interval: pending; the second: approved
+        for (const at of [5_000, 10_000]) {
+          yield* eventually(
+            TestClock.sleeps(),
+            (sleeps) => Chunk.some(sleeps, (d) => d === t0 + at),
+            `a sleep until ${at} ms`
+          )
+          yield* TestClock.setTime(t0 + at)
+          yield* eventually(fake.polls, (polls) => polls.some((p) => p.at === t0 + at), `the poll at ${at} ms`)
+        }
+        const token = yield* Fiber.join(waiting)
+        assert.deepStrictEqual((yield* fake.polls).map((p) => p.answer), ["authorization_pending", "token"])
+        assert.deepStrictEqual(token.scopes, ["read"])
+        const seen = Chunk.toReadonlyArray(yield* Fiber.join(states)).map((s) => s._tag)
+        assert.deepStrictEqual(seen.filter((tag, i) => tag !== seen[i - 1]), ["Pending", "AwaitingUser", "Valid"])
+        assert.strictEqual(value(yield* pool.get(device)), value(token))
+        assert.strictEqual((yield* fake.authorizations).length, 1)
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("the expiry gauge: a pool get sets seconds until expiry for its provider, with each token", () =>
+      Effect.gen(function*() {
+        const long = yield* AuthServer.make({ lifetimeSeconds: 1800 })
+        const short = yield* AuthServer.make({ lifetimeSeconds: 600 })
+        const pool = yield* TokenPool.make({ policy: noJitter })
+        const gauge = (provider: string) =>
+          Effect.map(
+            Metric.value(TokenMetrics.secondsUntilExpiry.pipe(Metric.tagged("provider", provider))),
+            (state) => state.value
+          )
+        yield* pool.get(credential(long, "a", { provider: "pool-gauge" }))
+        const first = yield* gauge("pool-gauge")
+        assert.isTrue(first > 1790 && first <= 1800, `${first}`)
+        // the gauge tells the lifetime at the time the token was received: time passing does not move it
+        yield* TestClock.adjust("5 minutes")
+        assert.strictEqual(yield* gauge("pool-gauge"), first)
+        // another token of the same provider sets it again
+        yield* pool.get(credential(short, "a", { provider: "pool-gauge" }))
+        const second = yield* gauge("pool-gauge")
+        assert.isTrue(second > 590 && second <= 600, `${second}`)
+        // another provider has its own
+        yield* pool.get(credential(long, "b", { provider: "pool-gauge-other" }))
+        assert.isTrue((yield* gauge("pool-gauge-other")) > 1790)
+        assert.strictEqual(yield* gauge("pool-gauge"), second)
       }).pipe(Effect.provide(HttpLive)))
   })
 })
