@@ -116,10 +116,8 @@ describe("TokenPool", () => {
         assert.strictEqual(yield* pool.size, 2)
       }).pipe(Effect.provide(HttpLive)))
 
-    // A bug in src/internal/engine/key.ts (see test/engine/key.test.ts): a token exchange's own
-    // `subject` is left out of the key when the credential has a `subject` too, so two users'
-    // exchanges under one tenant share a token. `it.fails` until it is fixed.
-    it.scoped.fails("two users' token exchanges under one credential subject get a token each", () =>
+    // a token exchange's own `subject` is part of the key even when the credential has a `subject` too
+    it.scoped("two users' token exchanges under one credential subject get a token each", () =>
       Effect.gen(function*() {
         const server = yield* AuthServer.make({ tokenExchange: { validSubject: () => true } })
         const pool = yield* TokenPool.make()

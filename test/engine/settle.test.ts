@@ -29,6 +29,10 @@ const valid = (settled: Settled) => {
   return settled
 }
 
+const failedOf = (settled: Settled) => {
+  assert.strictEqual(settled._tag, "Failed")
+  return settled as Extract<Settled, { _tag: "Failed" }>
+}
 const retrying = (settled: Settled) => {
   if (settled._tag !== "Retrying") return assert.fail(`expected Retrying, got ${settled._tag}`)
   return settled
@@ -44,11 +48,12 @@ const invalidClient = new TokenError.InvalidClient({ ...endpoint, status: 401, e
 const continueAt = (start: number, state: unknown = "state") =>
   [state, ScheduleDecision.continueWith(ScheduleInterval.make(start, start + 1000))] as const
 
-const failed = (error: TokenError.TokenError, step?: Extract<Outcome, { _tag: "Error" }>["step"]): Outcome => ({
-  _tag: "Error",
-  error,
-  step
-})
+/** An error on the retry schedule, or on the slow one (`slow`, as the engine decides for a permanent error). */
+const failed = (
+  error: TokenError.TokenError,
+  step: Extract<Outcome, { _tag: "Error" }>["step"],
+  slow = false
+): Outcome => ({ _tag: "Error", error, step, slow })
 
 describe("settle", () => {
   describe("a token", () => {
@@ -210,23 +215,31 @@ describe("settle", () => {
       )
     })
 
-    it("permanent: fails, whatever the schedule says", () => {
-      assert.deepStrictEqual(settle(policy, now, failed(invalidClient, continueAt(now + second))), { _tag: "Failed" })
-      assert.deepStrictEqual(settle(policy, now, failed(invalidClient)), { _tag: "Failed" })
+    it("on the slow schedule (a permanent error): Failed, tried again when that schedule says", () => {
+      assert.deepStrictEqual(settle(policy, now, failed(invalidClient, continueAt(now + minute), true)), {
+        _tag: "Failed",
+        dueAt: now + minute,
+        retryState: "state"
+      })
       const malformed = new TokenError.MalformedResponse({ ...endpoint, status: 200, reason: "html" })
-      assert.deepStrictEqual(settle(policy, now, failed(malformed, continueAt(now + second))), { _tag: "Failed" })
-      const config = new TokenError.InvalidConfiguration({ reason: "no" })
-      assert.deepStrictEqual(settle(policy, now, failed(config, continueAt(now + second))), { _tag: "Failed" })
+      assert.strictEqual(settle(policy, now, failed(malformed, continueAt(now + second), true))._tag, "Failed")
+      // never before Retry-After, on the slow schedule too
+      assert.strictEqual(
+        failedOf(settle(policy, now, failed(rateLimited("10 minutes"), continueAt(now + minute), true))).dueAt,
+        now + 10 * minute
+      )
     })
 
-    it("transient, but the schedule gave up (Done) or was not stepped: fails", () => {
+    it("a schedule that ended (Done): Failed, and no attempt by itself", () => {
       assert.deepStrictEqual(settle(policy, now, failed(serverError, ["s", ScheduleDecision.done])), {
-        _tag: "Failed"
+        _tag: "Failed",
+        dueAt: Infinity,
+        retryState: "s"
       })
-      assert.deepStrictEqual(settle(policy, now, failed(rateLimited("1 second"), ["s", ScheduleDecision.done])), {
-        _tag: "Failed"
-      })
-      assert.deepStrictEqual(settle(policy, now, failed(serverError)), { _tag: "Failed" })
+      assert.strictEqual(
+        failedOf(settle(policy, now, failed(invalidClient, ["s", ScheduleDecision.done], true))).dueAt,
+        Infinity
+      )
     })
 
     it.prop(

@@ -142,6 +142,8 @@ const grantFields = (grant: Grant.Grant): ReadonlyArray<unknown> => {
       ]]
     case "TokenExchange":
       return [[
+        // the user whose subject token is exchanged, even when the credential names a tenant as its subject
+        grant.subject ?? null,
         grant.subjectTokenType,
         grant.actorTokenType ?? null,
         [...grant.audience].sort(),

@@ -57,5 +57,5 @@ export const settle = (policy: RefreshPolicy.RefreshPolicy, now: number, outcome
   const dueAt = decision._tag === "Done"
     ? Infinity
     : Math.max(ScheduleIntervals.start(decision.intervals), now + RefreshPolicy.retryAfterMillis(policy, outcome.error))
-  return { _tag: outcome.slow ? "Failed" : "Retrying", dueAt, retryState }
+  return { _tag: outcome.slow || decision._tag === "Done" ? "Failed" : "Retrying", dueAt, retryState }
 }
