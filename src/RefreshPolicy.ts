@@ -3,10 +3,13 @@
  *
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type { AccessToken } from "./AccessToken.js"
 import type { TokenError } from "./TokenError.js"
+import { InvalidConfiguration } from "./TokenError.js"
 
 /**
  * A refresh policy.
@@ -152,6 +155,56 @@ export const make = (options?: Options): RefreshPolicy => ({
   slowRetry: options?.slowRetry ?? defaults.slowRetry,
   shutdownGrace: options?.shutdownGrace === undefined ? defaults.shutdownGrace : Duration.decode(options.shutdownGrace)
 })
+
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> => Config.withDefault(config, undefined)
+
+/**
+ * A policy read from configuration, every key optional over the defaults: `<prefix>_LEAD_FRACTION`,
+ * `_JITTER_FRACTION`, `_MIN_LEAD`, `_MAX_LEAD`, `_EXPIRY_SKEW`, `_MAX_RETRY_AFTER`, `_MAX_LIFETIME`,
+ * `_MAX_WAIT` and `_SHUTDOWN_GRACE` (durations such as `30 seconds`). For a source's `layerConfig`:
+ * `policy: RefreshPolicy.config("CRM")`. A value that cannot be used fails `make` with
+ * `InvalidConfiguration`, before any request.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const config = (prefix: string): Config.Config<RefreshPolicy> => {
+  const name = (key: string) => `${prefix}_${key}`
+  return Config.all({
+    leadFraction: optional(Config.number(name("LEAD_FRACTION"))),
+    jitterFraction: optional(Config.number(name("JITTER_FRACTION"))),
+    minLead: optional(Config.duration(name("MIN_LEAD"))),
+    maxLead: optional(Config.duration(name("MAX_LEAD"))),
+    expirySkew: optional(Config.duration(name("EXPIRY_SKEW"))),
+    maxRetryAfter: optional(Config.duration(name("MAX_RETRY_AFTER"))),
+    maxLifetime: optional(Config.duration(name("MAX_LIFETIME"))),
+    maxWait: optional(Config.duration(name("MAX_WAIT"))),
+    shutdownGrace: optional(Config.duration(name("SHUTDOWN_GRACE")))
+  }).pipe(Config.map(make))
+}
+
+/**
+ * The policy if every duration in it can be used (not negative; a finite, positive `maxLifetime`; a
+ * finite `maxWait` and `shutdownGrace`), else `InvalidConfiguration` naming the setting.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const validate = (policy: RefreshPolicy): Effect.Effect<RefreshPolicy, InvalidConfiguration> => {
+  const refuse = (setting: string, rule: string) =>
+    Effect.fail(new InvalidConfiguration({ reason: `RefreshPolicy.${setting} must be ${rule}` }))
+  const millis = (d: Duration.Duration) => Duration.isFinite(d) ? Duration.toMillis(d) : Infinity
+  for (const setting of ["minLead", "maxLead", "expirySkew", "maxRetryAfter"] as const) {
+    if (!(millis(policy[setting]) >= 0)) return refuse(setting, "a duration of 0 or more")
+  }
+  for (const setting of ["maxWait", "shutdownGrace"] as const) {
+    const value = millis(policy[setting])
+    if (!(value >= 0) || !Number.isFinite(value)) return refuse(setting, "a finite duration of 0 or more")
+  }
+  const lifetime = millis(policy.maxLifetime)
+  if (!(lifetime > 0) || !Number.isFinite(lifetime)) return refuse("maxLifetime", "a positive, finite duration")
+  return Effect.succeed(policy)
+}
 
 const clamp = (n: number, min: number, max: number) => Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : min
 

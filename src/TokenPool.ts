@@ -174,7 +174,7 @@ export type StoreOf<O> = O extends { readonly store: true } ? TokenStore.TokenSt
  */
 export const make = <const O extends Options | StoredOptions = Options>(
   options: O = {} as O
-): Effect.Effect<TokenPool, never, HttpClient.HttpClient | Scope.Scope | StoreOf<O>> =>
+): Effect.Effect<TokenPool, InvalidConfiguration, HttpClient.HttpClient | Scope.Scope | StoreOf<O>> =>
   Effect.gen(function*() {
     const idle = Duration.decode(options.idleTimeToLive ?? defaultIdleTimeToLive)
     const engine = yield* Engine.make({
@@ -275,7 +275,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
     } satisfies TokenPool
   }).pipe(Effect.withSpan("TokenPool.make")) as Effect.Effect<
     TokenPool,
-    never,
+    InvalidConfiguration,
     HttpClient.HttpClient | Scope.Scope | StoreOf<O>
   >
 
@@ -288,4 +288,4 @@ export const make = <const O extends Options | StoredOptions = Options>(
 export const layer = <I, const O extends Options | StoredOptions = Options>(
   tag: Context.Tag<I, TokenPool>,
   options: O = {} as O
-): Layer.Layer<I, never, HttpClient.HttpClient | StoreOf<O>> => Layer.scoped(tag, make(options))
+): Layer.Layer<I, InvalidConfiguration, HttpClient.HttpClient | StoreOf<O>> => Layer.scoped(tag, make(options))

@@ -714,8 +714,12 @@ export class Engine {
  *
  * @internal
  */
-export const make = (config: Config): Effect.Effect<Engine, never, HttpClient.HttpClient | Scope.Scope> =>
+export const make = (
+  config: Config
+): Effect.Effect<Engine, InvalidConfiguration, HttpClient.HttpClient | Scope.Scope> =>
   Effect.gen(function*() {
+    // every setting checked before any request
+    yield* RefreshPolicy.validate(config.policy)
     const fibers = yield* FiberSet.make<void>()
     const engine = new Engine(
       config,
