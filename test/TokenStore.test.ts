@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Redacted, Stream, TestClock } from "effect"
+import { Effect, Exit, Fiber, Layer, Option, Redacted, Scope, Stream, TestClock } from "effect"
 import type { AccessToken } from "tokenwarden"
 import { ClientAuth, Grant, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
@@ -30,6 +30,38 @@ const login = (server: AuthServer.AuthServer, username: string) =>
   ))
 
 describe("TokenSource with a TokenStore", () => {
+  it.scopedLive("closing the scope during a refresh waits for it (shutdownGrace) and stores its rotated token", () =>
+    Effect.gen(function*() {
+      const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })
+      const memory = yield* TokenStore.makeMemory
+      const scope = yield* Scope.make()
+      const source = yield* passwordSource(server).pipe(
+        Effect.provideService(TokenStore.TokenStoreTag, memory),
+        Scope.extend(scope)
+      )
+      const first = yield* source.get
+      // the refresh is held at the server for half a second, and the scope closes meanwhile
+      yield* server.inject(AuthServer.Fault.delay(500))
+      const caller = yield* Effect.fork(source.refresh)
+      yield* Effect.sleep("100 millis")
+      yield* Scope.close(scope, Exit.void)
+      // the caller still waiting is interrupted; the request was not
+      assert.isTrue(Exit.isInterrupted(yield* Fiber.await(caller)))
+      assert.strictEqual(yield* server.count(), 2)
+      const key = TokenStore.key({
+        url: server.tokenUrl,
+        clientAuth: ClientAuth.basic("client", Redacted.make("secret")),
+        grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] })
+      })
+      const stored = Option.getOrThrow(yield* memory.load(key))
+      assert.strictEqual(stored.version, 2)
+      assert.notStrictEqual(value(stored.token), value(first))
+      assert.strictEqual(
+        Redacted.value(stored.token.refreshToken!),
+        (yield* server.issued).at(-1)!.refreshToken
+      )
+    }).pipe(Effect.provide(HttpLive), Effect.timeout("20 seconds")))
+
   it.scoped("a second source of the same credential loads the stored token instead of fetching", () =>
     Effect.gen(function*() {
       const server = yield* AuthServer.make({ lifetimeSeconds: 3600 })

@@ -693,8 +693,12 @@ export class Engine {
           if (waiters !== undefined) Deferred.unsafeDone(waiters, Effect.interrupt)
           if (entry.phase === Phase.Running) running.push(Effect.exit(this.join(entry)))
         }
+        // interruptible: a finalizer is not, and the timeout could not stop the wait otherwise
         return Effect.ignore(
-          Effect.timeout(Effect.all(running, { concurrency: "unbounded" }), this.config.policy.shutdownGrace)
+          Effect.timeout(
+            Effect.interruptible(Effect.all(running, { concurrency: "unbounded" })),
+            this.config.policy.shutdownGrace
+          )
         )
       })
     )
