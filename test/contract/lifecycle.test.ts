@@ -6,6 +6,7 @@ import { Effect, Redacted } from "effect"
 import { ClientAuth, Grant, TokenClient, TokenMirror, TokenPool, TokenSource } from "tokenwarden"
 import type { AuthServer } from "tokenwarden/testing"
 import { CLIENT_SECRET } from "../secrets.js"
+import { facadeFace } from "./facade.js"
 import { type Face, lifecycleSuite } from "./lifecycle.js"
 
 const credential = (server: AuthServer.AuthServer) => ({
@@ -24,14 +25,7 @@ describe("lifecycle contract", () => {
 
   describe("the TokenClient facade", () =>
     lifecycleSuite((server) =>
-      Effect.gen(function*() {
-        const client = yield* TokenClient.make(yield* sourceFace(server))
-        return {
-          // the facade rejects with the source's error itself
-          get: Effect.tryPromise({ try: () => client.get(), catch: (error) => error as never }),
-          invalidate: (token) => Effect.promise(() => client.invalidate(token))
-        } satisfies Face
-      })
+      Effect.map(Effect.flatMap(sourceFace(server), TokenClient.make), (client): Face => facadeFace(client))
     ))
 
   describe("a TokenMirror in another thread's place", () =>

@@ -9,6 +9,7 @@ import { ClientAuth, Grant, TokenClient, TokenPool, TokenSource } from "tokenwar
 import type { AuthServer } from "tokenwarden/testing"
 import { CLIENT_SECRET } from "../secrets.js"
 import { noJitter } from "../util.js"
+import { facadeFace } from "./facade.js"
 import { type Face, resilienceSuite } from "./resilience.js"
 
 const credential = (server: AuthServer.AuthServer) => ({
@@ -33,13 +34,9 @@ describe("resilience contract", () => {
       ), { refresh: true }))
 
   describe("the TokenClient facade", () =>
-    resilienceSuite((server) =>
-      Effect.gen(function*() {
-        const client = yield* TokenClient.make(yield* sourceFace(server))
-        return {
-          // the facade rejects with the source's error itself
-          get: Effect.tryPromise({ try: () => client.get(), catch: (error) => error as never }),
-          invalidate: (token) => Effect.promise(() => client.invalidate(token))
-        } satisfies Face
-      }), { refresh: false }))
+    resilienceSuite(
+      (server) =>
+        Effect.map(Effect.flatMap(sourceFace(server), TokenClient.make), (client): Face => facadeFace(client)),
+      { refresh: false }
+    ))
 })
