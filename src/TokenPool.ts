@@ -2,12 +2,13 @@
  * Many tokens in one process: a token per tenant, per provider, per scope, built on first use, shared
  * by every caller of the same key, refreshed before it expires, and dropped after an idle time.
  *
- * A `TokenSource` per key would cost its fiber, `SubscriptionRef`, queue and their bookkeeping (about
- * 45 KB a token, measured by `npm run bench`). The pool keeps one plain record per token instead, one
- * scheduler fiber over a heap of refresh deadlines, and only while a request is under way a `Deferred`
- * for the callers that wait for it; a few request fibers per token endpoint
+ * A pool is the refresh engine with many keys, as a `TokenSource` is the engine with one: one plain
+ * record per token, one scheduler fiber over a heap of refresh deadlines, and only while a request is
+ * under way a `Deferred` for the callers that wait for it; a few request fibers per token endpoint
  * (`maxConcurrentPerEndpoint`) send the requests, so a fleet of tokens issued together never floods
- * its provider. About 850 bytes a token at 100,000, the token itself included.
+ * its provider. About 850 bytes a token at 100,000, the token itself included. With `store: true` each
+ * key is kept in the `TokenStore`, followed through one subscription for the whole pool; a device-flow
+ * credential works as in a single source.
  *
  * @since 0.1.0
  */
