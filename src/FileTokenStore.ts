@@ -365,7 +365,7 @@ const makeWatch = ({ directory, fs }: Context, { named }: Names) => {
 
 type Watch = ReturnType<typeof makeWatch>
 
-// names from the system's generator, never the program's `Random` (seeded alike in tests)
+/** A random name part, from the system's generator, never the program's `Random` (seeded alike in tests). */
 const randomHex = Effect.sync(() => Crypto.randomBytes(6).toString("hex"))
 
 /** The private-file writer: a file replaced atomically (temporary file, fsync, rename, fsync of the directory). */
