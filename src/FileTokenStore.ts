@@ -228,37 +228,45 @@ const parseLease = (text: string): Lease | undefined => {
     : undefined
 }
 
-/**
- * Builds a file store in `options.directory`, creating the directory (mode 0700) if needed, and
- * removing temporary files a crashed writer left behind.
- *
- * Guarantees: a reader always sees one whole entry (the file is only ever replaced by a rename);
- * a write never replaces a newer version while no lock holder stalls longer than `staleLockAfter`
- * (the lock is then broken, and the rename still keeps each file whole). Entry files have mode
- * 0600 from creation on. `refresh` lets one process of the host refresh a credential at a time (the
- * lease), writes only while its lease holds (the fencing counter), and adopts what another wrote.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const make = (
+/** What every piece of a file store shares: its file system, directory and settings. */
+interface Context {
+  readonly fs: FileSystem.FileSystem
+  readonly directory: string
+  readonly secret: Redacted.Redacted<Buffer> | undefined
+  readonly staleAfter: number
+  readonly lockTimeout: number
+  readonly leaseTtl: number
+  readonly waitTimeout: number
+  readonly host: string
+}
+
+/** The settings of a store from its options; a refused encryption key fails it. */
+const makeContext = (
+  fs: FileSystem.FileSystem,
   options: Options
-): Effect.Effect<TokenStore.TokenStore, TokenStore.StoreError | InvalidConfiguration, FileSystem.FileSystem> =>
+): Effect.Effect<Context, InvalidConfiguration> =>
   Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const directory = Path.resolve(options.directory)
     const secret = options.encryptionKey === undefined
       ? undefined
       : yield* Either.match(parseEncryptionKey(options.encryptionKey), {
         onLeft: (reason) => Effect.fail(new InvalidConfiguration({ reason })),
         onRight: Effect.succeed
       })
-    const staleAfter = Duration.toMillis(options.staleLockAfter ?? Duration.seconds(10))
-    const lockTimeout = Duration.toMillis(options.lockTimeout ?? Duration.seconds(5))
-    const leaseTtl = Math.max(100, Math.round(Duration.toMillis(options.leaseTtl ?? Duration.seconds(15))))
-    const waitTimeout = Duration.toMillis(options.waitTimeout ?? Duration.seconds(60))
-    const host = processTable()
+    return {
+      fs,
+      directory: Path.resolve(options.directory),
+      secret,
+      staleAfter: Duration.toMillis(options.staleLockAfter ?? Duration.seconds(10)),
+      lockTimeout: Duration.toMillis(options.lockTimeout ?? Duration.seconds(5)),
+      leaseTtl: Math.max(100, Math.round(Duration.toMillis(options.leaseTtl ?? Duration.seconds(15)))),
+      waitTimeout: Duration.toMillis(options.waitTimeout ?? Duration.seconds(60)),
+      host: processTable()
+    }
+  })
 
+/** Creates the store's directory, or checks an existing one is ours alone (tightening its mode). */
+const prepareDirectory = ({ directory, fs }: Context): Effect.Effect<void, TokenStore.StoreError> =>
+  Effect.gen(function*() {
     const existing = yield* fs.stat(directory).pipe(
       Effect.map(Option.some),
       Effect.catchIf(isSystemError("NotFound"), () => Effect.succeed(Option.none())),
@@ -283,42 +291,13 @@ export const make = (
       yield* fs.chmod(directory, 0o700).pipe(Effect.mapError(ioError("cannot make the store directory private")))
       yield* Effect.logWarning("token store directory was readable or writable by others; changed its mode to 0700")
     }
+  })
 
-    // the keys behind hashed file names, as this process met them: a notice names the key, never a hash
-    const named = new Map<string, string>()
-    const stemOf = (key: string) => {
-      const stem = fileStem(key)
-      if (stem !== key) named.set(stem, key)
-      return stem
-    }
-    const pathOf = (key: string) => Path.join(directory, `${stemOf(key)}.json`)
-    const leaseOf = (key: string) => Path.join(directory, `${stemOf(key)}.lease`)
-
-    // one watch of the directory for the whole store, while anyone listens: notices, `changes` and the
-    // refreshes waiting on a lease all read it
-    const events = Shared.make(
-      fs.watch(directory).pipe(
-        Stream.map((event) => Path.basename(event.path)),
-        // entries and leases only: a lock or temporary file comes and goes with every write, and would
-        // wake every listener several times for nothing
-        Stream.filter((name) => name.endsWith(".json") || name.endsWith(".lease")),
-        Stream.mapError(ioError("cannot watch the store directory"))
-      ),
-      TokenStore.noticeCapacity
-    )
-
-    // an entry file replaced (or removed), named by the key this process met behind its hash, else by its
-    // stem (an identity key is its own stem; an unmet key's hash reads as 64 hex digits nobody follows);
-    // a name the store never makes is dropped
-    const notices: Stream.Stream<TokenStore.Notice, TokenStore.StoreError> = events.stream.pipe(
-      Stream.filterMap((name) => {
-        if (!name.endsWith(".json")) return Option.none()
-        const stem = name.slice(0, -".json".length)
-        const key = named.get(stem) ?? (isPlain(stem) ? stem : undefined)
-        return key === undefined ? Option.none() : Option.some({ key, version: undefined })
-      })
-    )
-
+/** Removes the temporary files a crashed writer left behind. */
+const removeStaleTemporaries = (
+  { directory, fs, staleAfter }: Context
+): Effect.Effect<void, TokenStore.StoreError> =>
+  Effect.gen(function*() {
     // temporary files are written for milliseconds: an old one is a crashed writer's, and holds a token.
     // Only our own regular files are removed; anything else is reported and left alone.
     const now = yield* Clock.currentTimeMillis
@@ -337,50 +316,95 @@ export const make = (
         }).pipe(Effect.ignore),
       { discard: true }
     )
+  })
 
-    // what is stored under `key`: the decoded entry and the text it came from
-    const readEntry = (key: string, identity?: string) =>
-      readPrivate(pathOf(key), "the entry").pipe(
-        Effect.flatMap(Option.match({
-          onNone: () => Effect.succeed(Option.none<TokenStore.Decoded & { readonly text: string }>()),
-          onSome: (text) =>
-            Sealed.open(STORE, secret, key, text).pipe(
-              Effect.flatMap(({ plain }) => TokenStore.decodeEntry(STORE, plain, key, identity)),
-              Effect.map((decoded) => Option.some({ ...decoded, text }))
-            )
-        }))
+/** The file names of a store's keys, remembering the keys behind hashed names. */
+const makeNames = ({ directory }: Context) => {
+  // the keys behind hashed file names, as this process met them: a notice names the key, never a hash
+  const named = new Map<string, string>()
+  const stemOf = (key: string) => {
+    const stem = fileStem(key)
+    if (stem !== key) named.set(stem, key)
+    return stem
+  }
+  const pathOf = (key: string) => Path.join(directory, `${stemOf(key)}.json`)
+  const leaseOf = (key: string) => Path.join(directory, `${stemOf(key)}.lease`)
+  return { named, stemOf, pathOf, leaseOf }
+}
+
+type Names = ReturnType<typeof makeNames>
+
+/** The store's one watch of its directory, and the notices read from it. */
+const makeWatch = ({ directory, fs }: Context, { named }: Names) => {
+  // one watch of the directory for the whole store, while anyone listens: notices, `changes` and the
+  // refreshes waiting on a lease all read it
+  const events = Shared.make(
+    fs.watch(directory).pipe(
+      Stream.map((event) => Path.basename(event.path)),
+      // entries and leases only: a lock or temporary file comes and goes with every write, and would
+      // wake every listener several times for nothing
+      Stream.filter((name) => name.endsWith(".json") || name.endsWith(".lease")),
+      Stream.mapError(ioError("cannot watch the store directory"))
+    ),
+    TokenStore.noticeCapacity
+  )
+
+  // an entry file replaced (or removed), named by the key this process met behind its hash, else by its
+  // stem (an identity key is its own stem; an unmet key's hash reads as 64 hex digits nobody follows);
+  // a name the store never makes is dropped
+  const notices: Stream.Stream<TokenStore.Notice, TokenStore.StoreError> = events.stream.pipe(
+    Stream.filterMap((name) => {
+      if (!name.endsWith(".json")) return Option.none()
+      const stem = name.slice(0, -".json".length)
+      const key = named.get(stem) ?? (isPlain(stem) ? stem : undefined)
+      return key === undefined ? Option.none() : Option.some({ key, version: undefined })
+    })
+  )
+  return { events, notices }
+}
+
+type Watch = ReturnType<typeof makeWatch>
+
+/** A random name part, from the system's generator, never the program's `Random` (seeded alike in tests). */
+const randomHex = Effect.sync(() => Crypto.randomBytes(6).toString("hex"))
+
+/** The private-file writer: a file replaced atomically (temporary file, fsync, rename, fsync of the directory). */
+const makeWriter = ({ directory, fs }: Context) => {
+  const fsyncDirectory = Effect.scoped(Effect.flatMap(fs.open(directory, { flag: "r" }), (dir) => dir.sync)).pipe(
+    // durability of the rename; some platforms cannot open a directory, and the rename stands anyway
+    Effect.ignore
+  )
+
+  // a lease is not made durable: after a crash of the host every holder is gone anyway
+  const writeAtomically = (path: string, text: string, durable = true) =>
+    Effect.gen(function*() {
+      const temporary = `${path}.${process.pid}.${yield* randomHex}.tmp`
+      const write = Effect.scoped(
+        Effect.gen(function*() {
+          // 0600 and O_EXCL from creation: never readable by others, never a link or FIFO planted first
+          const file = yield* fs.open(temporary, { flag: "wx", mode: 0o600 })
+          yield* file.writeAll(new TextEncoder().encode(text))
+          if (durable) yield* file.sync
+        })
       )
+      yield* write.pipe(
+        Effect.zipRight(fs.rename(temporary, path)),
+        Effect.mapError(ioError("cannot write the entry")),
+        Effect.tapError(() => Effect.ignore(fs.remove(temporary)))
+      )
+      if (durable) yield* fsyncDirectory
+    })
+  return { fsyncDirectory, writeAtomically }
+}
 
-    const fsyncDirectory = Effect.scoped(Effect.flatMap(fs.open(directory, { flag: "r" }), (dir) => dir.sync)).pipe(
-      // durability of the rename; some platforms cannot open a directory, and the rename stands anyway
-      Effect.ignore
-    )
+type Writer = ReturnType<typeof makeWriter>
 
-    // names from the system's generator, never the program's `Random` (seeded alike in tests)
-    const randomHex = Effect.sync(() => Crypto.randomBytes(6).toString("hex"))
-
-    // a lease is not made durable: after a crash of the host every holder is gone anyway
-    const writeAtomically = (path: string, text: string, durable = true) =>
-      Effect.gen(function*() {
-        const temporary = `${path}.${process.pid}.${yield* randomHex}.tmp`
-        const write = Effect.scoped(
-          Effect.gen(function*() {
-            // 0600 and O_EXCL from creation: never readable by others, never a link or FIFO planted first
-            const file = yield* fs.open(temporary, { flag: "wx", mode: 0o600 })
-            yield* file.writeAll(new TextEncoder().encode(text))
-            if (durable) yield* file.sync
-          })
-        )
-        yield* write.pipe(
-          Effect.zipRight(fs.rename(temporary, path)),
-          Effect.mapError(ioError("cannot write the entry")),
-          Effect.tapError(() => Effect.ignore(fs.remove(temporary)))
-        )
-        if (durable) yield* fsyncDirectory
-      })
-
-    // --- the per-entry lock: a file created with O_EXCL, holding its owner's pid, host and a nonce ---
-
+/**
+ * The per-entry lock: a file created with O_EXCL, holding its owner's pid, host and a nonce, taken
+ * under a semaphore of this process.
+ */
+const makeLocks = ({ fs, host, lockTimeout, staleAfter }: Context, { pathOf }: Names) =>
+  Effect.gen(function*() {
     const breakIfStale = (lock: string) =>
       Effect.gen(function*() {
         // a lock that is not our own kind of file (planted while the directory was open) is broken
@@ -445,248 +469,330 @@ export const make = (
 
     // one writer at a time in this process; the lock file serialises processes
     const writes = yield* Effect.makeSemaphore(1)
-    const locked = <A, E, R>(key: string, body: Effect.Effect<A, E, R>) =>
+    return <A, E, R>(key: string, body: Effect.Effect<A, E, R>) =>
       writes.withPermits(1)(Effect.scoped(Effect.gen(function*() {
         const lock = `${pathOf(key)}.lock`
         yield* Effect.acquireRelease(acquireLock(lock), (nonce) => releaseLock(lock, nonce))
         return yield* body
       })))
+  })
 
-    // the version of what is stored; an entry that cannot be read (corrupted, untrusted, another key) is replaced
-    const storedVersion = (key: string) =>
-      readEntry(key).pipe(
-        Effect.map(Option.match({ onNone: () => 0, onSome: ({ entry }) => entry.version })),
-        Effect.catchIf((error) => error.reason !== "Io", () => Effect.succeed(0))
-      )
+type Locked = Effect.Effect.Success<ReturnType<typeof makeLocks>>
 
-    const encodeFor = (key: string, entry: TokenStore.StoredToken) => {
-      const text = TokenStore.encode(entry, key)
-      return secret === undefined ? text : Sealed.seal(secret, key, text)
-    }
+/** The entries: read and decoded (opened when sealed), and written under their lock. */
+const makeEntries = (
+  { fs, secret }: Context,
+  { pathOf }: Names,
+  { fsyncDirectory, writeAtomically }: Writer,
+  locked: Locked
+) => {
+  // what is stored under `key`: the decoded entry and the text it came from
+  const readEntry = (key: string, identity?: string) =>
+    readPrivate(pathOf(key), "the entry").pipe(
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.succeed(Option.none<TokenStore.Decoded & { readonly text: string }>()),
+        onSome: (text) =>
+          Sealed.open(STORE, secret, key, text).pipe(
+            Effect.flatMap(({ plain }) => TokenStore.decodeEntry(STORE, plain, key, identity)),
+            Effect.map((decoded) => Option.some({ ...decoded, text }))
+          )
+      }))
+    )
 
-    // under the entry's lock, after checking the version
-    const writeEntry = (key: string, entry: TokenStore.StoredToken) =>
+  // the version of what is stored; an entry that cannot be read (corrupted, untrusted, another key) is replaced
+  const storedVersion = (key: string) =>
+    readEntry(key).pipe(
+      Effect.map(Option.match({ onNone: () => 0, onSome: ({ entry }) => entry.version })),
+      Effect.catchIf((error) => error.reason !== "Io", () => Effect.succeed(0))
+    )
+
+  const encodeFor = (key: string, entry: TokenStore.StoredToken) => {
+    const text = TokenStore.encode(entry, key)
+    return secret === undefined ? text : Sealed.seal(secret, key, text)
+  }
+
+  // under the entry's lock, after checking the version
+  const writeEntry = (key: string, entry: TokenStore.StoredToken) =>
+    Effect.gen(function*() {
+      if ((yield* storedVersion(key)) >= entry.version) return false
+      yield* writeAtomically(pathOf(key), encodeFor(key, entry))
+      return true
+    })
+
+  const save = (key: string, entry: TokenStore.StoredToken): Effect.Effect<boolean, TokenStore.StoreError> =>
+    locked(key, writeEntry(key, entry))
+
+  // an entry of 0.1.0 is written again in the current format, bound to its key, unless it changed meanwhile
+  const load = (key: string, identity?: string): Effect.Effect<
+    Option.Option<TokenStore.StoredToken>,
+    TokenStore.StoreError
+  > =>
+    TokenStore.loadUpgrading(readEntry(key, identity), (text, entry) =>
+      locked(
+        key,
+        Effect.gen(function*() {
+          const now = yield* readPrivate(pathOf(key), "the entry")
+          if (Option.isNone(now) || now.value !== text) return false
+          yield* writeAtomically(pathOf(key), encodeFor(key, entry))
+          return true
+        })
+      ))
+
+  // under the entry's lock, so a write under way finishes first instead of bringing the file back
+  const remove = (key: string): Effect.Effect<void, TokenStore.StoreError> =>
+    locked(
+      key,
       Effect.gen(function*() {
-        if ((yield* storedVersion(key)) >= entry.version) return false
-        yield* writeAtomically(pathOf(key), encodeFor(key, entry))
-        return true
+        yield* fs.remove(pathOf(key)).pipe(
+          Effect.catchIf(isSystemError("NotFound"), () => Effect.void),
+          Effect.mapError(ioError("cannot remove the entry"))
+        )
+        yield* fsyncDirectory
       })
+    )
 
-    const save = (key: string, entry: TokenStore.StoredToken): Effect.Effect<boolean, TokenStore.StoreError> =>
-      locked(key, writeEntry(key, entry))
+  // a corrupted or untrusted entry does not stop a refresh: it is reported, and the refresher replaces it
+  const readForRefresh = (key: string, identity: string | undefined) =>
+    Effect.catchIf(
+      Effect.map(readEntry(key, identity), Option.map((read) => read.entry)),
+      (error) => error.reason !== "Io" && error.reason !== "Unavailable",
+      (error) => TokenStore.logStoreError(error, Option.none<TokenStore.StoredToken>())
+    )
 
-    // an entry of 0.1.0 is written again in the current format, bound to its key, unless it changed meanwhile
-    const load = (key: string, identity?: string): Effect.Effect<
-      Option.Option<TokenStore.StoredToken>,
-      TokenStore.StoreError
-    > =>
-      TokenStore.loadUpgrading(readEntry(key, identity), (text, entry) =>
-        locked(
+  return { readForRefresh, writeEntry, load, save, remove }
+}
+
+type Entries = ReturnType<typeof makeEntries>
+
+/** What taking the lease came to: another holds it, a newer entry is to be adopted, or it is ours. */
+type Attempt =
+  | { readonly _tag: "Held"; readonly expiresAt: number }
+  | { readonly _tag: "Adopt"; readonly entry: TokenStore.StoredToken }
+  | { readonly _tag: "Taken"; readonly lease: Lease; readonly storedVersion: number }
+
+/** The lease file `<key>.lease`, read and replaced (not durably) only under the entry's lock. */
+const makeLeaseFile = ({ leaseOf }: Names, { writeAtomically }: Writer) => {
+  // a lease file that is not ours to trust (or not a lease) holds nothing: it is logged and replaced
+  const readLease = (key: string) =>
+    readPrivate(leaseOf(key), "the lease file").pipe(
+      Effect.map(Option.match({
+        onNone: () => noLease,
+        onSome: (text) => parseLease(text) ?? noLease
+      })),
+      Effect.catchIf((error) => error.reason === "Untrusted", (error) => TokenStore.logStoreError(error, noLease))
+    )
+
+  const writeLease = (key: string, lease: Lease) =>
+    writeAtomically(leaseOf(key), JSON.stringify({ format: LEASE_FORMAT, ...lease }), false)
+
+  return { readLease, writeLease }
+}
+
+/** Whether a lease is the one this holder took. */
+const ours = (lease: Lease, mine: Lease) => lease.fence === mine.fence && lease.nonce === mine.nonce
+
+/** Whether a lease's holder is a process of this host that is gone. */
+const holderGone = (host: string, lease: Lease) =>
+  lease.host === host && lease.pid !== process.pid && lease.pid > 0 && !isAlive(lease.pid)
+
+/** The lease: taken, kept alive, released, and the fenced write of its holder. */
+const makeLease = (
+  { host, leaseTtl }: Context,
+  { readLease, writeLease }: ReturnType<typeof makeLeaseFile>,
+  locked: Locked,
+  { readForRefresh, writeEntry }: Entries
+) => {
+  // takes the lease if it is free, expired, or its holder's process is gone; the entry is read under
+  // the same lock, so a token written by the holder before it lost the lease is adopted, not refreshed over
+  const tryLease = (key: string, knownVersion: number, identity: string | undefined) =>
+    locked(
+      key,
+      Effect.gen(function*(): Effect.fn.Return<Attempt, TokenStore.StoreError> {
+        const lease = yield* readLease(key)
+        const now = yield* Clock.currentTimeMillis
+        const expired = lease.expiresAt <= now
+        if (lease.held && !expired && !holderGone(host, lease)) return { _tag: "Held", expiresAt: lease.expiresAt }
+        const stored = yield* readForRefresh(key, identity)
+        const storedVersion = Option.match(stored, { onNone: () => 0, onSome: (entry) => entry.version })
+        if (Option.isSome(stored) && storedVersion > knownVersion) return { _tag: "Adopt", entry: stored.value }
+        const taken: Lease = {
+          fence: lease.fence + 1,
+          nonce: yield* randomHex,
+          pid: process.pid,
+          host,
+          expiresAt: now + leaseTtl,
+          held: true
+        }
+        yield* writeLease(key, taken)
+        if (lease.held) {
+          yield* Effect.logWarning("token store lease taken over").pipe(
+            Effect.annotateLogs({ store: STORE, reason: expired ? "lease expired" : "holder process gone" })
+          )
+        }
+        return { _tag: "Taken", lease: taken, storedVersion }
+      })
+    )
+
+  const release = (key: string, mine: Lease) =>
+    locked(
+      key,
+      Effect.flatMap(readLease(key), (lease) =>
+        ours(lease, mine) ? writeLease(key, { ...lease, held: false }) : Effect.void)
+    ).pipe(Effect.ignore)
+
+  // renewed every third of the TTL while the token request runs; stops once the lease is another's
+  const keepAlive = (key: string, mine: Lease) =>
+    Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(Duration.millis(Math.floor(leaseTtl / 3)))
+        const renewed = yield* Effect.either(locked(
           key,
           Effect.gen(function*() {
-            const now = yield* readPrivate(pathOf(key), "the entry")
-            if (Option.isNone(now) || now.value !== text) return false
-            yield* writeAtomically(pathOf(key), encodeFor(key, entry))
+            const lease = yield* readLease(key)
+            if (!ours(lease, mine)) return false
+            yield* writeLease(key, { ...lease, expiresAt: (yield* Clock.currentTimeMillis) + leaseTtl })
             return true
           })
         ))
+        if (Either.isRight(renewed) && !renewed.right) return
+      }
+    })
 
-    // under the entry's lock, so a write under way finishes first instead of bringing the file back
-    const remove = (key: string): Effect.Effect<void, TokenStore.StoreError> =>
-      locked(
-        key,
-        Effect.gen(function*() {
-          yield* fs.remove(pathOf(key)).pipe(
-            Effect.catchIf(isSystemError("NotFound"), () => Effect.void),
-            Effect.mapError(ioError("cannot remove the entry"))
+  // 1 written, 0 a newer entry is stored, -1 the lease passed to another process; the lease is
+  // released in the same step, so waiters find the entry and a free lease together
+  const writeFenced = (key: string, mine: Lease, entry: TokenStore.StoredToken) =>
+    locked(
+      key,
+      Effect.gen(function*() {
+        const lease = yield* readLease(key)
+        if (!ours(lease, mine)) return -1
+        const written = yield* writeEntry(key, entry)
+        yield* writeLease(key, { ...lease, held: false })
+        return written ? 1 : 0
+      })
+    )
+
+  const asHolder = <E>(
+    key: string,
+    mine: Lease,
+    storedVersion: number,
+    knownVersion: number,
+    fetch: Effect.Effect<AccessToken, E>,
+    identity: string | undefined
+  ): Effect.Effect<TokenStore.Refreshed, E, Scope.Scope> =>
+    Effect.gen(function*() {
+      yield* Effect.addFinalizer(() => release(key, mine))
+      yield* Effect.forkScoped(keepAlive(key, mine))
+      return yield* LeaseHolder.fetchAsHolder({
+        store: STORE,
+        knownVersion,
+        storedVersion,
+        identity,
+        fetch,
+        write: (entry) => writeFenced(key, mine, entry)
+      })
+    })
+
+  return { tryLease, asHolder }
+}
+
+/** `refresh`: adopts a newer entry, else takes the lease and fetches, else waits for the holder. */
+const makeRefresh = (
+  { leaseTtl, waitTimeout }: Context,
+  { leaseOf, pathOf }: Names,
+  { events }: Watch,
+  { readForRefresh }: Entries,
+  { asHolder, tryLease }: ReturnType<typeof makeLease>
+) => {
+  // wakes a waiting refresh when the entry or the lease file changes, through the store's one watch;
+  // without a watch (a platform that has none) the wait falls back to its bound
+  const wakeOnChange = (key: string) =>
+    Effect.gen(function*() {
+      const names = new Set([Path.basename(pathOf(key)), Path.basename(leaseOf(key))])
+      const inbox = yield* events.subscribe
+      // the watch may be starting: let it open before the entry is read
+      yield* Effect.yieldNow()
+      return {
+        next: Queue.take(inbox).pipe(
+          Effect.repeat({ until: (take) => Shared.holds(take, (name) => names.has(name)) })
+        ),
+        clear: Queue.takeAll(inbox)
+      }
+    })
+
+  return <E>(
+    key: string,
+    knownVersion: number,
+    fetch: Effect.Effect<AccessToken, E>,
+    identity?: string
+  ): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError> =>
+    Effect.scoped(Effect.gen(function*() {
+      // watching before reading: a write between the read and the wait is not missed
+      const wake = yield* wakeOnChange(key)
+      const deadline = (yield* Clock.currentTimeMillis) + waitTimeout
+      while (true) {
+        const stored = yield* readForRefresh(key, identity)
+        if (Option.isSome(stored) && stored.value.version > knownVersion) {
+          return { entry: stored.value, fetched: false }
+        }
+        const attempt = yield* tryLease(key, knownVersion, identity)
+        if (attempt._tag === "Adopt") return { entry: attempt.entry, fetched: false }
+        if (attempt._tag === "Taken") {
+          return yield* Effect.scoped(
+            asHolder(key, attempt.lease, attempt.storedVersion, knownVersion, fetch, identity)
           )
-          yield* fsyncDirectory
-        })
-      )
+        }
+        const now = yield* Clock.currentTimeMillis
+        if (now >= deadline) {
+          return yield* Effect.fail(
+            storeError("Unavailable", "another process's refresh took longer than waitTimeout")
+          )
+        }
+        // woken by the holder's write or release, else when its lease runs out; a holder on this host
+        // that died is looked for every third of the TTL. A little jitter keeps the waiters from all
+        // racing for the lease at once.
+        const bound = Math.min(Math.max(attempt.expiresAt - now, 0), Math.floor(leaseTtl / 3), deadline - now)
+        const jitter = yield* Random.nextIntBetween(10, 60)
+        yield* Effect.raceFirst(wake.next, Effect.sleep(Duration.millis(bound + jitter)))
+        yield* wake.clear
+      }
+    }))
+}
 
+/**
+ * Builds a file store in `options.directory`, creating the directory (mode 0700) if needed, and
+ * removing temporary files a crashed writer left behind.
+ *
+ * Guarantees: a reader always sees one whole entry (the file is only ever replaced by a rename);
+ * a write never replaces a newer version while no lock holder stalls longer than `staleLockAfter`
+ * (the lock is then broken, and the rename still keeps each file whole). Entry files have mode
+ * 0600 from creation on. `refresh` lets one process of the host refresh a credential at a time (the
+ * lease), writes only while its lease holds (the fencing counter), and adopts what another wrote.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<TokenStore.TokenStore, TokenStore.StoreError | InvalidConfiguration, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const context = yield* makeContext(yield* FileSystem.FileSystem, options)
+    yield* prepareDirectory(context)
+    const names = makeNames(context)
+    const watch = makeWatch(context, names)
+    yield* removeStaleTemporaries(context)
+    const writer = makeWriter(context)
+    const locked = yield* makeLocks(context, names)
+    const entries = makeEntries(context, names, writer, locked)
+    const lease = makeLease(context, makeLeaseFile(names, writer), locked, entries)
+    const refresh = makeRefresh(context, names, watch, entries, lease)
+    const { load, remove, save } = entries
+    const { notices } = watch
     const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> =>
       Stream.suspend(() => {
-        stemOf(key)
+        names.stemOf(key)
         return TokenStore.changesFromNotices({ notices, load }, key, identity)
       })
-
-    // --- the lease: `<key>.lease`, read and replaced only under the entry's lock ---
-
-    // a lease file that is not ours to trust (or not a lease) holds nothing: it is logged and replaced
-    const readLease = (key: string) =>
-      readPrivate(leaseOf(key), "the lease file").pipe(
-        Effect.map(Option.match({
-          onNone: () => noLease,
-          onSome: (text) => parseLease(text) ?? noLease
-        })),
-        Effect.catchIf((error) => error.reason === "Untrusted", (error) => TokenStore.logStoreError(error, noLease))
-      )
-
-    const writeLease = (key: string, lease: Lease) =>
-      writeAtomically(leaseOf(key), JSON.stringify({ format: LEASE_FORMAT, ...lease }), false)
-
-    const holderGone = (lease: Lease) =>
-      lease.host === host && lease.pid !== process.pid && lease.pid > 0 && !isAlive(lease.pid)
-
-    // a corrupted or untrusted entry does not stop a refresh: it is reported, and the refresher replaces it
-    const readForRefresh = (key: string, identity: string | undefined) =>
-      Effect.catchIf(
-        Effect.map(readEntry(key, identity), Option.map((read) => read.entry)),
-        (error) => error.reason !== "Io" && error.reason !== "Unavailable",
-        (error) => TokenStore.logStoreError(error, Option.none<TokenStore.StoredToken>())
-      )
-
-    type Attempt =
-      | { readonly _tag: "Held"; readonly expiresAt: number }
-      | { readonly _tag: "Adopt"; readonly entry: TokenStore.StoredToken }
-      | { readonly _tag: "Taken"; readonly lease: Lease; readonly storedVersion: number }
-
-    // takes the lease if it is free, expired, or its holder's process is gone; the entry is read under
-    // the same lock, so a token written by the holder before it lost the lease is adopted, not refreshed over
-    const tryLease = (key: string, knownVersion: number, identity: string | undefined) =>
-      locked(
-        key,
-        Effect.gen(function*(): Effect.fn.Return<Attempt, TokenStore.StoreError> {
-          const lease = yield* readLease(key)
-          const now = yield* Clock.currentTimeMillis
-          const expired = lease.expiresAt <= now
-          if (lease.held && !expired && !holderGone(lease)) return { _tag: "Held", expiresAt: lease.expiresAt }
-          const stored = yield* readForRefresh(key, identity)
-          const storedVersion = Option.match(stored, { onNone: () => 0, onSome: (entry) => entry.version })
-          if (Option.isSome(stored) && storedVersion > knownVersion) return { _tag: "Adopt", entry: stored.value }
-          const taken: Lease = {
-            fence: lease.fence + 1,
-            nonce: yield* randomHex,
-            pid: process.pid,
-            host,
-            expiresAt: now + leaseTtl,
-            held: true
-          }
-          yield* writeLease(key, taken)
-          if (lease.held) {
-            yield* Effect.logWarning("token store lease taken over").pipe(
-              Effect.annotateLogs({ store: STORE, reason: expired ? "lease expired" : "holder process gone" })
-            )
-          }
-          return { _tag: "Taken", lease: taken, storedVersion }
-        })
-      )
-
-    const ours = (lease: Lease, mine: Lease) => lease.fence === mine.fence && lease.nonce === mine.nonce
-
-    const release = (key: string, mine: Lease) =>
-      locked(
-        key,
-        Effect.flatMap(readLease(key), (lease) =>
-          ours(lease, mine) ? writeLease(key, { ...lease, held: false }) : Effect.void)
-      ).pipe(Effect.ignore)
-
-    // renewed every third of the TTL while the token request runs; stops once the lease is another's
-    const keepAlive = (key: string, mine: Lease) =>
-      Effect.gen(function*() {
-        while (true) {
-          yield* Effect.sleep(Duration.millis(Math.floor(leaseTtl / 3)))
-          const renewed = yield* Effect.either(locked(
-            key,
-            Effect.gen(function*() {
-              const lease = yield* readLease(key)
-              if (!ours(lease, mine)) return false
-              yield* writeLease(key, { ...lease, expiresAt: (yield* Clock.currentTimeMillis) + leaseTtl })
-              return true
-            })
-          ))
-          if (Either.isRight(renewed) && !renewed.right) return
-        }
-      })
-
-    // 1 written, 0 a newer entry is stored, -1 the lease passed to another process; the lease is
-    // released in the same step, so waiters find the entry and a free lease together
-    const writeFenced = (key: string, mine: Lease, entry: TokenStore.StoredToken) =>
-      locked(
-        key,
-        Effect.gen(function*() {
-          const lease = yield* readLease(key)
-          if (!ours(lease, mine)) return -1
-          const written = yield* writeEntry(key, entry)
-          yield* writeLease(key, { ...lease, held: false })
-          return written ? 1 : 0
-        })
-      )
-
-    const asHolder = <E>(
-      key: string,
-      mine: Lease,
-      storedVersion: number,
-      knownVersion: number,
-      fetch: Effect.Effect<AccessToken, E>,
-      identity: string | undefined
-    ): Effect.Effect<TokenStore.Refreshed, E, Scope.Scope> =>
-      Effect.gen(function*() {
-        yield* Effect.addFinalizer(() => release(key, mine))
-        yield* Effect.forkScoped(keepAlive(key, mine))
-        return yield* LeaseHolder.fetchAsHolder({
-          store: STORE,
-          knownVersion,
-          storedVersion,
-          identity,
-          fetch,
-          write: (entry) => writeFenced(key, mine, entry)
-        })
-      })
-
-    // wakes a waiting refresh when the entry or the lease file changes, through the store's one watch;
-    // without a watch (a platform that has none) the wait falls back to its bound
-    const wakeOnChange = (key: string) =>
-      Effect.gen(function*() {
-        const names = new Set([Path.basename(pathOf(key)), Path.basename(leaseOf(key))])
-        const inbox = yield* events.subscribe
-        // the watch may be starting: let it open before the entry is read
-        yield* Effect.yieldNow()
-        return {
-          next: Queue.take(inbox).pipe(
-            Effect.repeat({ until: (take) => Shared.holds(take, (name) => names.has(name)) })
-          ),
-          clear: Queue.takeAll(inbox)
-        }
-      })
-
-    const refresh = <E>(
-      key: string,
-      knownVersion: number,
-      fetch: Effect.Effect<AccessToken, E>,
-      identity?: string
-    ): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError> =>
-      Effect.scoped(Effect.gen(function*() {
-        // watching before reading: a write between the read and the wait is not missed
-        const wake = yield* wakeOnChange(key)
-        const deadline = (yield* Clock.currentTimeMillis) + waitTimeout
-        while (true) {
-          const stored = yield* readForRefresh(key, identity)
-          if (Option.isSome(stored) && stored.value.version > knownVersion) {
-            return { entry: stored.value, fetched: false }
-          }
-          const attempt = yield* tryLease(key, knownVersion, identity)
-          if (attempt._tag === "Adopt") return { entry: attempt.entry, fetched: false }
-          if (attempt._tag === "Taken") {
-            return yield* Effect.scoped(
-              asHolder(key, attempt.lease, attempt.storedVersion, knownVersion, fetch, identity)
-            )
-          }
-          const now = yield* Clock.currentTimeMillis
-          if (now >= deadline) {
-            return yield* Effect.fail(
-              storeError("Unavailable", "another process's refresh took longer than waitTimeout")
-            )
-          }
-          // woken by the holder's write or release, else when its lease runs out; a holder on this host
-          // that died is looked for every third of the TTL. A little jitter keeps the waiters from all
-          // racing for the lease at once.
-          const bound = Math.min(Math.max(attempt.expiresAt - now, 0), Math.floor(leaseTtl / 3), deadline - now)
-          const jitter = yield* Random.nextIntBetween(10, 60)
-          yield* Effect.raceFirst(wake.next, Effect.sleep(Duration.millis(bound + jitter)))
-          yield* wake.clear
-        }
-      }))
 
     return { name: STORE, load, save, remove, refresh, changes, notices } satisfies TokenStore.TokenStore
   })

@@ -245,18 +245,18 @@ const connectionOptions = (options: Options): Either.Either<ConnectionOptions, s
   })
 }
 
-/**
- * Builds a Redis store. Connects (bounded by `connectTimeout`) before returning, so a restarted
- * process finds its stored token; an unreachable Redis does not fail it (every process refreshes
- * alone until Redis is back), a refused password does (`InvalidConfiguration`). The connections
- * close with the scope.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const make = (
-  options: Options
-): Effect.Effect<TokenStore.TokenStore, InvalidConfiguration, Scope.Scope> =>
+/** What the pieces of a Redis store read from its options, with ioredis loaded. */
+interface Settings {
+  readonly connection: ConnectionOptions
+  readonly Redis: new(options: ConnectionOptions) => Connection
+  readonly secret: Redacted.Redacted<Buffer> | undefined
+  readonly prefix: string
+  readonly leaseTtl: number
+  readonly waitTimeout: number
+}
+
+/** Reads the options and loads ioredis; a refused URL or key, or a missing ioredis, fails it. */
+const loadSettings = (options: Options): Effect.Effect<Settings, InvalidConfiguration> =>
   Effect.gen(function*() {
     const connection = yield* Either.match(connectionOptions(options), {
       onLeft: (reason) => Effect.fail(new InvalidConfiguration({ reason })),
@@ -273,29 +273,41 @@ export const make = (
         onLeft: (reason) => Effect.fail(new InvalidConfiguration({ reason })),
         onRight: Effect.succeed
       })
-    const prefix = options.keyPrefix ?? "tokenwarden:"
-    const leaseTtl = Math.max(100, Math.round(Duration.toMillis(options.leaseTtl ?? Duration.seconds(15))))
-    const waitTimeout = Duration.toMillis(options.waitTimeout ?? Duration.seconds(60))
-    // every key this process used (a name each, no subscription): told to re-read after a reconnect,
-    // when writes may have gone unheard
-    const used = new Set<string>()
-    const keys = (key: string) => {
-      used.add(key)
-      return {
-        token: `${prefix}token:${key}`,
-        lease: `${prefix}lease:${key}`,
-        fence: `${prefix}fence:${key}`,
-        channel: `${prefix}changes:${key}`
-      }
+    return {
+      connection,
+      Redis,
+      secret,
+      prefix: options.keyPrefix ?? "tokenwarden:",
+      leaseTtl: Math.max(100, Math.round(Duration.toMillis(options.leaseTtl ?? Duration.seconds(15)))),
+      waitTimeout: Duration.toMillis(options.waitTimeout ?? Duration.seconds(60))
     }
-    const channelPrefix = `${prefix}changes:`
+  })
 
-    const runtime = yield* Effect.runtime<never>()
-    const runSync = Runtime.runSync(runtime)
-    const log = (effect: Effect.Effect<void>) => runSync(Effect.annotateLogs(effect, { store: STORE }))
-    const events = yield* PubSub.sliding<Event>(TokenStore.noticeCapacity)
+/** The Redis keys of a store's key, remembering every key this process used. */
+const makeKeys = (prefix: string) => {
+  // every key this process used (a name each, no subscription): told to re-read after a reconnect,
+  // when writes may have gone unheard
+  const used = new Set<string>()
+  const keys = (key: string) => {
+    used.add(key)
+    return {
+      token: `${prefix}token:${key}`,
+      lease: `${prefix}lease:${key}`,
+      fence: `${prefix}fence:${key}`,
+      channel: `${prefix}changes:${key}`
+    }
+  }
+  return { used, keys, channelPrefix: `${prefix}changes:` }
+}
 
-    // --- the command connection; its state changes are logged once each way ---
+type Keys = ReturnType<typeof makeKeys>
+
+/** Runs a log line from an ioredis callback, annotated with the store. */
+type Log = (effect: Effect.Effect<void>) => void
+
+/** The command connection, closed with the scope; its state changes are logged once each way. */
+const openClient = ({ connection, Redis }: Settings, log: Log) =>
+  Effect.gen(function*() {
     let connected = false
     let lost = false
     let closing = false
@@ -334,8 +346,20 @@ export const make = (
     client.on("close", () => {
       if (connected) down()
     })
+    return { client, firstError: () => firstError }
+  })
 
-    // --- the subscriber connection (a subscription takes a connection of its own) ---
+/**
+ * The subscriber connection (a subscription takes a connection of its own), closed with the scope:
+ * one pattern subscription for every key, its messages published as events.
+ */
+const openSubscriber = (
+  client: Connection,
+  { channelPrefix, used }: Keys,
+  events: PubSub.PubSub<Event>,
+  runSync: <A>(effect: Effect.Effect<A>) => A
+) =>
+  Effect.gen(function*() {
     const subscriber: Connection = yield* Effect.acquireRelease(
       Effect.sync(() => client.duplicate()),
       (c) => Effect.sync(() => c.disconnect())
@@ -359,221 +383,278 @@ export const make = (
       // (none at the first connection)
       for (const key of used) runSync(PubSub.publish(events, { key, kind: "resync", version: undefined }))
     })
+    return { subscriber, subscribed: () => subscribed }
+  })
 
-    const connect = (c: Connection) =>
-      Effect.async<void>((resume) => {
-        const done = () => {
-          c.off("ready", done)
-          c.off("error", done)
-          resume(Effect.void)
-        }
-        c.once("ready", done)
-        c.once("error", done)
-        c.connect().catch(() => undefined)
+/** Connects a connection; done once it is ready or has failed (ioredis keeps reconnecting). */
+const connect = (c: Connection) =>
+  Effect.async<void>((resume) => {
+    const done = () => {
+      c.off("ready", done)
+      c.off("error", done)
+      resume(Effect.void)
+    }
+    c.once("ready", done)
+    c.once("error", done)
+    c.connect().catch(() => undefined)
+  })
+
+/** The notices of a store's events: writes and reconnects; a lease released is no write. */
+const makeNotices = (events: PubSub.PubSub<Event>): Stream.Stream<TokenStore.Notice, TokenStore.StoreError> =>
+  Stream.unwrapScoped(
+    Effect.map(PubSub.subscribe(events), (inbox) =>
+      Stream.fromQueue(inbox).pipe(
+        Stream.filterMap((event) =>
+          event.kind === "released" ? Option.none() : Option.some({ key: event.key, version: event.version })
+        )
+      ))
+  )
+
+/** A refused entry's error. */
+const untrusted = (detail: string) => new TokenStore.StoreError({ store: STORE, reason: "Untrusted", detail })
+
+/** What a refresh read: the entry it can trust, and the text of one it could not (to be replaced). */
+interface ForRefresh {
+  readonly entry: Option.Option<TokenStore.StoredToken>
+  readonly refused: string
+}
+
+/** The entries: the codec (sealed when a key is given) and the scripts that write them. */
+const makeEntries = (client: Connection, secret: Redacted.Redacted<Buffer> | undefined, { keys }: Keys) => {
+  const read = (key: string) => command("GET", () => client.get(keys(key).token))
+
+  // what is stored under `key`: the decoded entry and the text it came from; the version an envelope
+  // shows in clear (for the scripts) must be the sealed one
+  const readEntry = (key: string, identity?: string) =>
+    Effect.flatMap(read(key), (text) =>
+      text === null
+        ? Effect.succeed(Option.none<TokenStore.Decoded & { readonly text: string }>())
+        : Sealed.open(STORE, secret, keys(key).token, text).pipe(
+          Effect.flatMap(({ envelope, plain }) =>
+            Effect.flatMap(TokenStore.decodeEntry(STORE, plain, key, identity), (decoded) =>
+              envelope !== undefined && envelope.version !== decoded.entry.version
+                ? Effect.fail(untrusted("the envelope's version is not the sealed entry's"))
+                : Effect.succeed(Option.some({ ...decoded, text })))
+          )
+        ))
+
+  const encodeFor = (key: string, entry: TokenStore.StoredToken) => {
+    const text = TokenStore.encode(entry, key)
+    return secret === undefined ? text : Sealed.seal(secret, keys(key).token, text, { version: entry.version })
+  }
+
+  // an entry of 0.1.0 is written again in the current format, unless it changed meanwhile
+  const load = (key: string, identity?: string): Effect.Effect<
+    Option.Option<TokenStore.StoredToken>,
+    TokenStore.StoreError
+  > =>
+    TokenStore.loadUpgrading(
+      readEntry(key, identity),
+      (text, entry) =>
+        command("EVAL", () => client.eval(UPGRADE, 1, keys(key).token, text, encodeFor(key, entry))).pipe(
+          Effect.map((result) => result === 1)
+        )
+    )
+
+  const save = (key: string, entry: TokenStore.StoredToken): Effect.Effect<boolean, TokenStore.StoreError> => {
+    const k = keys(key)
+    return command("EVAL", () => client.eval(SAVE, 1, k.token, entry.version, encodeFor(key, entry), k.channel)).pipe(
+      Effect.map((result) => result === 1)
+    )
+  }
+
+  // the entry only: the fence counter keeps counting (a reused key never hands out an old fencing
+  // token again) and a lease expires by itself
+  const remove = (key: string): Effect.Effect<void, TokenStore.StoreError> =>
+    Effect.asVoid(command("DEL", () => client.del(keys(key).token)))
+
+  // an entry that cannot be trusted (corrupted, foreign, another key or credential, not sealed with
+  // our key) does not stop a refresh: it is reported, and the refresher replaces it
+  const loadForRefresh = (
+    key: string,
+    identity: string | undefined
+  ): Effect.Effect<ForRefresh, TokenStore.StoreError> =>
+    Effect.catchIf(
+      Effect.map(readEntry(key, identity), (found): ForRefresh => ({
+        entry: Option.map(found, (f) => f.entry),
+        refused: ""
+      })),
+      (error) => error.reason !== "Unavailable",
+      (error) =>
+        Effect.zipRight(
+          TokenStore.logStoreError(error, undefined),
+          Effect.map(Effect.orElseSucceed(read(key), () => null), (text): ForRefresh => ({
+            entry: Option.none(),
+            refused: text ?? ""
+          }))
+        )
+    )
+
+  return { encodeFor, load, save, remove, loadForRefresh }
+}
+
+type Entries = ReturnType<typeof makeEntries>
+
+/** The lease: taken, kept alive and released by scripts, and the fenced write of its holder. */
+const makeLease = (client: Connection, leaseTtl: number, { keys }: Keys, { encodeFor, loadForRefresh }: Entries) => {
+  const acquire = (key: string) => {
+    const k = keys(key)
+    const nonce = Crypto.randomBytes(6).toString("hex")
+    return command("EVAL", () => client.eval(ACQUIRE, 2, k.lease, k.fence, leaseTtl, nonce)).pipe(
+      Effect.map((result) => {
+        const [taken, detail] = result as [number, string | number]
+        return taken === 1
+          ? { taken: true, fence: String(detail), pttl: 0 }
+          : { taken: false, fence: "", pttl: Number(detail) }
       })
+    )
+  }
+
+  const release = (key: string, fence: string) => {
+    const k = keys(key)
+    return Effect.ignore(command("EVAL", () => client.eval(RELEASE, 1, k.lease, fence, k.channel)))
+  }
+
+  // renewed every third of the TTL while the token request runs: a slow provider does not lose the
+  // lease, a crashed process stops renewing and loses it after at most one TTL
+  const keepAlive = (key: string, fence: string) =>
+    Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(Duration.millis(Math.floor(leaseTtl / 3)))
+        const renewed = yield* Effect.either(
+          command("EVAL", () => client.eval(RENEW, 1, keys(key).lease, fence, leaseTtl))
+        )
+        if (Either.isRight(renewed) && renewed.right === 0) return
+      }
+    })
+
+  // 1 written, 0 a newer entry is stored, -1 the lease passed to another process
+  const writeFenced = (key: string, fence: string, entry: TokenStore.StoredToken, refused: string) => {
+    const k = keys(key)
+    const text = encodeFor(key, entry)
+    return command(
+      "EVAL",
+      () => client.eval(SAVE_FENCED, 2, k.token, k.lease, fence, entry.version, text, k.channel, refused)
+    ).pipe(Effect.map(Number))
+  }
+
+  const asHolder = <E>(
+    key: string,
+    fence: string,
+    knownVersion: number,
+    fetch: Effect.Effect<AccessToken, E>,
+    identity: string | undefined
+  ): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError, Scope.Scope> =>
+    Effect.gen(function*() {
+      yield* Effect.addFinalizer(() => release(key, fence))
+      // an entry written between our last read and taking the lease: the rotated refresh token
+      // it holds is the only valid one, so it is adopted, never refreshed over
+      const { entry: stored, refused } = yield* loadForRefresh(key, identity)
+      const storedVersion = Option.match(stored, { onNone: () => 0, onSome: (entry) => entry.version })
+      if (Option.isSome(stored) && storedVersion > knownVersion) return { entry: stored.value, fetched: false }
+      yield* Effect.forkScoped(keepAlive(key, fence))
+      return yield* LeaseHolder.fetchAsHolder({
+        store: STORE,
+        knownVersion,
+        storedVersion,
+        identity,
+        fetch,
+        write: (entry) => writeFenced(key, fence, entry, refused)
+      })
+    })
+
+  return { acquire, asHolder }
+}
+
+/** `refresh`: adopts a newer entry, else takes the lease and fetches, else waits for the holder. */
+const makeRefresh = (
+  { leaseTtl, waitTimeout }: Settings,
+  events: PubSub.PubSub<Event>,
+  { loadForRefresh }: Entries,
+  { acquire, asHolder }: ReturnType<typeof makeLease>
+) =>
+<E>(
+  key: string,
+  knownVersion: number,
+  fetch: Effect.Effect<AccessToken, E>,
+  identity?: string
+): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError> =>
+  Effect.scoped(Effect.gen(function*() {
+    // listening before reading: a write published between the read and the wait is not missed
+    const inbox = yield* PubSub.subscribe(events)
+    const deadline = (yield* Clock.currentTimeMillis) + waitTimeout
+    while (true) {
+      const { entry: stored } = yield* loadForRefresh(key, identity)
+      if (Option.isSome(stored) && stored.value.version > knownVersion) {
+        return { entry: stored.value, fetched: false }
+      }
+      const lease = yield* acquire(key)
+      if (lease.taken) return yield* Effect.scoped(asHolder(key, lease.fence, knownVersion, fetch, identity))
+      const now = yield* Clock.currentTimeMillis
+      if (now >= deadline) {
+        return yield* Effect.fail(unavailable("another process's refresh took longer than waitTimeout"))
+      }
+      // woken by the holder's write or release, else when its lease runs out (it died): never a
+      // tight poll; a little jitter keeps the waiters from all racing for the lease at once
+      const expiry = lease.pttl > 0 ? Math.min(lease.pttl, leaseTtl) : leaseTtl
+      const jitter = yield* Random.nextIntBetween(20, 120)
+      yield* Effect.raceFirst(
+        Queue.take(inbox).pipe(Effect.repeat({ until: (event) => event.key === key })),
+        Effect.sleep(Duration.millis(Math.min(expiry, deadline - now) + jitter))
+      )
+      yield* Queue.takeAll(inbox)
+    }
+  }))
+
+/**
+ * Builds a Redis store. Connects (bounded by `connectTimeout`) before returning, so a restarted
+ * process finds its stored token; an unreachable Redis does not fail it (every process refreshes
+ * alone until Redis is back), a refused password does (`InvalidConfiguration`). The connections
+ * close with the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<TokenStore.TokenStore, InvalidConfiguration, Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings = yield* loadSettings(options)
+    const { connection } = settings
+    const names = makeKeys(settings.prefix)
+
+    const runtime = yield* Effect.runtime<never>()
+    const runSync = Runtime.runSync(runtime)
+    const log: Log = (effect) => runSync(Effect.annotateLogs(effect, { store: STORE }))
+    const events = yield* PubSub.sliding<Event>(TokenStore.noticeCapacity)
+
+    const { client, firstError } = yield* openClient(settings, log)
+    const { subscribed, subscriber } = yield* openSubscriber(client, names, events, runSync)
     // a server that accepts the connection but never gets ready (still loading its data) does not
     // hold the program: it carries on as if Redis were down
     yield* Effect.all([connect(client), connect(subscriber)], { concurrency: 2, discard: true }).pipe(
       Effect.timeout(Duration.millis(connection.connectTimeout + 1000)),
       Effect.ignore
     )
-    if (client.status !== "ready" && firstError !== undefined && isAuthError(firstError)) {
-      return yield* Effect.fail(new InvalidConfiguration({ reason: `Redis refused the credentials: ${firstError}` }))
+    const refusal = firstError()
+    if (client.status !== "ready" && refusal !== undefined && isAuthError(refusal)) {
+      return yield* Effect.fail(new InvalidConfiguration({ reason: `Redis refused the credentials: ${refusal}` }))
     }
     // subscribed before the store is handed out: a write right after is heard
-    yield* Effect.promise(() => subscribed).pipe(
+    yield* Effect.promise(() => subscribed()).pipe(
       Effect.timeout(Duration.millis(connection.commandTimeout)),
       Effect.ignore
     )
 
-    // --- entries ---
-    const read = (key: string) => command("GET", () => client.get(keys(key).token))
-
-    const untrusted = (detail: string) => new TokenStore.StoreError({ store: STORE, reason: "Untrusted", detail })
-
-    // what is stored under `key`: the decoded entry and the text it came from; the version an envelope
-    // shows in clear (for the scripts) must be the sealed one
-    const readEntry = (key: string, identity?: string) =>
-      Effect.flatMap(read(key), (text) =>
-        text === null
-          ? Effect.succeed(Option.none<TokenStore.Decoded & { readonly text: string }>())
-          : Sealed.open(STORE, secret, keys(key).token, text).pipe(
-            Effect.flatMap(({ envelope, plain }) =>
-              Effect.flatMap(TokenStore.decodeEntry(STORE, plain, key, identity), (decoded) =>
-                envelope !== undefined && envelope.version !== decoded.entry.version
-                  ? Effect.fail(untrusted("the envelope's version is not the sealed entry's"))
-                  : Effect.succeed(Option.some({ ...decoded, text })))
-            )
-          ))
-
-    const encodeFor = (key: string, entry: TokenStore.StoredToken) => {
-      const text = TokenStore.encode(entry, key)
-      return secret === undefined ? text : Sealed.seal(secret, keys(key).token, text, { version: entry.version })
-    }
-
-    // an entry of 0.1.0 is written again in the current format, unless it changed meanwhile
-    const load = (key: string, identity?: string): Effect.Effect<
-      Option.Option<TokenStore.StoredToken>,
-      TokenStore.StoreError
-    > =>
-      TokenStore.loadUpgrading(readEntry(key, identity), (text, entry) =>
-        command("EVAL", () =>
-          client.eval(UPGRADE, 1, keys(key).token, text, encodeFor(key, entry))).pipe(
-            Effect.map((result) => result === 1)
-          ))
-
-    const save = (key: string, entry: TokenStore.StoredToken): Effect.Effect<boolean, TokenStore.StoreError> => {
-      const k = keys(key)
-      return command("EVAL", () =>
-        client.eval(SAVE, 1, k.token, entry.version, encodeFor(key, entry), k.channel)).pipe(
-          Effect.map((result) => result === 1)
-        )
-    }
-
-    // the entry only: the fence counter keeps counting (a reused key never hands out an old fencing
-    // token again) and a lease expires by itself
-    const remove = (key: string): Effect.Effect<void, TokenStore.StoreError> =>
-      Effect.asVoid(command("DEL", () => client.del(keys(key).token)))
-
-    // an entry that cannot be trusted (corrupted, foreign, another key or credential, not sealed with
-    // our key) does not stop a refresh: it is reported, and the refresher replaces it
-    interface ForRefresh {
-      readonly entry: Option.Option<TokenStore.StoredToken>
-      readonly refused: string
-    }
-    const loadForRefresh = (
-      key: string,
-      identity: string | undefined
-    ): Effect.Effect<ForRefresh, TokenStore.StoreError> =>
-      Effect.catchIf(
-        Effect.map(readEntry(key, identity), (found): ForRefresh => ({
-          entry: Option.map(found, (f) => f.entry),
-          refused: ""
-        })),
-        (error) => error.reason !== "Unavailable",
-        (error) =>
-          Effect.zipRight(
-            TokenStore.logStoreError(error, undefined),
-            Effect.map(Effect.orElseSucceed(read(key), () => null), (text): ForRefresh => ({
-              entry: Option.none(),
-              refused: text ?? ""
-            }))
-          )
-      )
-
-    // --- the lease ---
-    const acquire = (key: string) => {
-      const k = keys(key)
-      const nonce = Crypto.randomBytes(6).toString("hex")
-      return command("EVAL", () => client.eval(ACQUIRE, 2, k.lease, k.fence, leaseTtl, nonce)).pipe(
-        Effect.map((result) => {
-          const [taken, detail] = result as [number, string | number]
-          return taken === 1
-            ? { taken: true, fence: String(detail), pttl: 0 }
-            : { taken: false, fence: "", pttl: Number(detail) }
-        })
-      )
-    }
-
-    const release = (key: string, fence: string) => {
-      const k = keys(key)
-      return Effect.ignore(command("EVAL", () => client.eval(RELEASE, 1, k.lease, fence, k.channel)))
-    }
-
-    // renewed every third of the TTL while the token request runs: a slow provider does not lose the
-    // lease, a crashed process stops renewing and loses it after at most one TTL
-    const keepAlive = (key: string, fence: string) =>
-      Effect.gen(function*() {
-        while (true) {
-          yield* Effect.sleep(Duration.millis(Math.floor(leaseTtl / 3)))
-          const renewed = yield* Effect.either(
-            command("EVAL", () => client.eval(RENEW, 1, keys(key).lease, fence, leaseTtl))
-          )
-          if (Either.isRight(renewed) && renewed.right === 0) return
-        }
-      })
-
-    // 1 written, 0 a newer entry is stored, -1 the lease passed to another process
-    const writeFenced = (key: string, fence: string, entry: TokenStore.StoredToken, refused: string) => {
-      const k = keys(key)
-      const text = encodeFor(key, entry)
-      return command(
-        "EVAL",
-        () => client.eval(SAVE_FENCED, 2, k.token, k.lease, fence, entry.version, text, k.channel, refused)
-      ).pipe(Effect.map(Number))
-    }
-
-    const asHolder = <E>(
-      key: string,
-      fence: string,
-      knownVersion: number,
-      fetch: Effect.Effect<AccessToken, E>,
-      identity: string | undefined
-    ): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError, Scope.Scope> =>
-      Effect.gen(function*() {
-        yield* Effect.addFinalizer(() => release(key, fence))
-        // an entry written between our last read and taking the lease: the rotated refresh token
-        // it holds is the only valid one, so it is adopted, never refreshed over
-        const { entry: stored, refused } = yield* loadForRefresh(key, identity)
-        const storedVersion = Option.match(stored, { onNone: () => 0, onSome: (entry) => entry.version })
-        if (Option.isSome(stored) && storedVersion > knownVersion) return { entry: stored.value, fetched: false }
-        yield* Effect.forkScoped(keepAlive(key, fence))
-        return yield* LeaseHolder.fetchAsHolder({
-          store: STORE,
-          knownVersion,
-          storedVersion,
-          identity,
-          fetch,
-          write: (entry) => writeFenced(key, fence, entry, refused)
-        })
-      })
-
-    const refresh = <E>(
-      key: string,
-      knownVersion: number,
-      fetch: Effect.Effect<AccessToken, E>,
-      identity?: string
-    ): Effect.Effect<TokenStore.Refreshed, E | TokenStore.StoreError> =>
-      Effect.scoped(Effect.gen(function*() {
-        // listening before reading: a write published between the read and the wait is not missed
-        const inbox = yield* PubSub.subscribe(events)
-        const deadline = (yield* Clock.currentTimeMillis) + waitTimeout
-        while (true) {
-          const { entry: stored } = yield* loadForRefresh(key, identity)
-          if (Option.isSome(stored) && stored.value.version > knownVersion) {
-            return { entry: stored.value, fetched: false }
-          }
-          const lease = yield* acquire(key)
-          if (lease.taken) return yield* Effect.scoped(asHolder(key, lease.fence, knownVersion, fetch, identity))
-          const now = yield* Clock.currentTimeMillis
-          if (now >= deadline) {
-            return yield* Effect.fail(unavailable("another process's refresh took longer than waitTimeout"))
-          }
-          // woken by the holder's write or release, else when its lease runs out (it died): never a
-          // tight poll; a little jitter keeps the waiters from all racing for the lease at once
-          const expiry = lease.pttl > 0 ? Math.min(lease.pttl, leaseTtl) : leaseTtl
-          const jitter = yield* Random.nextIntBetween(20, 120)
-          yield* Effect.raceFirst(
-            Queue.take(inbox).pipe(Effect.repeat({ until: (event) => event.key === key })),
-            Effect.sleep(Duration.millis(Math.min(expiry, deadline - now) + jitter))
-          )
-          yield* Queue.takeAll(inbox)
-        }
-      }))
-
-    // writes and reconnects; a lease released is no write
-    const notices: Stream.Stream<TokenStore.Notice, TokenStore.StoreError> = Stream.unwrapScoped(
-      Effect.map(PubSub.subscribe(events), (inbox) =>
-        Stream.fromQueue(inbox).pipe(
-          Stream.filterMap((event) =>
-            event.kind === "released" ? Option.none() : Option.some({ key: event.key, version: event.version })
-          )
-        ))
-    )
+    const entries = makeEntries(client, settings.secret, names)
+    const lease = makeLease(client, settings.leaseTtl, names, entries)
+    const refresh = makeRefresh(settings, events, entries, lease)
+    const notices = makeNotices(events)
+    const { load, remove, save } = entries
 
     const changes = (key: string, identity?: string): Stream.Stream<TokenStore.StoredToken, TokenStore.StoreError> =>
       Stream.suspend(() => {
-        used.add(key)
+        names.used.add(key)
         return TokenStore.changesFromNotices({ notices, load }, key, identity)
       })
 
