@@ -691,7 +691,8 @@ export class Engine {
           const waiters = entry.waiters
           entry.waiters = undefined
           if (waiters !== undefined) Deferred.unsafeDone(waiters, Effect.interrupt)
-          if (entry.phase === Phase.Running) running.push(Effect.exit(this.join(entry)))
+          // a device flow waiting for its user has nothing to keep yet
+          if (entry.phase === Phase.Running && entry.prompt === undefined) running.push(Effect.exit(this.join(entry)))
         }
         // interruptible: a finalizer is not, and the timeout could not stop the wait otherwise
         return Effect.ignore(
