@@ -823,7 +823,9 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
     const clock = yield* Effect.clock
     const now = options.now ?? (() => clock.unsafeCurrentTimeMillis())
     // a copy the server owns: `setClientSecret` replaces an entry in place, seen by every check
-    const clients: Array<ClientRegistration> = [...(options.clients ?? [{ clientId: "client", clientSecret: "secret" }])]
+    const clients: Array<ClientRegistration> = [
+      ...(options.clients ?? [{ clientId: "client", clientSecret: "secret" }])
+    ]
     const registry = new Registry(options, now)
     const codes = new Map<string, CodeRequest>((options.codes ?? []).map((grant) => [grant.code, grant]))
     const server: Server = {
