@@ -5,6 +5,8 @@ import * as Util from "node:util"
 import type { TokenError } from "tokenwarden"
 import { ClientAuth, Grant, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
+import { endpointKeyOf } from "../src/internal/endpointKey.js"
+import * as Key from "../src/internal/engine/key.js"
 import { CLIENT_SECRET, forms, JWT_SECRET, WRONG_SECRET } from "./secrets.js"
 import { collectLogs, HttpLive, type LogLine, noJitter, waitFor } from "./util.js"
 
@@ -219,4 +221,29 @@ describe("Rotating secrets", () => {
       yield* source.refresh.pipe(collectLogs(lines))
       assertClean(lines.map((l) => JSON.stringify(l)), [CLIENT_SECRET, WRONG_SECRET])
     }).pipe(Effect.provide(HttpLive)))
+
+  it("the credential key and the endpoint key neither read an effect secret nor differ from a Redacted one", () => {
+    const reads = { count: 0 }
+    const secret = secretFrom(new Map([["CLIENT_SECRET", CLIENT_SECRET]]), reads)
+    const grant = Grant.clientCredentials({ scopes: ["read"] })
+    const url = "https://auth.example.com/token"
+    for (
+      const [read, given] of [
+        [ClientAuth.basic("client", secret), ClientAuth.basic("client", Redacted.make(CLIENT_SECRET))],
+        [ClientAuth.post("client", secret), ClientAuth.post("client", Redacted.make(CLIENT_SECRET))],
+        [ClientAuth.clientSecretJwt("client", secret), ClientAuth.clientSecretJwt("client", Redacted.make(JWT_SECRET))]
+      ] as const
+    ) {
+      assert.strictEqual(Key.encode({ url, clientAuth: read, grant }), Key.encode({ url, clientAuth: given, grant }))
+      assert.strictEqual(
+        Key.identity({ url, clientAuth: read, grant }),
+        Key.identity({ url, clientAuth: given, grant })
+      )
+      assert.strictEqual(endpointKeyOf({ url, clientAuth: read }), endpointKeyOf({ url, clientAuth: given }))
+      assertClean([Key.encode({ url, clientAuth: read, grant }), endpointKeyOf({ url, clientAuth: read })], [
+        CLIENT_SECRET
+      ])
+    }
+    assert.strictEqual(reads.count, 0)
+  })
 })
