@@ -3,12 +3,14 @@
  *
  * @since 0.1.0
  */
+import type { ConfigError } from "effect/ConfigError"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type { PrivateKeyAlgorithm, SecretAlgorithm, SigningKey } from "./Assertion.js"
 import * as Assertion from "./internal/assertion.js"
+import type * as ClientSecret from "./internal/clientSecret.js"
 import { InvalidConfiguration } from "./TokenError.js"
 
 /**
@@ -22,6 +24,22 @@ import { InvalidConfiguration } from "./TokenError.js"
 export type BasicEncoding = "form" | "plain"
 
 /**
+ * A client secret: a `Redacted` value, or an effect that reads one (for example
+ * `Config.redacted("CLIENT_SECRET")`, or a file mounted by the platform). An effect is read at the first
+ * request of a token endpoint and kept; when the server answers `InvalidClient` it is forgotten, and the
+ * attempt that follows reads it again, so a secret rotated at the server and at its source needs no
+ * restart. A failed read is an `InvalidConfiguration` of that attempt ("the client secret could not be
+ * read"), which never carries the value nor the effect's own error. The secret stays redacted until it
+ * is written on the wire.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Secret =
+  | Redacted.Redacted<string>
+  | Effect.Effect<Redacted.Redacted<string>, ConfigError | InvalidConfiguration>
+
+/**
  * A client authentication method.
  *
  * @since 0.1.0
@@ -31,11 +49,11 @@ export type ClientAuth = Data.TaggedEnum<{
   /** `client_secret_basic`: id and secret in an HTTP Basic header. */
   ClientSecretBasic: {
     readonly clientId: string
-    readonly clientSecret: Redacted.Redacted<string>
+    readonly clientSecret: Secret
     readonly encoding: BasicEncoding
   }
   /** `client_secret_post`: id and secret in the form body. */
-  ClientSecretPost: { readonly clientId: string; readonly clientSecret: Redacted.Redacted<string> }
+  ClientSecretPost: { readonly clientId: string; readonly clientSecret: Secret }
   /** `none`: a public client sends only its id. */
   None: { readonly clientId: string }
   /** `private_key_jwt`: a JWT assertion signed with the client's private key, fresh for each request. */
@@ -58,24 +76,26 @@ export type ClientAuth = Data.TaggedEnum<{
 const ClientAuth = Data.taggedEnum<ClientAuth>()
 
 /**
- * `client_secret_basic`, form-encoded by default (RFC 6749 section 2.3.1).
+ * `client_secret_basic`, form-encoded by default (RFC 6749 section 2.3.1). The secret may be an
+ * effect that reads it (see `Secret`).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const basic = (
   clientId: string,
-  clientSecret: Redacted.Redacted<string>,
+  clientSecret: Secret,
   options?: { readonly encoding?: BasicEncoding | undefined }
 ): ClientAuth => ClientAuth.ClientSecretBasic({ clientId, clientSecret, encoding: options?.encoding ?? "form" })
 
 /**
- * `client_secret_post`: id and secret in the form body.
+ * `client_secret_post`: id and secret in the form body. The secret may be an effect that reads it
+ * (see `Secret`).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const post = (clientId: string, clientSecret: Redacted.Redacted<string>): ClientAuth =>
+export const post = (clientId: string, clientSecret: Secret): ClientAuth =>
   ClientAuth.ClientSecretPost({ clientId, clientSecret })
 
 /**
@@ -127,13 +147,14 @@ export const privateKeyJwt = (
 /**
  * `client_secret_jwt` (RFC 7523 section 2.2, OpenID Connect Core section 9): each request carries a
  * new assertion signed with the client secret (HMAC, HS256 by default); the secret itself is never sent.
+ * The secret may be an effect that reads it (see `Secret`).
  *
  * @since 0.2.0
  * @category constructors
  */
 export const clientSecretJwt = (
   clientId: string,
-  clientSecret: Redacted.Redacted<string>,
+  clientSecret: Secret,
   options?: AssertionOptions & { readonly algorithm?: SecretAlgorithm | undefined }
 ): ClientAuth =>
   ClientAuth.ClientSecretJwt({
@@ -175,7 +196,7 @@ const formEncode = (s: string): string => new URLSearchParams({ s }).toString().
 
 /**
  * What a request's credentials are written for: the endpoint's URL (an assertion's default `aud`),
- * the Clock's time, and the keys imported so far.
+ * the Clock's time, the keys imported and the client secrets read so far.
  *
  * @internal
  */
@@ -183,6 +204,7 @@ export interface Context {
   readonly url: string
   readonly now: number
   readonly keys: Assertion.Keys
+  readonly secrets: ClientSecret.Secrets
 }
 
 /**
@@ -197,20 +219,23 @@ export const apply = (self: ClientAuth, context: Context): Effect.Effect<{
 }, InvalidConfiguration> => {
   switch (self._tag) {
     case "ClientSecretBasic": {
-      const secret = Redacted.value(self.clientSecret)
-      const pair = self.encoding === "form"
-        ? `${formEncode(self.clientId)}:${formEncode(secret)}`
-        : `${self.clientId}:${secret}`
-      return Effect.succeed({
-        headers: { authorization: `Basic ${Buffer.from(pair, "utf8").toString("base64")}` },
-        params: []
+      const { clientId, encoding } = self
+      return Effect.map(context.secrets.get(self.clientSecret), (redacted) => {
+        const secret = Redacted.value(redacted)
+        const pair = encoding === "form" ? `${formEncode(clientId)}:${formEncode(secret)}` : `${clientId}:${secret}`
+        return {
+          headers: { authorization: `Basic ${Buffer.from(pair, "utf8").toString("base64")}` },
+          params: []
+        }
       })
     }
-    case "ClientSecretPost":
-      return Effect.succeed({
+    case "ClientSecretPost": {
+      const { clientId } = self
+      return Effect.map(context.secrets.get(self.clientSecret), (secret) => ({
         headers: {},
-        params: [["client_id", self.clientId], ["client_secret", Redacted.value(self.clientSecret)]]
-      })
+        params: [["client_id", clientId], ["client_secret", Redacted.value(secret)]]
+      }))
+    }
     case "None":
       return Effect.succeed({ headers: {}, params: [["client_id", self.clientId]] })
     case "PrivateKeyJwt":
@@ -222,7 +247,15 @@ export const apply = (self: ClientAuth, context: Context): Effect.Effect<{
         lifetime: self.lifetime,
         keyId: self._tag === "PrivateKeyJwt" ? self.keyId : undefined
       }
-      return context.keys.sign(self.signer, claims, context.now).pipe(
+      const signer = self.signer
+      // a secret's HMAC key is made for each request from the secret read (or kept) per endpoint
+      const signed = signer._tag === "Secret"
+        ? Effect.flatMap(
+          context.secrets.get(signer.secret),
+          (secret) => Assertion.sign(signer, Assertion.hmacKey(secret), claims, context.now)
+        )
+        : context.keys.sign(signer, claims, context.now)
+      return signed.pipe(
         Effect.map((assertion) => ({
           headers: {},
           params: [

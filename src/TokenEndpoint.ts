@@ -18,6 +18,7 @@ import type { AccessToken, LifetimeSource } from "./AccessToken.js"
 import * as ClientAuth from "./ClientAuth.js"
 import * as Grant from "./Grant.js"
 import * as Assertion from "./internal/assertion.js"
+import * as ClientSecret from "./internal/clientSecret.js"
 import { exchange, type Exchanged, successJson as acceptedJson } from "./internal/exchange.js"
 import { fromErrorAnswer, fromOAuthError, malformed, serverClockOffset } from "./internal/failure.js"
 import { peekExpiry } from "./internal/jwt.js"
@@ -150,11 +151,12 @@ const formPost = (
 const buildRequest = (
   settings: Settings,
   keys: Assertion.Keys,
+  secrets: ClientSecret.Secrets,
   grant: Grant.Grant,
   previous: AccessToken | undefined
 ) =>
   Effect.gen(function*() {
-    const context = { url: settings.url, now: yield* Clock.currentTimeMillis, keys }
+    const context = { url: settings.url, now: yield* Clock.currentTimeMillis, keys, secrets }
     const auth = yield* ClientAuth.apply(settings.clientAuth, context)
     const params = [
       ...Grant.params(grant, settings.separator),
@@ -294,10 +296,12 @@ export const make = (
 
     // keys of JWT assertions, imported once; a key read from an effect is read again after a refusal
     const keys = new Assertion.Keys()
+    // a client secret read from an effect, read at the first request and again after a refusal
+    const secrets = new ClientSecret.Secrets()
 
     const send = (grant: Grant.Grant, previous: AccessToken | undefined) =>
       Effect.flatMap(
-        buildRequest(settings, keys, grant, previous),
+        buildRequest(settings, keys, secrets, grant, previous),
         ({ request, sent }) => exchange(client, request, { url, timeout: settings.timeout, sent })
       )
 
@@ -329,9 +333,15 @@ export const make = (
           end
         )
       }).pipe(
-        // a refused assertion may be signed with a key rotated since: read the key again next time
+        // a refused assertion may be signed with a key rotated since, a refused client may hold a secret
+        // rotated since: read them again next time
         Effect.tapError((error) =>
-          error._tag === "InvalidClient" || (error._tag === "InvalidGrant" && grant._tag === "JwtBearer")
+          error._tag === "InvalidClient"
+            ? Effect.sync(() => {
+              keys.forget()
+              secrets.forget()
+            })
+            : error._tag === "InvalidGrant" && grant._tag === "JwtBearer"
             ? Effect.sync(() => keys.forget())
             : Effect.void
         ),
@@ -384,7 +394,8 @@ export const call = (
       : yield* ClientAuth.apply(yield* ClientAuth.validate(options.clientAuth), {
         url: publicUrl(parsed),
         now: yield* Clock.currentTimeMillis,
-        keys: new Assertion.Keys()
+        keys: new Assertion.Keys(),
+        secrets: new ClientSecret.Secrets()
       })
     const headers = { ...options.headers, ...auth.headers, accept: "application/json" }
     const params = [...(options.params ?? []), ...auth.params]

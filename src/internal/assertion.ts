@@ -4,7 +4,9 @@ import * as Redacted from "effect/Redacted"
 import * as Jose from "jose"
 import * as Crypto from "node:crypto"
 import type { SigningKey, SigningKeyMaterial } from "../Assertion.js"
+import type { Secret } from "../ClientAuth.js"
 import { InvalidConfiguration } from "../TokenError.js"
+import * as ClientSecret from "./clientSecret.js"
 
 /**
  * A key ready to sign with: an imported private key, or the bytes of a shared secret (HMAC).
@@ -20,7 +22,7 @@ export type Imported = Jose.CryptoKey | Uint8Array
  */
 export type Signer =
   | { readonly _tag: "PrivateKey"; readonly key: SigningKey; readonly algorithm: string }
-  | { readonly _tag: "Secret"; readonly secret: Redacted.Redacted<string>; readonly algorithm: string }
+  | { readonly _tag: "Secret"; readonly secret: Secret; readonly algorithm: string }
 
 /**
  * The claims of one assertion (RFC 7523 section 3), before signing.
@@ -93,14 +95,19 @@ const importMaterial = (
 }
 
 /**
+ * The HMAC key of a client secret: the only place the secret of `client_secret_jwt` is unwrapped.
+ *
+ * @internal
+ */
+export const hmacKey = (secret: Redacted.Redacted<string>): Imported => new TextEncoder().encode(Redacted.value(secret))
+
+/**
  * Imports the key of a signer. A key given as an effect is evaluated here, so each call reads it again.
  *
  * @internal
  */
 export const importKey = (signer: Signer): Effect.Effect<Imported, InvalidConfiguration> => {
-  if (signer._tag === "Secret") {
-    return Effect.succeed(new TextEncoder().encode(Redacted.value(signer.secret)))
-  }
+  if (signer._tag === "Secret") return Effect.map(ClientSecret.read(signer.secret), hmacKey)
   const key = signer.key
   if (!isEffect(key)) return importMaterial(key, signer.algorithm)
   return key.pipe(
@@ -114,7 +121,8 @@ export const importKey = (signer: Signer): Effect.Effect<Imported, InvalidConfig
  *
  * @internal
  */
-export const isRotating = (signer: Signer): boolean => signer._tag === "PrivateKey" && isEffect(signer.key)
+export const isRotating = (signer: Signer): boolean =>
+  signer._tag === "PrivateKey" ? isEffect(signer.key) : ClientSecret.isRead(signer.secret)
 
 /**
  * Keys imported once and kept per signer; `forget` drops those read from an effect, so the next use
@@ -220,7 +228,10 @@ export const validate = (
     return Effect.fail(refuse("an assertion's lifetime must be positive and at most one hour"))
   }
   if (signer._tag === "Secret") {
-    return Redacted.value(signer.secret) === "" ? Effect.fail(refuse("the client secret is empty")) : Effect.void
+    // a secret read from an effect is checked when read
+    return ClientSecret.isRead(signer.secret) || Redacted.value(signer.secret) !== ""
+      ? Effect.void
+      : Effect.fail(refuse("the client secret is empty"))
   }
   return isEffect(signer.key) ? Effect.void : Effect.asVoid(importKey(signer))
 }

@@ -274,6 +274,12 @@ export interface AuthServer {
   readonly setLifetime: (seconds: number | undefined) => Effect.Effect<void>
   /** Registers a new public key for a `private_key_jwt` client; assertions signed with the old one are refused. */
   readonly rotateClientKey: (clientId: string, publicKey: Jose.JWK) => Effect.Effect<void>
+  /**
+   * Replaces a registered client's secret, as an operator rotates it at a real server: from now on
+   * only the new one is accepted (Basic, form body and `client_secret_jwt` alike). A client id not
+   * registered is ignored.
+   */
+  readonly setClientSecret: (clientId: string, clientSecret: string) => Effect.Effect<void>
   readonly issued: Effect.Effect<ReadonlyArray<IssuedToken>>
   readonly resourceCalls: Effect.Effect<{ readonly ok: number; readonly rejected: number }>
 }
@@ -816,7 +822,10 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     const now = options.now ?? (() => clock.unsafeCurrentTimeMillis())
-    const clients = options.clients ?? [{ clientId: "client", clientSecret: "secret" }]
+    // a copy the server owns: `setClientSecret` replaces an entry in place, seen by every check
+    const clients: Array<ClientRegistration> = [
+      ...(options.clients ?? [{ clientId: "client", clientSecret: "secret" }])
+    ]
     const registry = new Registry(options, now)
     const codes = new Map<string, CodeRequest>((options.codes ?? []).map((grant) => [grant.code, grant]))
     const server: Server = {
@@ -865,6 +874,12 @@ export const make = (options: Options = {}): Effect.Effect<AuthServer, never, Sc
       revokeAll: Effect.sync(() => registry.revokeAll()),
       rotateClientKey: (clientId, publicKey) =>
         Effect.sync(() => void server.assertions.clientKeys.set(clientId, publicKey)),
+      setClientSecret: (clientId, clientSecret) =>
+        Effect.sync(() => {
+          const index = clients.findIndex((c) => c.clientId === clientId)
+          const client = clients[index]
+          if (client !== undefined) clients[index] = { ...client, clientSecret }
+        }),
       setLifetime: (seconds) =>
         Effect.sync(() => {
           registry.lifetime = seconds
