@@ -76,6 +76,7 @@ export interface Credential extends TokenEndpoint.Options {
 }
 
 interface Counters {
+  readonly provider: string
   readonly success: Metric.Metric.Counter<number>
   readonly transient: Metric.Metric.Counter<number>
   readonly permanent: Metric.Metric.Counter<number>
@@ -238,6 +239,7 @@ export class Engine {
       const counter = (outcome: string) =>
         TokenMetrics.refreshTotal.pipe(Metric.tagged("provider", provider), Metric.tagged("outcome", outcome))
       counters = {
+        provider,
         success: counter("success"),
         transient: counter("transient"),
         permanent: counter("permanent"),
@@ -413,7 +415,7 @@ export class Engine {
           if (this.config.store !== undefined) {
             entry.stored = {
               identity: Key.identity(credential),
-              legacyKey: legacy ? Key.legacyKeyOf(endpoint.url, credential) : undefined,
+              legacyKey: legacy ? Key.legacyKeyOf(endpoint.group.url, credential) : undefined,
               version: 0,
               loaded: false
             }
@@ -439,8 +441,8 @@ export class Engine {
           id: ++this.endpointIds,
           key: endpointKey,
           options,
-          provider: tokenEndpoint.provider,
-          url: tokenEndpoint.url,
+          // one string per name, not per client: a pool of 100,000 clients keeps one
+          provider: this.countersOf(tokenEndpoint.provider).provider,
           group: this.scheduler.groupOf(tokenEndpoint.url),
           refs: 0
         }

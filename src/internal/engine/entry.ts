@@ -58,9 +58,9 @@ export interface Endpoint {
   readonly id: number
   readonly key: string
   readonly options: TokenEndpoint.Options
-  /** The endpoint's name in logs and metrics, and its URL, as `TokenEndpoint` shows them. */
+  /** The endpoint's name in logs and metrics, as `TokenEndpoint` shows it (one string shared by all). */
   readonly provider: string
-  readonly url: string
+  /** Its URL's group; `group.url` is the URL as `TokenEndpoint` shows it. */
   readonly group: Group
   refs: number
 }
