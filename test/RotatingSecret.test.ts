@@ -1,13 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Config, ConfigProvider, Effect, Exit, Inspectable, Redacted } from "effect"
+import { Cause, Config, ConfigProvider, Effect, Exit, Redacted } from "effect"
 import * as Jose from "jose"
-import * as Util from "node:util"
-import type { TokenError } from "tokenwarden"
 import { ClientAuth, Grant, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { endpointKeyOf } from "../src/internal/endpointKey.js"
 import * as Key from "../src/internal/engine/key.js"
-import { CLIENT_SECRET, forms, JWT_SECRET, WRONG_SECRET } from "./secrets.js"
+import { CLIENT_SECRET, forms, JWT_SECRET, renderings, WRONG_SECRET } from "./secrets.js"
 import { collectLogs, HttpLive, type LogLine, noJitter, waitFor } from "./util.js"
 
 /**
@@ -21,16 +19,6 @@ const secretFrom = (env: Map<string, string>, reads: { count: number }) =>
       Effect.tap(() => void reads.count++)
     )
   )
-
-/** Every way a program prints an error. */
-const renderings = (error: TokenError.TokenError): ReadonlyArray<string> => [
-  String(error),
-  JSON.stringify(error),
-  error.message,
-  Cause.pretty(Cause.fail(error)),
-  Inspectable.format(error),
-  Util.inspect(error, { depth: 10 })
-]
 
 const assertClean = (texts: ReadonlyArray<string>, secrets: ReadonlyArray<string>) => {
   for (const text of texts) {

@@ -1,10 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, HashMap, Inspectable, Layer, List, Logger, LogLevel, Redacted, TestClock } from "effect"
 import * as Util from "node:util"
-import type { AccessToken, TokenError } from "tokenwarden"
+import type { AccessToken } from "tokenwarden"
 import { ClientAuth, Grant, TokenEndpoint, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
-import { ACCESS, CLIENT_SECRET, ID_TOKEN, PASSWORD, REFRESH, WRONG_SECRET } from "./secrets.js"
+import { ACCESS, CLIENT_SECRET, ID_TOKEN, PASSWORD, REFRESH, renderings, WRONG_SECRET } from "./secrets.js"
 import { HttpLive, noJitter, waitFor } from "./util.js"
 
 const form = (s: string) => new URLSearchParams({ s }).toString().slice(2)
@@ -24,17 +24,6 @@ const forms = (secret: string): ReadonlyArray<string> => [
 const SECRETS: ReadonlyArray<string> = [CLIENT_SECRET, WRONG_SECRET, PASSWORD, ACCESS, REFRESH, ID_TOKEN].flatMap(
   forms
 )
-
-/** Every way a program prints an error. */
-const renderings = (error: TokenError.TokenError): ReadonlyArray<string> => [
-  String(error),
-  JSON.stringify(error),
-  error.message,
-  Cause.pretty(Cause.fail(error)),
-  Inspectable.format(error),
-  Util.inspect(error, { depth: 10 }),
-  error.stack ?? ""
-]
 
 const assertClean = (texts: ReadonlyArray<string>, secrets: ReadonlyArray<string>) => {
   assert.isAbove(texts.join("").length, 0)

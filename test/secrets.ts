@@ -1,3 +1,6 @@
+import { Cause, Inspectable } from "effect"
+import * as Util from "node:util"
+import type { TokenError } from "tokenwarden"
 import { EC_JWK, EC_PEM, OTHER_JWK, RSA_PEM } from "./fixtures/keys.js"
 
 /**
@@ -92,3 +95,14 @@ export const found = (text: string, secrets: ReadonlyArray<string> = ALL): Reado
   const lowered = text.toLowerCase()
   return secrets.filter((secret) => forms(secret).some((f) => lowered.includes(f.toLowerCase())))
 }
+
+/** Every way a program prints an error. */
+export const renderings = (error: TokenError.TokenError): ReadonlyArray<string> => [
+  String(error),
+  JSON.stringify(error),
+  error.message,
+  Cause.pretty(Cause.fail(error)),
+  Inspectable.format(error),
+  Util.inspect(error, { depth: 10 }),
+  error.stack ?? ""
+]
