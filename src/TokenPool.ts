@@ -184,7 +184,8 @@ export const make = <const O extends Options | StoredOptions = Options>(
       idleMillis: Duration.isFinite(idle) ? Duration.toMillis(idle) : Infinity,
       store: "store" in options && options.store ? yield* TokenStore.TokenStoreTag : undefined,
       span: "TokenPool.refresh",
-      chatty: false
+      chatty: false,
+      strictStart: false
     })
     const clock = engine.clock
     // a credential object used again finds its record without building and hashing its key
@@ -207,21 +208,18 @@ export const make = <const O extends Options | StoredOptions = Options>(
         if (held !== undefined) return Effect.succeed(held)
         const invalid = Key.check(credential, credential.key, keyOption)
         if (invalid !== undefined) return Effect.fail(invalid)
-        return Effect.tap(engine.add(credential, credential.key ?? Key.identity(credential)), (entry) => {
-          // a pool has no start to fail: every key's errors are judged as after a source's `make`
-          entry.started = true
-          byCredential.set(credential, entry)
-        })
+        return Effect.tap(
+          engine.add(credential, credential.key ?? Key.identity(credential)),
+          (entry) => void byCredential.set(credential, entry)
+        )
       })
 
     // The hot paths read the pool's Clock (the one its deadlines are set by) in one `dynamic` effect:
     // a valid token costs what a `Ref.get` does, where `Clock.currentTimeMillis` + `flatMap` reads
     // the fiber's services and runs three operations.
     const hot = (entry: Entry, now: number): Exit.Exit<AccessToken> | undefined => {
-      if (entry.released || now >= entry.usableUntil) return undefined
-      entry.lastUsed = now
-      if (entry.dormant) engine.revive(entry, now)
-      return Exit.succeed(entry.token!)
+      const token = engine.unsafeUsable(entry, now)
+      return token === undefined ? undefined : Exit.succeed(token)
     }
 
     const get = (credential: Credential): Effect.Effect<AccessToken, TokenError> =>

@@ -140,7 +140,8 @@ export const make = <const O extends Options | StoredOptions>(
       idleMillis: Infinity,
       store,
       span: "TokenSource.refresh",
-      chatty: true
+      chatty: true,
+      strictStart: true
     })
     const entry = yield* engine.add({ ...options, grant }, key, options.storeKey === undefined)
     const clock = engine.clock
@@ -149,8 +150,6 @@ export const make = <const O extends Options | StoredOptions>(
     const first: Exit.Exit<unknown, TokenError> = grant._tag === "DeviceCode"
       ? yield* Effect.as(engine.start(entry), Exit.void)
       : yield* Effect.exit(engine.refresh(entry))
-    // from now on a proxy's error page is a passing fault, not a wrong configuration
-    entry.started = true
     if (Exit.isFailure(first)) {
       const error = Cause.failureOption(first.cause)
       if (Option.isNone(error)) return yield* Effect.failCause(first.cause as Cause.Cause<never>)

@@ -63,6 +63,12 @@ export interface Config {
    * an endpoint's turning failing and recovering is logged once each way: a pool's many tokens.
    */
   readonly chatty: boolean
+  /**
+   * A key's first attempt is a start (a source's `make`): a proxy's 4xx page then stays permanent, so
+   * a wrong URL stops the program. Without it (a pool, which has no start) every attempt is judged as
+   * after one.
+   */
+  readonly strictStart: boolean
 }
 
 /**
@@ -305,7 +311,8 @@ export class Engine {
       // after the first fetch, a 4xx that is not an OAuth or API error (a proxy's, a WAF's or a captive
       // portal's page) is passing; at a source's start it stays permanent, so a wrong URL stops `make`
       const transient = error.transient ||
-        (entry.started && error._tag === "MalformedResponse" && error.status >= 400 && error.status < 500)
+        ((entry.started || !this.config.strictStart) && error._tag === "MalformedResponse" && error.status >= 400 &&
+          error.status < 500)
       yield* Metric.increment(transient ? counters.transient : counters.permanent)
       const stateOf = (status: Status, schedule: Schedule.Schedule<unknown, TokenError>) =>
         before === status && entry.retryState !== undefined ? entry.retryState : schedule.initial
@@ -372,6 +379,8 @@ export class Engine {
         if (Option.isSome(failure)) yield* this.onFailure(entry, failure.value, now, counters)
         else if (!Cause.isInterruptedOnly(exit.cause)) yield* Effect.logError("token request died", exit.cause)
       }
+      // from now on a proxy's error page is a passing fault, not a wrong configuration
+      entry.started = true
       entry.tidy()
       // callers are released after the record is updated, so a caller retrying sees the new state
       if (waiters !== undefined) Deferred.unsafeDone(waiters, outcome)
@@ -475,6 +484,17 @@ export class Engine {
   // before a backoff delay or a Retry-After has passed.
   private backingOff(entry: Entry): boolean {
     return entry.status === Status.Retrying || entry.status === Status.Failed
+  }
+
+  /**
+   * The token a caller gets at once at `now`, if usable (the hot path of a pool's keys): the key is
+   * marked used, and woken if it slept idle.
+   */
+  readonly unsafeUsable = (entry: Entry, now: number): AccessToken | undefined => {
+    if (entry.released || now >= entry.usableUntil) return undefined
+    entry.lastUsed = now
+    if (entry.dormant) this.revive(entry, now)
+    return entry.token
   }
 
   /** A token for a caller who found none usable at `now` (the views' hot paths check first). */
