@@ -18,7 +18,7 @@ import type { AccessToken } from "./AccessToken.js"
 import type * as ClientAuth from "./ClientAuth.js"
 import * as Grant from "./Grant.js"
 import { malformed } from "./internal/failure.js"
-import { sleepUntil } from "./internal/sleepUntil.js"
+import * as Monotonic from "./internal/monotonic.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
 import type { TokenError } from "./TokenError.js"
 import { type AccessDenied, DeviceCodeExpired } from "./TokenError.js"
@@ -180,12 +180,14 @@ export const poll = (
   Effect.gen(function*() {
     if (grant._tag !== "DeviceCode") return yield* Effect.dieMessage("DeviceFlow.poll needs a device code grant")
     const request = Grant.withDeviceCode(grant, authorization.deviceCode)
-    const expiresAt = authorization.prompt.expiresAt
+    // the code's expiry, moved onto the monotonic clock once: a system clock step changes nothing
+    const clock = yield* Effect.clock
+    const expiresAt = Monotonic.fromWall(clock, authorization.prompt.expiresAt)
     let interval = Duration.toMillis(authorization.interval)
     while (true) {
-      const at = (yield* Clock.currentTimeMillis) + interval
+      const at = (yield* Monotonic.now) + interval
       if (at >= expiresAt) {
-        yield* sleepUntil(expiresAt)
+        yield* Monotonic.sleepUntil(expiresAt)
         return yield* Effect.fail(
           new DeviceCodeExpired({
             method: "POST",
@@ -196,7 +198,7 @@ export const poll = (
           })
         )
       }
-      yield* sleepUntil(at)
+      yield* Monotonic.sleepUntil(at)
       const result = yield* Effect.either(endpoint.request(request, previous))
       if (Either.isRight(result)) return result.right
       const error = result.left

@@ -11,7 +11,6 @@
  * @since 0.2.0
  */
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -29,6 +28,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Crypto from "node:crypto"
 import { BroadcastChannel } from "node:worker_threads"
 import type { AccessToken, LifetimeSource } from "./AccessToken.js"
+import * as Monotonic from "./internal/monotonic.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
 import { OwnerGone, TokenError } from "./TokenError.js"
 import type { TokenSource } from "./TokenSource.js"
@@ -310,7 +310,9 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
     const pending = new Map<string, Deferred.Deferred<AccessToken, TokenError>>()
     let current: TokenState.TokenState = TokenState.TokenState.Pending()
     let refused: Uint8Array | undefined
-    let lastHeard = clock.unsafeCurrentTimeMillis()
+    // until when the current token is handed out, on the monotonic clock (a system clock step changes nothing)
+    let until = 0
+    let lastHeard = Monotonic.unsafeNow(clock)
     let gone: OwnerGone | undefined
     // an owner that said it closed is gone for good; one that was only silent may speak again
     let closedByOwner = false
@@ -334,6 +336,14 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
 
     const setState = (next: TokenState.TokenState) => {
       current = next
+      const token = Option.getOrUndefined(TokenState.token(next))
+      // as the source does: up to the skew while healthy; while it retries, the last token until it expires
+      const wallUntil = token === undefined
+        ? 0
+        : next._tag === "Valid" || next._tag === "Refreshing"
+        ? RefreshPolicy.usableUntil(policy, token)
+        : token.expiresAt ?? Infinity
+      until = Monotonic.fromWall(clock, wallUntil)
       runSync(SubscriptionRef.set(state, next))
     }
     const ownerGone = (detail: string) => {
@@ -347,7 +357,7 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
     channel.onmessage = (event: unknown) => {
       const message = (event as { readonly data: unknown }).data as ToWorker | ToOwner
       if (typeof message !== "object" || message === null || closedByOwner) return
-      lastHeard = clock.unsafeCurrentTimeMillis()
+      lastHeard = Monotonic.unsafeNow(clock)
       if (gone !== undefined && message.t === "state") gone = undefined
       switch (message.t) {
         case "state":
@@ -377,7 +387,7 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
 
     // the owner's silence, on this thread's clock: no heartbeat for `ownerTimeout` means it is gone
     yield* Effect.sync(() => {
-      const silent = clock.unsafeCurrentTimeMillis() - lastHeard
+      const silent = Math.round(Monotonic.unsafeNow(clock) - lastHeard)
       if (silent > ownerTimeout) ownerGone(`no word from the owner for ${silent} ms`)
     }).pipe(
       Effect.repeat(Schedule.spaced(Duration.millis(Math.max(1, Math.min(handle.heartbeatMillis, ownerTimeout))))),
@@ -388,10 +398,6 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
       const token = Option.getOrUndefined(TokenState.token(current))
       if (token === undefined) return undefined
       if (refused !== undefined && sameBytes(refused, wireToken(token).value)) return undefined
-      // as the source does: up to the skew while healthy; while it retries, the last token until it expires
-      const until = current._tag === "Valid" || current._tag === "Refreshing"
-        ? RefreshPolicy.usableUntil(policy, token)
-        : token.expiresAt ?? Infinity
       return now < until ? token : undefined
     }
 
@@ -405,7 +411,7 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
         return yield* Deferred.await(answer).pipe(Effect.ensuring(Effect.sync(() => pending.delete(id))))
       })
 
-    const get = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const get = Effect.flatMap(Monotonic.now, (now) => {
       const token = usable(now)
       return token === undefined ? ask((id) => ({ t: "get", id })) : Effect.succeed(token)
     })
@@ -419,7 +425,7 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
       get,
       getValidFor: (duration) => ask((id) => ({ t: "getValidFor", id, millis: Duration.toMillis(duration) })),
       refresh: ask((id) => ({ t: "refresh", id })),
-      unsafeCurrent: () => usable(clock.unsafeCurrentTimeMillis()),
+      unsafeCurrent: () => usable(Monotonic.unsafeNow(clock)),
       invalidate: (token) =>
         Effect.sync(() => {
           const target = token ?? Option.getOrUndefined(TokenState.token(current))

@@ -26,6 +26,7 @@ import { dynamic } from "./internal/dynamicEffect.js"
 import * as Engine from "./internal/engine/engine.js"
 import type { Entry } from "./internal/engine/entry.js"
 import * as Key from "./internal/engine/key.js"
+import * as Monotonic from "./internal/monotonic.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
 import type * as TokenEndpoint from "./TokenEndpoint.js"
 import type { InvalidConfiguration, TokenError } from "./TokenError.js"
@@ -214,8 +215,8 @@ export const make = <const O extends Options | StoredOptions = Options>(
         )
       })
 
-    // The hot paths read the pool's Clock (the one its deadlines are set by) in one `dynamic` effect:
-    // a valid token costs what a `Ref.get` does, where `Clock.currentTimeMillis` + `flatMap` reads
+    // The hot paths read the pool's monotonic Clock (the one its deadlines are set by) in one `dynamic`
+    // effect: a valid token costs what a `Ref.get` does, where `Clock.currentTimeNanos` + `flatMap` reads
     // the fiber's services and runs three operations.
     const hot = (entry: Entry, now: number): Exit.Exit<AccessToken> | undefined => {
       const token = engine.unsafeUsable(entry, now)
@@ -224,7 +225,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
 
     const get = (credential: Credential): Effect.Effect<AccessToken, TokenError> =>
       dynamic(() => {
-        const now = clock.unsafeCurrentTimeMillis()
+        const now = Monotonic.unsafeNow(clock)
         const entry = find(credential)
         if (entry === undefined) return Effect.flatMap(resolve(credential), (fresh) => engine.get(fresh, now))
         return hot(entry, now) ?? engine.get(entry, now)
@@ -240,7 +241,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
         const currentOrDie = Effect.orDie(current) // resolved once already: the credential cannot turn invalid
         return {
           get: dynamic(() => {
-            const now = clock.unsafeCurrentTimeMillis()
+            const now = Monotonic.unsafeNow(clock)
             return hot(entry, now) ?? Effect.flatMap(current, (fresh) => engine.get(fresh, now))
           }),
           getValidFor: (duration) => Effect.flatMap(current, (fresh) => engine.getValidFor(fresh, duration)),

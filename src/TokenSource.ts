@@ -21,6 +21,7 @@ import * as Grant from "./Grant.js"
 import { dynamic } from "./internal/dynamicEffect.js"
 import * as Engine from "./internal/engine/engine.js"
 import * as Key from "./internal/engine/key.js"
+import * as Monotonic from "./internal/monotonic.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
 import type * as TokenEndpoint from "./TokenEndpoint.js"
 import type { TokenError } from "./TokenError.js"
@@ -157,10 +158,10 @@ export const make = <const O extends Options | StoredOptions>(
     }
 
     return {
-      // a valid token is one `Exit` read against the source's Clock (the one its refreshes are timed by):
-      // the cost of a `Ref.get`, where `Clock.currentTimeMillis` + `flatMap` costs three operations
+      // a valid token is one `Exit` read against the source's monotonic Clock (the one its refreshes are
+      // timed by): the cost of a `Ref.get`, where `Clock.currentTimeNanos` + `flatMap` costs three operations
       get: dynamic(() => {
-        const now = clock.unsafeCurrentTimeMillis()
+        const now = Monotonic.unsafeNow(clock)
         return now < entry.usableUntil ? Exit.succeed(entry.token!) : engine.get(entry, now)
       }),
       getValidFor: (duration) => engine.getValidFor(entry, duration),

@@ -1,8 +1,10 @@
 // A 366-day token under the live Clock with faked Node timers. TestClock fires sleeps longer than
 // 2^31-1 ms, while effect's live Clock never does, so only this test proves the refresh happens in
-// production. Time here is vitest's fake timers; no real sleeping.
+// production. Time here is vitest's fake timers; no real sleeping. The live Clock's monotonic time
+// reads a `process.hrtime` it captured when loaded, which fake timers cannot reach: the source runs on
+// the live Clock with its monotonic time read from the (faked) `Date.now` instead, its sleeps untouched.
 import { HttpClient, HttpClientResponse } from "@effect/platform"
-import { Duration, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
 import { ClientAuth, Grant, RefreshPolicy, TokenSource } from "tokenwarden"
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest"
 
@@ -33,6 +35,20 @@ const stubEndpoint = () => {
   return { grants, layer }
 }
 
+// effect's live Clock (sleeps on setTimeout), its monotonic time from the faked Date.now
+const liveClockOnFakeTime = (): Clock.Clock => {
+  const live = Clock.make()
+  const nanos = () => BigInt(Date.now()) * 1_000_000n
+  return {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: () => live.unsafeCurrentTimeMillis(),
+    currentTimeMillis: live.currentTimeMillis,
+    unsafeCurrentTimeNanos: nanos,
+    currentTimeNanos: Effect.sync(nanos),
+    sleep: (duration) => live.sleep(duration)
+  }
+}
+
 // drives the fake timers until a promise settles (Effect yields to setTimeout(0) now and then)
 const settle = async <A>(promise: Promise<A>): Promise<A> => {
   let done = false
@@ -60,7 +76,7 @@ describe("a 366-day token under the live Clock", () => {
         clientAuth: ClientAuth.post("332269999912132097", Redacted.make("937it3ow87i4ery69876wqire")),
         grant: Grant.password({ username: "john@doe.com", password: Redacted.make("mypassword123") }),
         policy: RefreshPolicy.make({ jitterFraction: 0 })
-      }).pipe(Scope.extend(scope), Effect.provide(layer))
+      }).pipe(Scope.extend(scope), Effect.provide(layer), Effect.withClock(liveClockOnFakeTime()))
     ))
     expect(grants).toEqual(["password"])
 

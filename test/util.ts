@@ -1,5 +1,5 @@
 import { NodeHttpClient } from "@effect/platform-node"
-import { Effect, HashMap, Logger, LogLevel, Option, Redacted, Stream } from "effect"
+import { Clock, Effect, HashMap, Logger, LogLevel, Option, Redacted, Stream, TestClock } from "effect"
 import type { TokenState } from "tokenwarden"
 import { ClientAuth, Grant, RefreshPolicy, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
@@ -14,6 +14,29 @@ export const failFast = RefreshPolicy.make({ jitterFraction: 0, maxWait: 0 })
 
 /** Lets real IO (a loopback request started by a TestClock wake-up) finish. */
 export const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
+
+/**
+ * The test's Clock with a system clock that can be stepped: its wall time (`currentTimeMillis`) moves
+ * by `step`, its monotonic time (`currentTimeNanos`) and its sleeps stay TestClock's, as a real system
+ * clock step (NTP, a VM resumed) leaves the monotonic clock alone. `TestClock.adjust` still drives both.
+ */
+export const steppedClock = Effect.map(TestClock.testClock(), (testClock) => {
+  let offset = 0
+  const wall = () => testClock.unsafeCurrentTimeMillis() + offset
+  const clock: Clock.Clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: wall,
+    currentTimeMillis: Effect.sync(wall),
+    unsafeCurrentTimeNanos: () => testClock.unsafeCurrentTimeNanos(),
+    currentTimeNanos: testClock.currentTimeNanos,
+    sleep: (duration) => testClock.sleep(duration)
+  }
+  return {
+    clock,
+    /** Steps the wall clock by `millis` (negative: back). */
+    step: (millis: number) => Effect.sync(() => void (offset += millis))
+  }
+})
 
 /** A fake server and a client-credentials source against it, with the given overrides. */
 export const setup = (

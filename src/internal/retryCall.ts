@@ -1,11 +1,10 @@
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as RefreshPolicy from "../RefreshPolicy.js"
 import { isTokenError } from "../TokenError.js"
-import { sleepUntil } from "./sleepUntil.js"
+import * as Monotonic from "./monotonic.js"
 
 /**
  * Runs a call (an API request, not a token request) with a policy's retries, as token requests are
@@ -31,7 +30,7 @@ export const retryCall = <
       const error = result.left
       // the transient errors are the token errors 5xx, 429 and TransportError: what the schedule steps on
       if (!error.transient || !isTokenError(error)) return yield* Effect.fail(error)
-      const now = yield* Clock.currentTimeMillis
+      const now = yield* Monotonic.now
       const [next, , decision] = yield* policy.retry.step(now, error, state)
       if (ScheduleDecision.isDone(decision)) return yield* Effect.fail(error)
       state = next
@@ -42,6 +41,6 @@ export const retryCall = <
       yield* Effect.logWarning(`${name} failed; retrying`).pipe(
         Effect.annotateLogs({ error: error._tag, detail: error.message, attempt, retry_in_ms: Math.round(at - now) })
       )
-      yield* sleepUntil(at)
+      yield* Monotonic.sleepUntil(at)
     }
   })

@@ -26,6 +26,7 @@ import { InvalidConfiguration, isTokenwardenError, ReauthorizationRequired } fro
 import type { TokenSource } from "../TokenSource.js"
 import { TokenState } from "../TokenState.js"
 import { dynamic } from "./dynamicEffect.js"
+import * as Monotonic from "./monotonic.js"
 
 const REREAD_INTERVAL_MILLIS = 1000
 
@@ -127,7 +128,7 @@ class Holder<E> {
     // checked under the lock, so callers that waited for an `invalidate` take its outcome
     this.readAgain = this.lock.withPermits(1)(Effect.suspend(() => {
       if (this.current !== undefined) return Effect.succeed(this.current)
-      return this.clock.unsafeCurrentTimeMillis() - this.lastRead < REREAD_INTERVAL_MILLIS
+      return Monotonic.unsafeNow(this.clock) - this.lastRead < REREAD_INTERVAL_MILLIS
         ? this.stateError()
         : this.reread()
     }))
@@ -176,7 +177,7 @@ class Holder<E> {
       if (!this.rereadable || this.stopped) {
         return this.current === undefined ? this.stateError() : Effect.succeed(this.current)
       }
-      this.lastRead = this.clock.unsafeCurrentTimeMillis()
+      this.lastRead = Monotonic.unsafeNow(this.clock)
       return Effect.flatMap(
         Effect.either(this.read),
         (result) => Either.isLeft(result) ? this.readFailed(result.left) : this.readValue(result.right)
@@ -266,7 +267,7 @@ export const make = <E = never>(options: Options<E>): Effect.Effect<TokenSource,
     // read again later from the caller's fiber: the ConfigProvider in force now is the one it is read from
     const configProvider = yield* Effect.configProviderWith(Effect.succeed)
     const read = readerOf(options, configProvider)
-    const lastRead = yield* Clock.currentTimeMillis
+    const lastRead = yield* Monotonic.now
     const current = yield* tokenOf(yield* read, options.type)
     const holder = new Holder<E>({
       current,

@@ -11,7 +11,7 @@ import type { Scope } from "effect"
 import type { AccessToken, TokenError } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { CLIENT_SECRET } from "../secrets.js"
-import { HttpLive, settle } from "../util.js"
+import { HttpLive, settle, steppedClock } from "../util.js"
 
 /** What a face offers; `refresh` and `getValidFor` where it has them (the Promise facade has not). */
 export interface Face {
@@ -135,6 +135,7 @@ export const resilienceSuite = (makeFace: MakeFace, options: { readonly refresh:
       })
   )
 
+  clockSteps(makeFace)
   if (!options.refresh) return interrupting(makeFace)
 
   scoped(
@@ -195,3 +196,45 @@ const interrupting = (makeFace: MakeFace) =>
       assert.notStrictEqual(value(token), value(first))
       assert.strictEqual(yield* auth.count(), 2)
     }))
+
+// Whether a token is usable, and when to refresh it, is measured on the monotonic clock: a step of the
+// system clock (NTP, a VM resumed) changes neither. The face runs on a Clock whose wall time is stepped.
+const clockSteps = (makeFace: MakeFace) => {
+  const hour = 3600_000
+  scoped(
+    "a system clock stepped back 2 hours: refreshed at 45 minutes all the same, no dead token",
+    () =>
+      Effect.gen(function*() {
+        const auth = yield* server()
+        const system = yield* steppedClock
+        const face = yield* makeFace(auth).pipe(Effect.withClock(system.clock))
+        const first = yield* face.get
+        yield* advance(10)
+        yield* system.step(-2 * hour)
+        yield* advance(36)
+        assert.strictEqual(yield* auth.count(), 2, "the refresh at 45 minutes")
+        assert.notStrictEqual(value(yield* face.get), value(first))
+        // the first token expired at 60 minutes: never handed out after, whatever the wall clock says
+        yield* advance(15)
+        assert.notStrictEqual(value(yield* face.get), value(first))
+      })
+  )
+
+  scoped(
+    "a system clock stepped forward 2 hours: the token is still handed out, no early request",
+    () =>
+      Effect.gen(function*() {
+        const auth = yield* server()
+        const system = yield* steppedClock
+        const face = yield* makeFace(auth).pipe(Effect.withClock(system.clock))
+        const first = yield* face.get
+        yield* advance(10)
+        yield* system.step(2 * hour)
+        yield* advance(1)
+        assert.strictEqual(value(yield* face.get), value(first))
+        assert.strictEqual(yield* auth.count(), 1)
+        yield* advance(35)
+        assert.strictEqual(yield* auth.count(), 2, "the refresh at 45 minutes")
+      })
+  )
+}

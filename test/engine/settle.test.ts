@@ -22,7 +22,12 @@ const token = (lifetime: number | undefined, issuedAt = now): AccessToken => ({
   extra: Redacted.make({})
 })
 
-const got = (lifetime: number | undefined, random = 0): Outcome => ({ _tag: "Token", token: token(lifetime), random })
+const got = (lifetime: number | undefined, random = 0): Outcome => ({
+  _tag: "Token",
+  token: token(lifetime),
+  random,
+  offset: 0
+})
 
 const valid = (settled: Settled) => {
   if (settled._tag !== "Valid") return assert.fail(`expected Valid, got ${settled._tag}`)
@@ -106,10 +111,19 @@ describe("settle", () => {
     })
 
     it("issued before now counts its lifetime from when it was requested", () => {
-      const earlier: Outcome = { _tag: "Token", token: token(hour, now - 10 * minute), random: 0 }
+      const earlier: Outcome = { _tag: "Token", token: token(hour, now - 10 * minute), random: 0, offset: 0 }
       const settled = valid(settle(RefreshPolicy.make({ jitterFraction: 0 }), now, earlier))
       assert.strictEqual(settled.dueAt, now + 35 * minute)
       assert.strictEqual(settled.usableUntil, now + 50 * minute - 10 * second)
+    })
+
+    it("in epoch milliseconds lands on the monotonic clock: its times less the wall clock's lead", () => {
+      // the monotonic clock reads 1,000 where the wall clock reads `now`: a token of an hour from `now`
+      const monotonic = 1_000
+      const outcome: Outcome = { _tag: "Token", token: token(hour), random: 0, offset: now - monotonic }
+      const settled = valid(settle(RefreshPolicy.make({ jitterFraction: 0 }), monotonic, outcome))
+      assert.strictEqual(settled.dueAt, monotonic + 45 * minute)
+      assert.strictEqual(settled.usableUntil, monotonic + hour - 10 * second)
     })
 
     it.prop(

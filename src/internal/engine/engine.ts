@@ -37,6 +37,7 @@ import * as TokenMetrics from "../../TokenMetrics.js"
 import { TokenState } from "../../TokenState.js"
 import * as TokenStore from "../../TokenStore.js"
 import { endpointKeyOf } from "../endpointKey.js"
+import * as Monotonic from "../monotonic.js"
 import * as Attempt from "./attempt.js"
 import { Entry, Phase, Status } from "./entry.js"
 import type { Endpoint } from "./entry.js"
@@ -129,8 +130,9 @@ export class Engine {
     })
   }
 
+  // every deadline and usability is on the monotonic clock: a system clock step changes nothing
   private now(): number {
-    return this.clock.unsafeCurrentTimeMillis()
+    return Monotonic.unsafeNow(this.clock)
   }
 
   // --- state as callers see it ---
@@ -144,7 +146,7 @@ export class Engine {
       return TokenState.Retrying({
         error: entry.error!,
         attempt: entry.attempt,
-        nextAttemptAt: entry.dueAt,
+        nextAttemptAt: Monotonic.toWall(this.clock, entry.dueAt),
         token: valid
       })
     }
@@ -258,8 +260,11 @@ export class Engine {
 
   private accept(entry: Entry, got: Attempt.Got, now: number, random: number): Effect.Effect<void> {
     const token = got.token
-    const next = settle(this.config.policy, now, { _tag: "Token", token, random })
+    // the token's epoch times, moved onto the monotonic clock by the wall clock now
+    const offset = Monotonic.unsafeWallOffset(this.clock)
+    const next = settle(this.config.policy, now, { _tag: "Token", token, random, offset })
     entry.accept(compact(token))
+    entry.expiry = token.expiresAt === undefined ? Infinity : token.expiresAt - offset
     entry.usableUntil = next._tag === "Valid" ? next.usableUntil : 0
     entry.dueAt = next._tag === "Valid" ? next.dueAt : Infinity
     entry.status = Status.Valid
@@ -272,7 +277,7 @@ export class Engine {
       if (stored !== undefined) stored.version = got.version
     }
     this.schedule(entry, now)
-    const expiresIn = token.expiresAt === undefined ? undefined : (token.expiresAt - now) / 1000
+    const expiresIn = entry.expiry === Infinity ? undefined : (entry.expiry - now) / 1000
     const gauge = expiresIn === undefined
       ? Effect.void
       : Metric.set(this.countersOf(entry.endpoint.provider).expiry, expiresIn)
@@ -469,7 +474,7 @@ export class Engine {
   private lastValid(entry: Entry, now: number): AccessToken | undefined {
     const last = entry.token
     return last !== undefined && !entry.invalidated && !entry.released && last.expiresAt !== undefined &&
-        now < last.expiresAt
+        now < entry.expiry
       ? last
       : undefined
   }
@@ -675,13 +680,14 @@ export class Engine {
       entry === undefined || entry.released || entry.phase === Phase.Running || version <= stored!.version
     if (stored === undefined || stale(notice.version ?? Infinity)) return Effect.void
     return Effect.flatMap(Effect.orElseSucceed(store.load(key, stored.identity), Option.none), (found) => {
-      const now = this.now()
+      // a stored token's times are epoch milliseconds: judged on the wall clock
       if (
         Option.isNone(found) || stale(found.value.version) ||
-        now >= RefreshPolicy.usableUntil(this.config.policy, found.value.token)
+        this.clock.unsafeCurrentTimeMillis() >= RefreshPolicy.usableUntil(this.config.policy, found.value.token)
       ) {
         return Effect.void
       }
+      const now = this.now()
       return Effect.flatMap(Random.next, (random) =>
         Effect.zipRight(
           this.accept(entry!, { ...found.value, how: "adopted" }, now, random),

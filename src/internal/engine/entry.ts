@@ -1,5 +1,6 @@
 /**
- * One token's record in the engine, and the groups and endpoints records share.
+ * One token's record in the engine, and the groups and endpoints records share. Its times (`deadline`,
+ * `usableUntil`, `expiry`, `dueAt`, `lastUsed`) are monotonic milliseconds (`internal/monotonic`).
  *
  * @internal
  */
@@ -110,7 +111,7 @@ const STEP_USED = 1 << 11
 const VALID_FOR_SENT = 1 << 12
 
 /**
- * One token: a plain record of eleven fields (flags packed in one small integer, what is rare
+ * One token: a plain record of twelve fields (flags packed in one small integer, what is rare
  * in a side object), mutated only by code that does not yield in between (JS runs one fiber at a
  * time), so it needs no Ref. A record keeps the grant and a shared `Endpoint`, not the credential
  * object it was made from, and no `TokenEndpoint` (one per client id would cost kilobytes per token).
@@ -124,6 +125,8 @@ export class Entry implements HeapItem {
   token: AccessToken | undefined = undefined
   /** 0 while there is no token to hand out: `now < usableUntil` is the whole hot-path check. */
   usableUntil = 0
+  /** When `token` expires (`Infinity` without an expiry; 0 for a stored one held only to be refreshed). */
+  expiry = 0
   /** When the next request is due: the refresh time, or the next retry. */
   dueAt = Infinity
   lastUsed: number

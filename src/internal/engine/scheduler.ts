@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import { DeadlineHeap } from "../deadlineHeap.js"
-import { sleepUntil } from "../sleepUntil.js"
+import { sleepUntil } from "../monotonic.js"
 import { Fifo, Phase } from "./entry.js"
 import type { Entry, Group } from "./entry.js"
 

@@ -1,7 +1,8 @@
 /**
  * What an attempt's outcome makes of a token's record: when the token is handed out until, when the
- * next request is due, whether the source is retrying or has failed. Pure (the retry schedule's step,
- * an effect, is taken by the caller and passed in), so every rule is tested on its own.
+ * next request is due, whether the source is retrying or has failed, on the clock of `now` (the
+ * engine's monotonic one). Pure (the retry schedule's step, an effect, is taken by the caller and
+ * passed in), so every rule is tested on its own.
  *
  * @internal
  */
@@ -18,7 +19,13 @@ import type { TokenError } from "../../TokenError.js"
  * @internal
  */
 export type Outcome =
-  | { readonly _tag: "Token"; readonly token: AccessToken; readonly random: number }
+  | {
+    readonly _tag: "Token"
+    readonly token: AccessToken
+    readonly random: number
+    /** How far the wall clock is ahead of `now`'s: the token's epoch times less this are on `now`'s clock. */
+    readonly offset: number
+  }
   | {
     readonly _tag: "Error"
     readonly error: TokenError
@@ -47,10 +54,11 @@ export type Settled =
  */
 export const settle = (policy: RefreshPolicy.RefreshPolicy, now: number, outcome: Outcome): Settled => {
   if (outcome._tag === "Token") {
+    const { offset, random, token } = outcome
     return {
       _tag: "Valid",
-      usableUntil: RefreshPolicy.usableUntil(policy, outcome.token),
-      dueAt: RefreshPolicy.refreshAt(policy, outcome.token, outcome.random) ?? Infinity
+      usableUntil: RefreshPolicy.usableUntil(policy, token) - offset,
+      dueAt: (RefreshPolicy.refreshAt(policy, token, random) ?? Infinity) - offset
     }
   }
   const [retryState, decision] = outcome.step
