@@ -32,6 +32,12 @@ export interface AccessToken {
    * field may be a credential.
    */
   readonly extra: Redacted.Redacted<Readonly<Record<string, unknown>>>
+  /**
+   * How far our clock was ahead of the token server's when the token arrived (milliseconds, negative
+   * when behind; 0 within 5 seconds), from the response's `Date` header; absent without one. A process
+   * that reads the token from a store moves its times onto its own clock by the difference.
+   */
+  readonly clockOffset?: number | undefined
 }
 
 /**

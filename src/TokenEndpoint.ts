@@ -202,7 +202,7 @@ const lifetimeOf = (
   decoded: TokenResponse,
   now: number,
   previous: AccessToken | undefined,
-  offset: number,
+  offset: number | undefined,
   defaultLifetime: number | undefined
 ): { readonly expiresAt: number | undefined; readonly lifetimeSource: LifetimeSource } => {
   if (decoded.expires_in !== undefined) {
@@ -210,7 +210,7 @@ const lifetimeOf = (
   }
   // a JWT's `exp` is on the server's clock: moved onto ours by the offset its Date header shows
   const jwtExpiry = peekExpiry(Redacted.value(decoded.access_token))
-  if (jwtExpiry !== undefined) return { expiresAt: jwtExpiry + offset, lifetimeSource: "jwt" }
+  if (jwtExpiry !== undefined) return { expiresAt: jwtExpiry + (offset ?? 0), lifetimeSource: "jwt" }
   const previousLifetime = previous?.expiresAt === undefined ? undefined : previous.expiresAt - previous.issuedAt
   if (previousLifetime !== undefined && previous?.lifetimeSource !== "default") {
     // a later response without expires_in never erases a lifetime the server told us before
@@ -227,7 +227,8 @@ const toToken = (
   raw: Record<string, unknown>,
   now: number,
   previous: AccessToken | undefined,
-  lifetime: { readonly expiresAt: number | undefined; readonly lifetimeSource: LifetimeSource }
+  lifetime: { readonly expiresAt: number | undefined; readonly lifetimeSource: LifetimeSource },
+  clockOffset: number | undefined
 ): AccessToken => {
   const extra: Record<string, unknown> = {}
   for (const key of Object.keys(raw)) if (!knownFields.has(key)) extra[key] = raw[key]
@@ -241,7 +242,8 @@ const toToken = (
     // RFC 6749 section 6: a response without a new refresh token leaves the old one in force
     refreshToken: decoded.refresh_token ??
       (grant._tag === "RefreshToken" ? grant.refreshToken : previous?.refreshToken),
-    extra: Redacted.make(extra)
+    extra: Redacted.make(extra),
+    ...(clockOffset === undefined ? {} : { clockOffset })
   }
 }
 
@@ -317,14 +319,9 @@ export const make = (
         yield* checkSyntax(decoded)
         // the lifetime counts from when the request was sent: the server started it no earlier, so our
         // expiry is never later than the server's, however long the answer took to arrive
-        const lifetime = lifetimeOf(
-          decoded,
-          start,
-          previous,
-          serverClockOffset(answer.date, end),
-          settings.defaultLifetime
-        )
-        const token = toToken(grant, decoded, json, start, previous, lifetime)
+        const offset = serverClockOffset(answer.date, end)
+        const lifetime = lifetimeOf(decoded, start, previous, offset, settings.defaultLifetime)
+        const token = toToken(grant, decoded, json, start, previous, lifetime, offset)
         return yield* bounded(
           settings,
           token,

@@ -176,16 +176,28 @@ const TokenJson = Schema.Struct({
   lifetimeSource: Schema.Literal("expires_in", "jwt", "previous", "default", "none"),
   scopes: Schema.Array(Schema.String),
   refreshToken: Schema.optional(Secret),
-  extra: Schema.Redacted(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+  extra: Schema.Redacted(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  clockOffset: Schema.optional(Schema.Number)
 })
 
 /**
- * The format stored entries are written in.
+ * The format stored entries are written in. Its times are epoch milliseconds of the writer's clock,
+ * a JWT's `exp` moved onto it by the server's `Date` header; since v3 the token also carries the
+ * writer's `clockOffset` to the server, so a reader whose clock differs moves them onto its own.
+ * Entries of v2 (without it) are read as they are.
  *
  * @since 0.1.0
  * @category models
  */
-export const format = "tokenwarden/v2"
+export const format = "tokenwarden/v3"
+
+/**
+ * The formats read as they are: the current one and v2, which differs only in lacking `clockOffset`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const readableFormats: ReadonlyArray<string> = [format, "tokenwarden/v2"]
 
 /**
  * The JSON form of a stored entry: bound to the key it is stored under and, when the writer knows
@@ -197,7 +209,7 @@ export const format = "tokenwarden/v2"
  * @category schemas
  */
 export const StoredTokenJson = Schema.parseJson(Schema.Struct({
-  format: Schema.Literal(format),
+  format: Schema.Literal(format, "tokenwarden/v2"),
   key: Schema.String,
   identity: Schema.optional(Schema.String),
   version: Schema.Int.pipe(Schema.nonNegative()),
@@ -232,7 +244,8 @@ export const encode = (entry: StoredToken, key: string): string => {
       lifetimeSource: t.lifetimeSource,
       scopes: t.scopes,
       ...(t.refreshToken === undefined ? {} : { refreshToken: t.refreshToken }),
-      extra: t.extra as Redacted.Redacted<{ readonly [x: string]: unknown }>
+      extra: t.extra as Redacted.Redacted<{ readonly [x: string]: unknown }>,
+      ...(t.clockOffset === undefined ? {} : { clockOffset: t.clockOffset })
     }
   })
 }

@@ -5,7 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Redacted, TestClock } from "effect"
-import { ClientAuth, Grant, TokenSource } from "tokenwarden"
+import { ClientAuth, Grant, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { CLIENT_SECRET } from "./secrets.js"
 import { HttpLive, noJitter, settle, steppedClock } from "./util.js"
@@ -49,5 +49,87 @@ describe("two clocks", () => {
       // requested when the retry was due, on the stepped wall clock; an hour from then
       assert.isTrue(Math.abs(second.issuedAt - (wall + 60_000)) < 1000, `${second.issuedAt - wall}`)
       assert.strictEqual(second.expiresAt, second.issuedAt + hour)
+    }).pipe(Effect.provide(HttpLive)))
+})
+
+// a December noon, in whole seconds, as a Date header states time
+const NOON = Date.UTC(2026, 11, 2, 12, 0, 0)
+
+/** A token response of an hour with a refresh token, stamped with the server's clock (`Date`). */
+const answer = (name: string, serverNow: number) =>
+  AuthServer.Fault.status(200, {
+    body: JSON.stringify({ access_token: name, token_type: "Bearer", expires_in: 3600, refresh_token: `r-${name}` }),
+    contentType: "application/json",
+    headers: { Date: new Date(serverNow).toUTCString() }
+  })
+
+describe("stored entries across clocks", () => {
+  it("are written in tokenwarden/v3 with the writer's clockOffset; v2 entries are still read", () =>
+    Effect.gen(function*() {
+      const token = {
+        value: Redacted.make("at"),
+        type: "Bearer",
+        issuedAt: NOON,
+        expiresAt: NOON + hour,
+        lifetimeSource: "expires_in" as const,
+        scopes: ["read"],
+        extra: Redacted.make({}),
+        clockOffset: 2 * hour
+      }
+      const text = TokenStore.encode({ token, version: 3, identity: "id" }, "k")
+      const json = JSON.parse(text)
+      assert.strictEqual(json.format, "tokenwarden/v3")
+      assert.strictEqual(json.token.clockOffset, 2 * hour)
+      const read = yield* TokenStore.decode("file", text, "k", "id")
+      assert.strictEqual(read.token.clockOffset, 2 * hour)
+      assert.strictEqual(read.token.expiresAt, NOON + hour)
+      // an entry of v2: the same, without clockOffset
+      const v2 = JSON.stringify({ ...json, format: "tokenwarden/v2", token: { ...json.token, clockOffset: undefined } })
+      const old = yield* TokenStore.decodeEntry("file", v2, "k", "id")
+      assert.isFalse(old.legacy)
+      assert.strictEqual(old.entry.token.expiresAt, NOON + hour)
+      assert.isUndefined(old.entry.token.clockOffset)
+      assert.strictEqual(old.entry.version, 3)
+    }).pipe(Effect.runPromise))
+
+  it.scoped("a token another process stored is moved onto this process's clock by the two offsets to the server", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(NOON)
+      const auth = yield* AuthServer.make({ clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }] })
+      const store = yield* TokenStore.makeMemory
+      const make = () =>
+        TokenSource.make({
+          url: auth.tokenUrl,
+          clientAuth: ClientAuth.basic("client", Redacted.make(CLIENT_SECRET)),
+          grant: Grant.password({ username: "user", password: Redacted.make("pass"), scopes: ["read"] }),
+          policy: noJitter,
+          timeout: "30 days",
+          store: true
+        }).pipe(Effect.provideService(TokenStore.TokenStoreTag, store))
+      // process A: its clock agrees with the server's
+      yield* auth.inject(answer("a1", NOON))
+      const a = yield* make()
+      assert.strictEqual((yield* a.get).clockOffset, 0)
+      yield* auth.inject(answer("b1", NOON))
+      // process B: its clock is 2 hours ahead, so A's token looks expired to it until B has asked the
+      // server itself. It refreshes, and learns its offset from the answer's Date header.
+      const ahead = yield* steppedClock
+      yield* ahead.step(2 * hour)
+      const b = yield* make().pipe(Effect.withClock(ahead.clock))
+      const fromB = yield* b.get
+      assert.strictEqual(Redacted.value(fromB.value), "b1")
+      assert.strictEqual(fromB.clockOffset, 2 * hour)
+      assert.strictEqual(fromB.expiresAt, NOON + 3 * hour, "on B's clock")
+      yield* settle
+      // A adopts B's token on its own clock: it expires at 13:00 for A, as for the server
+      const adopted = yield* a.get
+      assert.strictEqual(Redacted.value(adopted.value), "b1")
+      assert.strictEqual(adopted.expiresAt, NOON + hour)
+      assert.strictEqual(adopted.clockOffset, 0)
+      // refreshed at 12:45 (by whichever process comes first), and A hands out the new token
+      yield* auth.inject(answer("a2", NOON + 45 * 60_000))
+      yield* TestClock.adjust("46 minutes")
+      yield* settle
+      assert.strictEqual(Redacted.value((yield* a.get).value), "a2")
     }).pipe(Effect.provide(HttpLive)))
 })

@@ -802,7 +802,7 @@ describe("FileTokenStore", () => {
         assert.strictEqual(yield* server.count("password"), 1, "no new grant: the stored refresh token was used")
         assert.strictEqual(yield* server.count("refresh_token"), 1)
         const rewritten = JSON.parse(Fs.readFileSync(file, "utf8"))
-        assert.strictEqual(rewritten.format, "tokenwarden/v2")
+        assert.strictEqual(rewritten.format, "tokenwarden/v3")
         assert.strictEqual(rewritten.key, key)
         // a direct load rewrites too, keeping the entry as it was
         Fs.writeFileSync(file, legacy, { mode: 0o600 })
@@ -811,7 +811,7 @@ describe("FileTokenStore", () => {
         assert.strictEqual(loaded.version, current.version)
         const upgraded = JSON.parse(Fs.readFileSync(file, "utf8"))
         assert.deepStrictEqual([upgraded.format, upgraded.key, upgraded.version], [
-          "tokenwarden/v2",
+          "tokenwarden/v3",
           key,
           current.version
         ])

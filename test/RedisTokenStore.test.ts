@@ -303,7 +303,7 @@ RedisServer.describeRedis("RedisTokenStore", () => {
       yield* store.refresh("a", 0, Effect.succeed(token("for-a", "refresh-a")), "identity-a")
       const text = (yield* Effect.promise(() => client.get("tokenwarden:token:a")))!
       const stored = JSON.parse(text)
-      assert.deepStrictEqual([stored.format, stored.key, stored.identity], ["tokenwarden/v2", "a", "identity-a"])
+      assert.deepStrictEqual([stored.format, stored.key, stored.identity], ["tokenwarden/v3", "a", "identity-a"])
       // a key collision, a misrouted write: the entry of `a` under `b`
       yield* Effect.promise(() => client.set("tokenwarden:token:b", text))
       const moved = yield* Effect.flip(store.load("b"))
@@ -402,7 +402,7 @@ RedisServer.describeRedis("RedisTokenStore", () => {
       const rewritten = JSON.parse((yield* Effect.promise(() => client.get("tokenwarden:token:k")))!)
       assert.deepStrictEqual(
         [rewritten.format, rewritten.key, rewritten.identity, rewritten.version],
-        ["tokenwarden/v2", "k", "id", 4]
+        ["tokenwarden/v3", "k", "id", 4]
       )
       assert.deepStrictEqual(rewritten.token, current.token)
     }).pipe(Effect.scoped))

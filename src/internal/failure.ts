@@ -47,16 +47,17 @@ const MAX_OFFSET = 24 * 3600_000
 
 /**
  * How far our clock is ahead of the server's (milliseconds; negative when behind), from its `Date`
- * header as the answer arrived: 0 without a usable header, within 5 seconds, or beyond a day.
+ * header as the answer arrived: 0 within 5 seconds; undefined without a usable header, or beyond a day.
  *
  * @internal
  */
-export const serverClockOffset = (date: string | undefined, now: number): number => {
-  if (date === undefined || date.length > 64) return 0
+export const serverClockOffset = (date: string | undefined, now: number): number | undefined => {
+  if (date === undefined || date.length > 64) return undefined
   const server = Date.parse(date.trim())
-  if (Number.isNaN(server)) return 0
+  if (Number.isNaN(server)) return undefined
   const offset = now - server
-  return Math.abs(offset) < MIN_OFFSET || Math.abs(offset) > MAX_OFFSET ? 0 : offset
+  if (Math.abs(offset) > MAX_OFFSET) return undefined
+  return Math.abs(offset) < MIN_OFFSET ? 0 : offset
 }
 
 /**

@@ -18,7 +18,7 @@ export const encryptedFormat = "tokenwarden/aes-256-gcm/v1"
 
 const IV_BYTES = 12
 const TAG_BYTES = 16
-const CLEAR_FORMATS: ReadonlySet<unknown> = new Set([TokenStore.format, "tokenwarden/v1"])
+const CLEAR_FORMATS: ReadonlySet<unknown> = new Set([...TokenStore.readableFormats, "tokenwarden/v1"])
 
 /**
  * Reads an AES-256 key given as 64 hex digits or base64 (standard or URL-safe). The message of a

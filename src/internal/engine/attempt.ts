@@ -17,7 +17,7 @@ import type * as TokenEndpoint from "../../TokenEndpoint.js"
 import type { TokenError } from "../../TokenError.js"
 import { ReauthorizationRequired } from "../../TokenError.js"
 import * as TokenStore from "../../TokenStore.js"
-import type { Entry, Stored } from "./entry.js"
+import type { Entry, Group, Stored } from "./entry.js"
 
 /**
  * What an attempt got: a token, its store version, and how (fetched, another process's, or the
@@ -29,6 +29,31 @@ export interface Got {
   readonly token: AccessToken
   readonly version: number
   readonly how: "received" | "adopted" | "loaded"
+}
+
+/**
+ * A stored token another process wrote, its times moved onto this process's clock by the difference
+ * between the writer's offset to the server and ours, when both are known (a v2 entry has none, and
+ * ours is known once a token was received here).
+ *
+ * @internal
+ */
+export const localize = (group: Group, stored: TokenStore.StoredToken): TokenStore.StoredToken => {
+  const token = stored.token
+  const theirs = token.clockOffset
+  const ours = group.clockOffset
+  // a Date header has whole seconds: offsets measured apart differ by that much without meaning it
+  if (theirs === undefined || ours === undefined || Math.abs(ours - theirs) < 5_000) return stored
+  const shift = ours - theirs
+  return {
+    ...stored,
+    token: {
+      ...token,
+      issuedAt: token.issuedAt + shift,
+      expiresAt: token.expiresAt === undefined ? undefined : token.expiresAt + shift,
+      clockOffset: ours
+    }
+  }
 }
 
 /**
@@ -90,7 +115,10 @@ export const make = (context: Context) => {
         Effect.map(
           Clock.currentTimeMillis,
           (now) =>
-            Option.filter(found, (e) => e.version > stored.version && now < RefreshPolicy.usableUntil(policy, e.token))
+            Option.filter(
+              Option.map(found, (e) => localize(entry.group, e)),
+              (e) => e.version > stored.version && now < RefreshPolicy.usableUntil(policy, e.token)
+            )
         )
     )
   }
@@ -135,7 +163,7 @@ export const make = (context: Context) => {
       )
       if (Option.isNone(found)) return undefined
       const now = yield* Clock.currentTimeMillis
-      const { token, version } = found.value
+      const { token, version } = localize(entry.group, found.value)
       if (now < RefreshPolicy.usableUntil(policy, token)) return { token, version, how: "loaded" } satisfies Got
       if (token.refreshToken !== undefined) {
         // held to be refreshed, never handed out
@@ -156,7 +184,8 @@ export const make = (context: Context) => {
       }
       return yield* store.refresh(entry.key, stored.version, fetchOnce(entry, endpoint), stored.identity).pipe(
         Effect.map(({ entry: written, fetched }): Got => ({
-          token: written.token,
+          // a token another process fetched is on its clock
+          token: fetched ? written.token : localize(entry.group, written).token,
           version: written.version,
           how: fetched ? "received" : "adopted"
         })),

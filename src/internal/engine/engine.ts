@@ -264,6 +264,8 @@ export class Engine {
     const offset = Monotonic.unsafeWallOffset(this.clock)
     const next = settle(this.config.policy, now, { _tag: "Token", token, random, offset })
     entry.accept(compact(token))
+    // what our clock's offset to the server is, for tokens other processes store
+    if (got.how === "received" && token.clockOffset !== undefined) entry.group.clockOffset = token.clockOffset
     entry.expiry = token.expiresAt === undefined ? Infinity : token.expiresAt - offset
     entry.usableUntil = next._tag === "Valid" ? next.usableUntil : 0
     entry.dueAt = next._tag === "Valid" ? next.dueAt : Infinity
@@ -679,7 +681,8 @@ export class Engine {
     const stale = (version: number) =>
       entry === undefined || entry.released || entry.phase === Phase.Running || version <= stored!.version
     if (stored === undefined || stale(notice.version ?? Infinity)) return Effect.void
-    return Effect.flatMap(Effect.orElseSucceed(store.load(key, stored.identity), Option.none), (found) => {
+    const load = Effect.orElseSucceed(store.load(key, stored.identity), () => Option.none<TokenStore.StoredToken>())
+    return Effect.flatMap(Effect.map(load, Option.map((e) => Attempt.localize(entry!.group, e))), (found) => {
       // a stored token's times are epoch milliseconds: judged on the wall clock
       if (
         Option.isNone(found) || stale(found.value.version) ||

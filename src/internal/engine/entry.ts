@@ -47,6 +47,8 @@ export interface Group {
   readonly urgent: Fifo<Entry>
   readonly background: Fifo<Entry>
   failing: boolean
+  /** How far our clock is ahead of the server's, from the last token received that said (see `AccessToken`). */
+  clockOffset: number | undefined
 }
 
 /**

@@ -45,7 +45,7 @@ export class Scheduler {
   groupOf(url: string): Group {
     let group = this.groups.get(url)
     if (group === undefined) {
-      group = { url, active: 0, urgent: new Fifo(), background: new Fifo(), failing: false }
+      group = { url, active: 0, urgent: new Fifo(), background: new Fifo(), failing: false, clockOffset: undefined }
       this.groups.set(url, group)
     }
     return group
