@@ -415,14 +415,35 @@ export const requestParams = (
 }
 
 /**
- * Refuses a grant that cannot be sent, before any request (the JWT bearer grant's algorithm, lifetime
- * and key).
+ * Whether a grant's own values can be encoded (a JWT bearer grant's claims are JSON values): what
+ * JSON.stringify refuses (a bigint, a cycle) can be neither signed nor named by a key.
+ *
+ * @internal
+ */
+export const encodable = (self: Grant): boolean => {
+  if (self._tag !== "JwtBearer") return true
+  try {
+    JSON.stringify(self.claims)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Refuses a grant that cannot be sent, before any request (the JWT bearer grant's algorithm, lifetime,
+ * key and claims).
  *
  * @internal
  */
 export const validate = (self: Grant): Effect.Effect<Grant, InvalidConfiguration> => {
   if (self._tag === "JwtBearer") {
     if (self.issuer === "") return Effect.fail(new InvalidConfiguration({ reason: "the assertion's issuer is empty" }))
+    if (!encodable(self)) {
+      return Effect.fail(
+        new InvalidConfiguration({ reason: "the assertion's claims must be JSON values (no bigint, no cycles)" })
+      )
+    }
     return Effect.as(Assertion.validate(self.signer, self.lifetime), self)
   }
   if (self._tag === "TokenExchange" && self.subjectTokenType === "") {

@@ -21,7 +21,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { AccessToken } from "./AccessToken.js"
-import type * as Grant from "./Grant.js"
+import * as Grant from "./Grant.js"
 import { dynamic } from "./internal/dynamicEffect.js"
 import * as Engine from "./internal/engine/engine.js"
 import type { Entry } from "./internal/engine/entry.js"
@@ -209,9 +209,10 @@ export const make = <const O extends Options | StoredOptions = Options>(
         if (held !== undefined) return Effect.succeed(held)
         const invalid = Key.check(credential, credential.key, keyOption)
         if (invalid !== undefined) return Effect.fail(invalid)
-        return Effect.tap(
-          engine.add(credential, credential.key ?? Key.identity(credential)),
-          (entry) => void byCredential.set(credential, entry)
+        // a grant that cannot be sent (a JWT bearer grant's claims, key, lifetime) is refused before any request
+        return Grant.validate(credential.grant).pipe(
+          Effect.zipRight(Effect.suspend(() => engine.add(credential, credential.key ?? Key.identity(credential)))),
+          Effect.tap((entry) => void byCredential.set(credential, entry))
         )
       })
 

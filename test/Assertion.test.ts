@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Option, Redacted, Ref } from "effect"
 import * as Jose from "jose"
-import { ClientAuth, Grant, TokenExchange, TokenSource, TokenStore } from "tokenwarden"
+import { ClientAuth, Grant, TokenExchange, TokenPool, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { EC_JWK, EC_PEM, EC_PUBLIC, OTHER_JWK, RSA_PEM, RSA_PUBLIC } from "./fixtures/keys.js"
 import { CLIENT_SECRET, KEY_SECRETS, OPAQUE_ACCESS } from "./secrets.js"
@@ -287,6 +287,20 @@ describe("Assertion", () => {
       assert.notStrictEqual(parts(grant({})), parts(grant({ subject: "bob" })))
       assert.notStrictEqual(parts(grant({})), parts(grant({ claims: { tenant: "t2" } })))
     })
+
+    it.scoped("claims that are not JSON (a bigint) are InvalidConfiguration for a source and a pool, nothing sent", () =>
+      Effect.gen(function*() {
+        const server = yield* AuthServer.make()
+        const grant = Grant.jwtBearer({ issuer: ISSUER, key: Redacted.make(RSA_PEM), claims: { quota: 10n } })
+        const credential = { url: server.tokenUrl, clientAuth: ClientAuth.none("c"), grant }
+        const fromSource = yield* Effect.flip(TokenSource.make(credential))
+        assert.strictEqual(fromSource._tag, "InvalidConfiguration")
+        assert.include(fromSource.message, "JSON values")
+        const pool = yield* TokenPool.make()
+        const fromPool = yield* Effect.flip(pool.get(credential))
+        assert.strictEqual(fromPool._tag, "InvalidConfiguration")
+        assert.strictEqual(yield* server.count(), 0)
+      }).pipe(Effect.provide(HttpLive)))
   })
 
   describe("token exchange (RFC 8693)", () => {

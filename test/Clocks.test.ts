@@ -4,15 +4,27 @@
  * as it reads when they are made, after a system clock step too.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, Redacted, TestClock } from "effect"
+import { Clock, Effect, Option, Redacted, TestClock } from "effect"
 import { ClientAuth, Grant, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
+import * as Monotonic from "../src/internal/monotonic.js"
 import { CLIENT_SECRET } from "./secrets.js"
 import { HttpLive, noJitter, settle, steppedClock } from "./util.js"
 
 const hour = 3600_000
 
 describe("two clocks", () => {
+  it("the live Clock's monotonic time, read through performance.now(), is its currentTimeNanos", () => {
+    const live = Clock.make()
+    for (let i = 0; i < 100; i++) {
+      const before = Number(live.unsafeCurrentTimeNanos()) / 1e6
+      const read = Monotonic.unsafeNow(live)
+      const after = Number(live.unsafeCurrentTimeNanos()) / 1e6
+      // one scale: within the few microseconds between the two reads that set the origin
+      assert.isTrue(before - 1 <= read && read <= after + 1, `${before} ${read} ${after}`)
+    }
+  })
+
   it.scoped("after a system clock step back, expiresAt and nextAttemptAt are on the stepped wall clock", () =>
     Effect.gen(function*() {
       const auth = yield* AuthServer.make({

@@ -296,6 +296,29 @@ describe("tokenwarden/node", () => {
       assert.strictEqual((await Effect.runPromise(fake.requests))[0]!.authMethod, "client_secret_basic")
     })
 
+    it("Baruwa with the client secret as a function: called at the first request, not at every one", async () => {
+      const fake = await serve(BaruwaFake.make({ clientId: "app", clientSecret: "s3cret" }))
+      let reads = 0
+      const tokens = await held(Node.baruwa({
+        baseUrl: fake.url,
+        clientId: "app",
+        clientSecret: () => {
+          reads++
+          return Promise.resolve("s3cret")
+        },
+        logLevel: "none"
+      }))
+      const first = await tokens.get()
+      assert.strictEqual((await tokens.get()).value, first.value)
+      assert.strictEqual(reads, 1)
+      // a function giving nothing usable is InvalidConfiguration, never a request with an empty secret
+      const error = await rejection(
+        Node.baruwa({ baseUrl: fake.url, clientId: "app", clientSecret: () => "", logLevel: "none" })
+      )
+      assert.strictEqual((error as { readonly _tag: string })._tag, "InvalidConfiguration")
+      assert.strictEqual(await Effect.runPromise(fake.count()), 1)
+    })
+
     it("barapi.cloud", async () => {
       const fake = await serve(BarapiCloudFake.make())
       const tokens = await held(Node.barapiCloud({

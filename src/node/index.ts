@@ -136,7 +136,7 @@ type ReadAgainKey =
   | ReadAgainKeyOf<Barracuda.Options>
   | ReadAgainKeyOf<Baruwa.Options>
   | ReadAgainKeyOf<Buddy.Options>
-const readAgainKeys = { rootToken: true } satisfies Record<ReadAgainKey, true>
+const readAgainKeys = { clientSecret: true, rootToken: true } satisfies Record<ReadAgainKey, true>
 
 // a secret as a plain value: a string, or (where the provider reads it again) a function giving it;
 // a token source (Baack's root token may be one) is for Effect programs
@@ -178,8 +178,12 @@ export type GrantOptions =
  */
 export interface Options extends Omit<TokenEndpoint.Options, "clientAuth">, Settings {
   readonly clientId: string
-  /** Without a secret, the client is public (`clientAuth: "none"`). */
-  readonly clientSecret?: string | undefined
+  /**
+   * Without a secret, the client is public (`clientAuth: "none"`). A function giving it is called at
+   * the first request and again after the server refuses the client (`InvalidClient`), so a rotated
+   * secret needs no restart.
+   */
+  readonly clientSecret?: string | (() => string | Promise<string>) | undefined
   /**
    * `basic` (HTTP Basic) by default with a secret, `post` (in the form body), `none`,
    * `client_secret_jwt` (the secret signs an assertion and is never sent) or `private_key_jwt` (the
@@ -402,7 +406,7 @@ export const mirror = async (
 
 const clientAuthOf = (options: Options): ClientAuth.ClientAuth => {
   if (typeof options.clientId !== "string") throw invalid("clientId must be a string")
-  const secret = checkedSecret("clientSecret", options.clientSecret)
+  const secret = secretOption("clientSecret", options.clientSecret)
   const method = options.clientAuth ??
     (options.privateKey !== undefined ? "private_key_jwt" : secret === undefined ? "none" : "basic")
   if (method === "none") return ClientAuth.none(options.clientId)

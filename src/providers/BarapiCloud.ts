@@ -40,8 +40,11 @@ export const tokenUrl = "https://barapi.cloud/oauth/token"
 export interface Options {
   /** "Your provided Client ID". */
   readonly clientId: string
-  /** Sent although the document's parameter table omits it: its example sends it. */
-  readonly clientSecret: Redacted.Redacted<string>
+  /**
+   * Sent although the document's parameter table omits it: its example sends it. A `Redacted`, or an
+   * effect that reads it (`Config.redacted` over a mounted file), read again after a refusal.
+   */
+  readonly clientSecret: ClientAuth.Secret
   readonly username: string
   readonly password: Redacted.Redacted<string>
   /** Scopes joined with a space; none by default, which sends `scope=` as the document's example does. */

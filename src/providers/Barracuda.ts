@@ -12,7 +12,6 @@ import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Redacted from "effect/Redacted"
 import type * as EffectScope from "effect/Scope"
 import type * as ClientAuth from "../ClientAuth.js"
 import * as Grant from "../Grant.js"
@@ -87,7 +86,11 @@ export const tokenUrls: { readonly [R in Region]: string } = {
 export interface Options {
   /** The application's Client ID from the Barracuda Token Service. */
   readonly clientId: string
-  readonly clientSecret: Redacted.Redacted<string>
+  /**
+   * A `Redacted`, or an effect that reads it (`Config.redacted` over a mounted file): read again for
+   * the attempt after the server refuses it, so a rotated secret needs no restart.
+   */
+  readonly clientSecret: ClientAuth.Secret
   /**
    * The permissions to request; the service requires at least one. They are joined with a space. A scope
    * the document does not list is sent as given, with one warning when the source is built.

@@ -18,7 +18,6 @@ import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type * as ClientAuth from "../ClientAuth.js"
 import * as Grant from "../Grant.js"
@@ -57,7 +56,11 @@ export interface Options {
   readonly baseUrl: string | URL
   /** The application's `client_id`, from "API & Applications" in the web interface. */
   readonly clientId: string
-  readonly clientSecret: Redacted.Redacted<string>
+  /**
+   * A `Redacted`, or an effect that reads it (`Config.redacted` over a mounted file): read again for
+   * the attempt after the server refuses it, so a rotated secret needs no restart.
+   */
+  readonly clientSecret: ClientAuth.Secret
   /** Scopes to request, joined with a space; none by default (the document names none). */
   readonly scopes?: ReadonlyArray<string> | undefined
   /**

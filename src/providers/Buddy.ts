@@ -18,7 +18,6 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import type * as Redacted from "effect/Redacted"
 import type { Scope as ResourceScope } from "effect/Scope"
 import type { AccessToken } from "../AccessToken.js"
 import * as AuthorizationCode from "../AuthorizationCode.js"
@@ -30,6 +29,7 @@ import type { InvalidRequest, OAuthError, StateMismatch, TokenError } from "../T
 import { InvalidConfiguration } from "../TokenError.js"
 import * as TokenSource from "../TokenSource.js"
 import { allScopes, isScope, type Scope } from "./BuddyScope.js"
+import { rotatingSecret } from "./internal/config.js"
 import { checkScopes } from "./internal/scopes.js"
 
 /**
@@ -56,7 +56,11 @@ export const defaultBaseUrl = "https://api.buddy.works"
  */
 export interface SourceOptions {
   readonly clientId: string
-  readonly clientSecret: Redacted.Redacted<string>
+  /**
+   * A `Redacted`, or an effect that reads it (`Config.redacted` over a mounted file): read again for
+   * the attempt after the server refuses it, so a rotated secret needs no restart.
+   */
+  readonly clientSecret: ClientAuth.Secret
   /** `https://api.buddy.works` by default; https, or http on a loopback host (tests). */
   readonly baseUrl?: string | URL | undefined
   /**
@@ -355,7 +359,7 @@ export const config = (prefix = "BUDDY"): Config.Config<Options> => {
   const name = (key: string) => prefix === "" ? key : `${prefix}_${key}`
   return Config.all({
     clientId: Config.nonEmptyString(name("CLIENT_ID")),
-    clientSecret: Config.redacted(Config.nonEmptyString(name("CLIENT_SECRET"))),
+    clientSecret: rotatingSecret(name("CLIENT_SECRET")),
     scopes: scopesConfig(name("SCOPES")),
     baseUrl: optional(Config.string(name("BASE_URL"))),
     basicEncoding: optional(Config.literal("plain", "form")(name("BASIC_ENCODING"))),

@@ -6,11 +6,23 @@
  */
 import type { HttpClient } from "@effect/platform"
 import { assert, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Redacted, TestClock } from "effect"
-import type { Scope } from "effect"
+import {
+  Config,
+  ConfigProvider,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Option,
+  Redacted,
+  Scope,
+  TestClock
+} from "effect"
 import type { AccessToken, TokenError } from "tokenwarden"
+import { ClientAuth, Grant, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
-import { CLIENT_SECRET } from "../secrets.js"
+import { CLIENT_SECRET, WRONG_SECRET } from "../secrets.js"
 import { HttpLive, settle, steppedClock } from "../util.js"
 
 /** What a face offers; `refresh` and `getValidFor` where it has them (the Promise facade has not). */
@@ -23,13 +35,21 @@ export interface Face {
     | undefined
 }
 
+/** What a case may change in the face's credential: its client authentication, a store to keep tokens in. */
+export interface FaceOptions {
+  readonly clientAuth?: ClientAuth.ClientAuth | undefined
+  readonly store?: TokenStore.TokenStore | undefined
+}
+
 /**
- * Builds one face over a credential of the testing server (client "client", CLIENT_SECRET, scope
- * read), with no jitter and a request timeout longer than any TestClock jump. A face that fetches at
- * start (a `TokenSource`) has made its first request when this returns.
+ * Builds one face over a credential of the testing server (client "client", CLIENT_SECRET by Basic
+ * unless `clientAuth` says otherwise, scope read), with no jitter and a request timeout longer than
+ * any TestClock jump; with `store`, kept in it (`store: true`). A face that fetches at start (a
+ * `TokenSource`) has made its first request when this returns.
  */
 export type MakeFace = (
-  server: AuthServer.AuthServer
+  server: AuthServer.AuthServer,
+  options?: FaceOptions
 ) => Effect.Effect<Face, unknown, HttpClient.HttpClient | Scope.Scope>
 
 const value = (token: { readonly value: Redacted.Redacted }) => Redacted.value(token.value)
@@ -136,6 +156,9 @@ export const resilienceSuite = (makeFace: MakeFace, options: { readonly refresh:
   )
 
   clockSteps(makeFace)
+  deadTokens(makeFace)
+  rotatingSecret(makeFace)
+  shutdown(makeFace)
   if (!options.refresh) return interrupting(makeFace)
 
   scoped(
@@ -198,19 +221,25 @@ const interrupting = (makeFace: MakeFace) =>
     }))
 
 // Whether a token is usable, and when to refresh it, is measured on the monotonic clock: a step of the
-// system clock (NTP, a VM resumed) changes neither. The face runs on a Clock whose wall time is stepped.
+// system clock (NTP, a VM resumed) changes neither. The face runs on a Clock whose wall time is stepped
+// by `step` hours after its first token is 10 minutes old.
 const clockSteps = (makeFace: MakeFace) => {
-  const hour = 3600_000
+  const stepped = (hours: number) =>
+    Effect.gen(function*() {
+      const auth = yield* server()
+      const system = yield* steppedClock
+      const face = yield* makeFace(auth).pipe(Effect.withClock(system.clock))
+      const first = yield* face.get
+      yield* advance(10)
+      yield* system.step(hours * HOUR)
+      return { auth, face, first }
+    })
+
   scoped(
     "a system clock stepped back 2 hours: refreshed at 45 minutes all the same, no dead token",
     () =>
       Effect.gen(function*() {
-        const auth = yield* server()
-        const system = yield* steppedClock
-        const face = yield* makeFace(auth).pipe(Effect.withClock(system.clock))
-        const first = yield* face.get
-        yield* advance(10)
-        yield* system.step(-2 * hour)
+        const { auth, face, first } = yield* stepped(-2)
         yield* advance(36)
         assert.strictEqual(yield* auth.count(), 2, "the refresh at 45 minutes")
         assert.notStrictEqual(value(yield* face.get), value(first))
@@ -224,12 +253,7 @@ const clockSteps = (makeFace: MakeFace) => {
     "a system clock stepped forward 2 hours: the token is still handed out, no early request",
     () =>
       Effect.gen(function*() {
-        const auth = yield* server()
-        const system = yield* steppedClock
-        const face = yield* makeFace(auth).pipe(Effect.withClock(system.clock))
-        const first = yield* face.get
-        yield* advance(10)
-        yield* system.step(2 * hour)
+        const { auth, face, first } = yield* stepped(2)
         yield* advance(1)
         assert.strictEqual(value(yield* face.get), value(first))
         assert.strictEqual(yield* auth.count(), 1)
@@ -238,3 +262,149 @@ const clockSteps = (makeFace: MakeFace) => {
       })
   )
 }
+
+const HOUR = 3600_000
+const DAY = 24 * HOUR
+// a December noon, in whole seconds, as a Date header states time
+const NOON = Date.UTC(2026, 11, 2, 12, 0, 0)
+
+const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
+/** An unsigned JWT access token expiring at `exp` (epoch ms), as some servers issue without `expires_in`. */
+const jwt = (exp: number) => `${base64url({ alg: "none" })}.${base64url({ sub: "svc", exp: exp / 1000 })}.`
+
+/** Steps the clock a second at a time, letting real IO finish in between. */
+const advanceSeconds = (seconds: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < seconds; i++) yield* TestClock.adjust("1 second").pipe(Effect.zipRight(settle))
+  })
+
+// Never a dead token: one dead on arrival is a transient error on the retry schedule, a JWT's `exp` is
+// read on our clock, a lifetime past belief is clamped.
+const deadTokens = (makeFace: MakeFace) => {
+  scoped(
+    "a server issuing only dead tokens is asked on the retry schedule, not in a loop; no caller gets one",
+    () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(NOON)
+        const auth = yield* AuthServer.make({
+          clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }],
+          expiresIn: "omit",
+          // every token it issues expired an hour before (the same clock: no Date offset)
+          shapeToken: (body) => ({ ...body, access_token: jwt(NOON - HOUR) })
+        })
+        const face = yield* makeFace(auth)
+        const caller = yield* Effect.fork(Effect.either(face.get))
+        // 40 seconds of the exponential schedule (1 s, 2 s, 4 s …, jittered), past maxWait (30 s)
+        yield* advanceSeconds(40)
+        const outcome = yield* Fiber.join(caller)
+        assert.isTrue(Either.isLeft(outcome) && outcome.left._tag === "MalformedResponse")
+        const requests = yield* auth.count()
+        assert.isTrue(requests >= 4 && requests <= 8, `requests in 40 s: ${requests}`)
+      })
+  )
+
+  scoped(
+    "a JWT without expires_in from a server 2 hours behind: its exp read on our clock by the Date header",
+    () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(NOON)
+        const auth = yield* server()
+        // the server's clock says 10:00; its token expires an hour after that, at 11:00 its time
+        yield* auth.inject(AuthServer.Fault.status(200, {
+          body: JSON.stringify({ access_token: jwt(NOON - HOUR), token_type: "Bearer" }),
+          contentType: "application/json",
+          headers: { Date: new Date(NOON - 2 * HOUR).toUTCString() }
+        }))
+        const face = yield* makeFace(auth)
+        const token = yield* face.get
+        assert.strictEqual(token.expiresAt, NOON + HOUR)
+        assert.strictEqual(token.clockOffset, 2 * HOUR)
+        yield* advance(46)
+        assert.strictEqual(yield* auth.count(), 2, "refreshed at 45 minutes of its hour")
+      })
+  )
+
+  scoped(
+    "expires_in: 1e12 is believed for maxLifetime (366 days), and the token refreshed before then",
+    () =>
+      Effect.gen(function*() {
+        const auth = yield* AuthServer.make({
+          clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }],
+          shapeToken: (body) => ({ ...body, expires_in: 1e12 })
+        })
+        const face = yield* makeFace(auth)
+        const first = yield* face.get
+        assert.strictEqual(first.expiresAt! - first.issuedAt, 366 * DAY)
+        // asked for daily (a pool keeps a key asked for), refreshed at 75 % of 366 days
+        let last = first
+        for (let day = 0; day < 280; day++) {
+          yield* TestClock.adjust(Duration.days(1)).pipe(Effect.zipRight(settle))
+          last = yield* face.get
+        }
+        assert.strictEqual(yield* auth.count(), 2)
+        assert.notStrictEqual(value(last), value(first))
+      })
+  )
+}
+
+// A client secret given as an effect (a mounted file): read again after InvalidClient, so an operator
+// who rotates it at the server and in the file needs no restart.
+const rotatingSecret = (makeFace: MakeFace) =>
+  scoped(
+    "a client secret rotated at the server and in its file: healed by the slow schedule, no restart",
+    () =>
+      Effect.gen(function*() {
+        const env = new Map([["CLIENT_SECRET", CLIENT_SECRET]])
+        let reads = 0
+        const secret = Effect.suspend(() =>
+          Config.redacted("CLIENT_SECRET").pipe(
+            Effect.withConfigProvider(ConfigProvider.fromMap(env)),
+            Effect.tap(() => void reads++)
+          )
+        )
+        const auth = yield* server()
+        const face = yield* makeFace(auth, { clientAuth: ClientAuth.basic("client", secret) })
+        const first = yield* face.get
+        yield* auth.setClientSecret("client", WRONG_SECRET)
+        env.set("CLIENT_SECRET", WRONG_SECRET)
+        // the API refuses the token; its replacement is refused with the secret kept from the first read
+        yield* face.invalidate(first)
+        yield* settle
+        assert.strictEqual((yield* Effect.flip(face.get))._tag, "InvalidClient")
+        assert.strictEqual(reads, 1)
+        // the slow schedule's first step (about a minute) reads the secret again
+        yield* advance(2)
+        const healed = yield* face.get
+        assert.notStrictEqual(value(healed), value(first))
+        assert.strictEqual(reads, 2)
+        assert.strictEqual(yield* auth.count(), 3)
+      })
+  )
+
+// Closing the scope during a request waits for it (shutdownGrace) and stores its token.
+const shutdown = (makeFace: MakeFace) =>
+  scoped(
+    "closing the scope during a request waits for it, and its token is in the store",
+    () =>
+      Effect.gen(function*() {
+        const auth = yield* server()
+        const store = yield* TokenStore.makeMemory
+        const scope = yield* Scope.make()
+        const face = yield* makeFace(auth, { store }).pipe(Scope.extend(scope))
+        const first = yield* face.get
+        // the replacement is held at the server for 300 ms of real time, and the scope closes meanwhile
+        yield* auth.inject(AuthServer.Fault.delay(300))
+        yield* face.invalidate(first)
+        yield* settle
+        yield* Scope.close(scope, Exit.void)
+        assert.strictEqual(yield* auth.count(), 2)
+        const key = TokenStore.key({
+          url: auth.tokenUrl,
+          clientAuth: ClientAuth.basic("client", Redacted.make(CLIENT_SECRET)),
+          grant: Grant.clientCredentials({ scopes: ["read"] })
+        })
+        const stored = Option.getOrThrow(yield* store.load(key))
+        assert.strictEqual(stored.version, 2)
+        assert.notStrictEqual(value(stored.token), value(first))
+      })
+  )

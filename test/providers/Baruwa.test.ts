@@ -10,6 +10,7 @@ class BaruwaToken extends Context.Tag("test/BaruwaToken")<BaruwaToken, TokenSour
 
 // reserved characters, so that the form encoding of RFC 6749 section 2.3.1 shows on the wire
 const SECRET = "b@ru+wa/s3cret"
+const ROTATED = "r0tated+b@ruwa"
 const formEncode = (s: string) => new URLSearchParams({ s }).toString().slice(2)
 
 const options = (fake: BaruwaFake.BaruwaFake, overrides?: Partial<Baruwa.Options>): Baruwa.Options => ({
@@ -254,6 +255,32 @@ describe("Baruwa", () => {
         const [first, second] = yield* fake.requests
         assert.deepStrictEqual([first?.form.scope, first?.authMethod], ["domains users", "client_secret_basic"])
         assert.deepStrictEqual([second?.form.scope, second?.authMethod], [undefined, "client_secret_post"])
+      }).pipe(Effect.provide(HttpLive)))
+
+    it.scoped("a secret rotated where the configuration reads it is read again after InvalidClient: no restart", () =>
+      Effect.gen(function*() {
+        const fake = yield* BaruwaFake.make({ clientSecret: SECRET })
+        const vars = new Map([
+          ["BARUWA_BASE_URL", fake.url],
+          ["BARUWA_CLIENT_ID", "baruwa-app"],
+          ["BARUWA_CLIENT_SECRET", SECRET]
+        ])
+        // reads `vars` as they are at each read, as a mounted file is read again
+        const live = ConfigProvider.make({
+          load: (config) => Effect.suspend(() => ConfigProvider.fromMap(vars).load(config)),
+          flattened: ConfigProvider.fromMap(vars).flattened
+        })
+        const source = yield* start(Baruwa.layerConfig(BaruwaToken)).pipe(Effect.withConfigProvider(live))
+        const first = yield* source.get
+        // the operator rotates the secret at the server and where the configuration reads it
+        yield* fake.setClientSecret("baruwa-app", ROTATED)
+        vars.set("BARUWA_CLIENT_SECRET", ROTATED)
+        yield* source.invalidate(first)
+        const failed = yield* waitFor(source, (state) => state._tag === "Failed")
+        assert.strictEqual(failed._tag === "Failed" ? failed.error._tag : "", "InvalidClient")
+        const next = yield* source.refresh
+        assert.notStrictEqual(value(next), value(first))
+        assert.deepStrictEqual((yield* fake.requests).map((r) => r.outcome), ["token", "error", "token"])
       }).pipe(Effect.provide(HttpLive)))
 
     it.scoped("a missing or invalid variable fails with a ConfigError naming it, and nothing is sent", () =>

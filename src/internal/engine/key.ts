@@ -178,7 +178,7 @@ const sha256Hex: (text: string) => string = typeof Crypto.hash === "function"
 export const keyOf = (self: Credential, key: string | undefined): string | undefined =>
   key !== undefined
     ? key
-    : self.subject === undefined && needsSubject(self.grant)
+    : (self.subject === undefined && needsSubject(self.grant)) || !Grant.encodable(self.grant)
     ? undefined
     : identity(self)
 

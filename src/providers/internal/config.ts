@@ -1,7 +1,6 @@
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Either from "effect/Either"
-import type * as Redacted from "effect/Redacted"
 import * as ClientAuth from "../../ClientAuth.js"
 
 /**
@@ -19,7 +18,7 @@ export type ClientAuthMethod = "basic" | "post"
  */
 export interface ClientOptions {
   readonly clientId: string
-  readonly clientSecret: Redacted.Redacted<string>
+  readonly clientSecret: ClientAuth.Secret
   readonly clientAuth?: ClientAuthMethod | undefined
   readonly basicEncoding?: ClientAuth.BasicEncoding | undefined
 }
@@ -63,10 +62,23 @@ export const optional = <A>(config: Config.Config<A>): Config.Config<A | undefin
 export const clientConfig = (prefix: string): Config.Config<ClientOptions> =>
   Config.all({
     clientId: Config.nonEmptyString(envName(prefix, "CLIENT_ID")),
-    clientSecret: Config.redacted(Config.nonEmptyString(envName(prefix, "CLIENT_SECRET"))),
+    clientSecret: rotatingSecret(envName(prefix, "CLIENT_SECRET")),
     clientAuth: optional(Config.literal("basic", "post")(envName(prefix, "CLIENT_AUTH"))),
     basicEncoding: optional(Config.literal("form", "plain")(envName(prefix, "BASIC_ENCODING")))
   })
+
+/**
+ * A client secret from configuration: required now (a missing or empty one fails the layer, naming
+ * the variable), and given to the source as the configuration itself, which the source reads again
+ * (from the same `ConfigProvider`) after the server refuses the secret: one rotated in its file or
+ * environment needs no restart.
+ *
+ * @internal
+ */
+export const rotatingSecret = (name: string): Config.Config<ClientAuth.Secret> => {
+  const secret = Config.redacted(Config.nonEmptyString(name))
+  return Config.map(secret, (): ClientAuth.Secret => secret)
+}
 
 /**
  * A list of scopes from one variable, separated by spaces or commas (`"a b"`, `"a,b"`). Any scope is
