@@ -199,7 +199,11 @@ export const make = <const O extends Options | StoredOptions = Options>(
       if (known !== undefined && !known.released) return known
       const key = Key.keyOf(credential, credential.key)
       const entry = key === undefined ? undefined : engine.lookup(key)
-      if (entry !== undefined) byCredential.set(credential, entry)
+      if (entry !== undefined) {
+        // a credential object not seen before may bring a rotated secret
+        engine.unsafeRebind(entry, credential)
+        byCredential.set(credential, entry)
+      }
       return entry
     }
 

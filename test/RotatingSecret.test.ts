@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Config, ConfigProvider, Effect, Exit, Redacted } from "effect"
 import * as Jose from "jose"
-import { ClientAuth, Grant, TokenSource } from "tokenwarden"
+import { ClientAuth, Grant, TokenPool, TokenSource } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
 import { endpointKeyOf } from "../src/internal/endpointKey.js"
 import * as Key from "../src/internal/engine/key.js"
@@ -137,6 +137,27 @@ describe("Rotating secrets", () => {
       assert.isTrue(
         (yield* server.requests).every((r) => r.authMethod === "client_secret_jwt" || r.outcome === "error")
       )
+    }).pipe(Effect.provide(HttpLive)))
+
+  it.scoped("a pool given a rotated secret as a new value in a new credential object sends it", () =>
+    Effect.gen(function*() {
+      const server = yield* AuthServer.make({ clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }] })
+      const pool = yield* TokenPool.make({ policy: noJitter })
+      // the application builds its credentials again from its own data, as the pool expects
+      const credential = (secret: string) => ({
+        url: server.tokenUrl,
+        clientAuth: ClientAuth.basic("client", Redacted.make(secret)),
+        grant: Grant.clientCredentials(),
+        timeout: "30 days" as const
+      })
+      const first = yield* pool.get(credential(CLIENT_SECRET))
+      yield* server.setClientSecret("client", WRONG_SECRET)
+      // the API refuses the token; the credential the application now builds carries the new secret
+      yield* pool.invalidate(credential(WRONG_SECRET), first)
+      const next = yield* pool.get(credential(WRONG_SECRET))
+      assert.notStrictEqual(Redacted.value(next.value), Redacted.value(first.value))
+      assert.deepStrictEqual(yield* carriedAll(server, []), [CLIENT_SECRET, WRONG_SECRET])
+      assert.deepStrictEqual((yield* server.requests).map((r) => r.outcome), ["token", "token"])
     }).pipe(Effect.provide(HttpLive)))
 
   it.scoped("the secret is read once while it works, not for every request", () =>

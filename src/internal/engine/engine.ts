@@ -28,6 +28,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { AccessToken } from "../../AccessToken.js"
+import type * as ClientAuth from "../../ClientAuth.js"
 import * as Grant from "../../Grant.js"
 import * as RefreshPolicy from "../../RefreshPolicy.js"
 import * as TokenEndpoint from "../../TokenEndpoint.js"
@@ -212,11 +213,34 @@ export class Engine {
     this.scheduler.heap.remove(entry)
     this.scheduler.dequeue(entry)
     if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key)
-    const endpoint = entry.endpoint
-    if (--endpoint.refs === 0 && this.endpoints.get(endpoint.key) === endpoint) {
-      this.endpoints.delete(endpoint.key)
-      this.built.delete(endpoint.id)
+    this.release(entry.endpoint)
+  }
+
+  private release(endpoint: Endpoint): void {
+    if (--endpoint.refs > 0) return
+    if (this.endpoints.get(endpoint.key) === endpoint) this.endpoints.delete(endpoint.key)
+    this.built.delete(endpoint.id)
+  }
+
+  /**
+   * A caller's credential for a held key with another client secret (Basic or post) than the record's
+   * (one rotated, given as a new value): the record's next request uses it, and so do new keys of that
+   * endpoint. A secret given as an effect is read again after a refusal instead, and never compared.
+   */
+  readonly unsafeRebind = (entry: Entry, credential: Credential): void => {
+    const old = entry.endpoint
+    if (sameSecret(old.options.clientAuth, credential.clientAuth) || endpointKeyOf(credential) !== old.key) return
+    const endpoint: Endpoint = {
+      id: ++this.endpointIds,
+      key: old.key,
+      options: endpointOptions(credential, this.config.policy),
+      provider: old.provider,
+      group: old.group,
+      refs: 1
     }
+    this.endpoints.set(old.key, endpoint)
+    entry.endpoint = endpoint
+    this.release(old)
   }
 
   /** Wakes a dormant record (idle, of a grant that needs a user) that is asked for again. */
@@ -778,6 +802,19 @@ const endpointOptions = (credential: Credential, policy: RefreshPolicy.RefreshPo
   headers: credential.headers,
   provider: credential.provider
 })
+
+// the client secret a client authentication carries, when given as a value
+const secretValue = (auth: ClientAuth.ClientAuth): string | undefined => {
+  const secret = "clientSecret" in auth ? auth.clientSecret : undefined
+  return Redacted.isRedacted(secret) ? Redacted.value(secret) : undefined
+}
+
+// the same secret, or none to compare (an effect, a JWK object): only a new value is a rotation
+const sameSecret = (a: ClientAuth.ClientAuth, b: ClientAuth.ClientAuth): boolean => {
+  const before = secretValue(a)
+  const after = secretValue(b)
+  return before === undefined || after === undefined || before === after
+}
 
 const emptyExtra = Redacted.make<Readonly<Record<string, unknown>>>(Object.freeze({}))
 

@@ -138,7 +138,8 @@ export class Entry implements HeapItem {
   constructor(
     readonly key: string,
     readonly grant: Grant.Grant,
-    readonly endpoint: Endpoint,
+    /** Replaced when a caller's credential brings a rotated client secret (`Engine.unsafeRebind`). */
+    public endpoint: Endpoint,
     now: number
   ) {
     this.lastUsed = now
