@@ -210,7 +210,7 @@ const clamp = (n: number, min: number, max: number) => Number.isFinite(n) ? Math
 
 /**
  * When to refresh a token, in Clock milliseconds, given a random number in [0, 1): undefined for a
- * token without expiry.
+ * token without expiry; never later than `usableUntil`.
  *
  * @since 0.1.0
  * @category getters
@@ -226,7 +226,8 @@ export const refreshAt = (policy: RefreshPolicy, token: AccessToken, random: num
     toMillis(policy.maxLead),
     lifetime
   )
-  return token.expiresAt - lead
+  // never after the token stops being handed out (a `maxLead` under `expirySkew`): callers would wait
+  return Math.min(token.expiresAt - lead, usableUntil(policy, token))
 }
 
 /**

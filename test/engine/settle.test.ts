@@ -104,6 +104,13 @@ describe("settle", () => {
       assert.strictEqual(valid(settle(policy, now, got(0))).dueAt, now)
     })
 
+    it("with a maxLead under the expiry skew is refreshed when it stops being handed out, not after", () => {
+      const policy = RefreshPolicy.make({ jitterFraction: 0, maxLead: "5 seconds", expirySkew: "10 seconds" })
+      const settled = valid(settle(policy, now, got(hour)))
+      assert.strictEqual(settled.usableUntil, now + hour - 10 * second)
+      assert.strictEqual(settled.dueAt, settled.usableUntil)
+    })
+
     it("without an expiry is handed out and kept forever", () => {
       const settled = valid(settle(RefreshPolicy.defaults, now, got(undefined, 0.5)))
       assert.strictEqual(settled.usableUntil, Infinity)
