@@ -37,6 +37,7 @@ import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
 import type { AccessToken } from "./AccessToken.js"
 import * as LeaseHolder from "./internal/lease.js"
+import { makeKeys } from "./internal/redisKeys.js"
 import * as Sealed from "./internal/sealed.js"
 import { InvalidConfiguration } from "./TokenError.js"
 import * as TokenStore from "./TokenStore.js"
@@ -282,23 +283,6 @@ const loadSettings = (options: Options): Effect.Effect<Settings, InvalidConfigur
       waitTimeout: Duration.toMillis(options.waitTimeout ?? Duration.seconds(60))
     }
   })
-
-/** The Redis keys of a store's key, remembering every key this process used. */
-const makeKeys = (prefix: string) => {
-  // every key this process used (a name each, no subscription): told to re-read after a reconnect,
-  // when writes may have gone unheard
-  const used = new Set<string>()
-  const keys = (key: string) => {
-    used.add(key)
-    return {
-      token: `${prefix}token:${key}`,
-      lease: `${prefix}lease:${key}`,
-      fence: `${prefix}fence:${key}`,
-      channel: `${prefix}changes:${key}`
-    }
-  }
-  return { used, keys, channelPrefix: `${prefix}changes:` }
-}
 
 type Keys = ReturnType<typeof makeKeys>
 
