@@ -285,6 +285,12 @@ describe("credential key", () => {
         at(Grant.jwtBearer({ ...base, claims: { a: 1, b: "x" } })),
         at(Grant.jwtBearer({ ...base, claims: { b: "x", a: 1 } }))
       )
+      // as signed: a claim set to undefined is left out of the assertion, one set to null is sent
+      assert.strictEqual(at(Grant.jwtBearer({ ...base, claims: { a: undefined } })), at(Grant.jwtBearer(base)))
+      assert.notStrictEqual(
+        at(Grant.jwtBearer({ ...base, claims: { a: null } })),
+        at(Grant.jwtBearer({ ...base, claims: { a: undefined } }))
+      )
     })
 
     it("a token exchange: neither token is part of it, audience and resource are sets", () => {

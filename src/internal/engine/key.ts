@@ -138,7 +138,11 @@ const grantFields = (grant: Grant.Grant): ReadonlyArray<unknown> => {
         grant.issuer,
         grant.subject,
         grant.audience ?? null,
-        Object.keys(grant.claims).sort().map((name) => [name, grant.claims[name]])
+        // as the assertion carries them: a claim set to undefined is left out of it, one set to null is not
+        Object.keys(grant.claims).filter((name) => grant.claims[name] !== undefined).sort().map((name) => [
+          name,
+          grant.claims[name]
+        ])
       ]]
     case "TokenExchange":
       return [[
