@@ -14,6 +14,27 @@ import { HttpLive, noJitter, settle, steppedClock } from "./util.js"
 const hour = 3600_000
 
 describe("two clocks", () => {
+  it("the wall clock's lead is read between two monotonic reads: a pause in between shifts no expiry", () => {
+    // the monotonic clock at 1,000 ms, the wall clock 5,000 ms ahead; the thread is paused 20 ms
+    // while it reads the wall clock the first time (a loaded machine)
+    let monotonic = 1_000
+    let pauses = 1
+    const nanos = () => BigInt(Math.round(monotonic * 1e6))
+    const clock: Clock.Clock = {
+      [Clock.ClockTypeId]: Clock.ClockTypeId,
+      unsafeCurrentTimeMillis: () => {
+        const wall = monotonic + 5_000
+        if (pauses-- > 0) monotonic += 20
+        return wall
+      },
+      currentTimeMillis: Effect.sync(() => monotonic + 5_000),
+      unsafeCurrentTimeNanos: nanos,
+      currentTimeNanos: Effect.sync(nanos),
+      sleep: () => Effect.void
+    }
+    assert.strictEqual(Monotonic.unsafeWallOffset(clock), 5_000)
+  })
+
   it("the live Clock's monotonic time, read through performance.now(), is its currentTimeNanos", () => {
     const live = Clock.make()
     for (let i = 0; i < 100; i++) {
