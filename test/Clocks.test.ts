@@ -46,6 +46,16 @@ describe("two clocks", () => {
     }
   })
 
+  it("the live Clock's wall lead errs late, never early: Date.now() is cut to the millisecond", () => {
+    const live = Clock.make()
+    for (let i = 0; i < 100; i++) {
+      const offset = Monotonic.unsafeWallOffset(live)
+      // a true wall time now, to the microsecond, on the monotonic clock's scale
+      const wall = performance.timeOrigin + performance.now()
+      assert.isTrue(offset >= wall - Monotonic.unsafeNow(live) - 0.5, `${offset - (wall - Monotonic.unsafeNow(live))}`)
+    }
+  })
+
   it.scoped("after a system clock step back, expiresAt and nextAttemptAt are on the stepped wall clock", () =>
     Effect.gen(function*() {
       const auth = yield* AuthServer.make({

@@ -65,7 +65,9 @@ export const unsafeWallOffset = (clock: Clock.Clock): number => {
       offset = wall - (before + after) / 2
     }
   }
-  return offset
+  // the live Clock's wall time is Date.now(), cut to the millisecond: the true time is up to 1 ms
+  // later than read, and an expiry moved by the offset as read could land up to 1 ms late
+  return clock.unsafeCurrentTimeMillis === live.unsafeCurrentTimeMillis ? offset + 1 : offset
 }
 
 /**
