@@ -312,7 +312,8 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
     let refused: Uint8Array | undefined
     // until when the current token is handed out, on the monotonic clock (a system clock step changes nothing)
     let until = 0
-    let lastHeard = Monotonic.unsafeNow(clock)
+    const monotonic = Monotonic.reader(clock)
+    let lastHeard = monotonic()
     let gone: OwnerGone | undefined
     // an owner that said it closed is gone for good; one that was only silent may speak again
     let closedByOwner = false
@@ -357,7 +358,7 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
     channel.onmessage = (event: unknown) => {
       const message = (event as { readonly data: unknown }).data as ToWorker | ToOwner
       if (typeof message !== "object" || message === null || closedByOwner) return
-      lastHeard = Monotonic.unsafeNow(clock)
+      lastHeard = monotonic()
       if (gone !== undefined && message.t === "state") gone = undefined
       switch (message.t) {
         case "state":
@@ -387,7 +388,7 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
 
     // the owner's silence, on this thread's clock: no heartbeat for `ownerTimeout` means it is gone
     yield* Effect.sync(() => {
-      const silent = Math.round(Monotonic.unsafeNow(clock) - lastHeard)
+      const silent = Math.round(monotonic() - lastHeard)
       if (silent > ownerTimeout) ownerGone(`no word from the owner for ${silent} ms`)
     }).pipe(
       Effect.repeat(Schedule.spaced(Duration.millis(Math.max(1, Math.min(handle.heartbeatMillis, ownerTimeout))))),
@@ -411,7 +412,8 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
         return yield* Deferred.await(answer).pipe(Effect.ensuring(Effect.sync(() => pending.delete(id))))
       })
 
-    const get = Effect.flatMap(Monotonic.now, (now) => {
+    const get = Effect.suspend(() => {
+      const now = monotonic()
       const token = usable(now)
       return token === undefined ? ask((id) => ({ t: "get", id })) : Effect.succeed(token)
     })
@@ -425,7 +427,7 @@ export const make = (handle: Handle, options?: Options): Effect.Effect<TokenSour
       get,
       getValidFor: (duration) => ask((id) => ({ t: "getValidFor", id, millis: Duration.toMillis(duration) })),
       refresh: ask((id) => ({ t: "refresh", id })),
-      unsafeCurrent: () => usable(Monotonic.unsafeNow(clock)),
+      unsafeCurrent: () => usable(monotonic()),
       invalidate: (token) =>
         Effect.sync(() => {
           const target = token ?? Option.getOrUndefined(TokenState.token(current))

@@ -26,7 +26,6 @@ import { dynamic } from "./internal/dynamicEffect.js"
 import * as Engine from "./internal/engine/engine.js"
 import type { Entry } from "./internal/engine/entry.js"
 import * as Key from "./internal/engine/key.js"
-import * as Monotonic from "./internal/monotonic.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
 import type * as TokenEndpoint from "./TokenEndpoint.js"
 import type { InvalidConfiguration, TokenError } from "./TokenError.js"
@@ -188,7 +187,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
       chatty: false,
       strictStart: false
     })
-    const clock = engine.clock
+    const monotonic = engine.now
     // a credential object used again finds its record without building and hashing its key
     const byCredential = new WeakMap<Credential, Entry>()
     const keyOption = { keyOption: "key", sharedBy: "in a TokenPool" }
@@ -230,7 +229,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
 
     const get = (credential: Credential): Effect.Effect<AccessToken, TokenError> =>
       dynamic(() => {
-        const now = Monotonic.unsafeNow(clock)
+        const now = monotonic()
         const entry = find(credential)
         if (entry === undefined) return Effect.flatMap(resolve(credential), (fresh) => engine.get(fresh, now))
         return hot(entry, now) ?? engine.get(entry, now)
@@ -246,7 +245,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
         const currentOrDie = Effect.orDie(current) // resolved once already: the credential cannot turn invalid
         return {
           get: dynamic(() => {
-            const now = Monotonic.unsafeNow(clock)
+            const now = monotonic()
             return hot(entry, now) ?? Effect.flatMap(current, (fresh) => engine.get(fresh, now))
           }),
           getValidFor: (duration) => Effect.flatMap(current, (fresh) => engine.getValidFor(fresh, duration)),

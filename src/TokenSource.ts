@@ -21,7 +21,6 @@ import * as Grant from "./Grant.js"
 import { dynamic } from "./internal/dynamicEffect.js"
 import * as Engine from "./internal/engine/engine.js"
 import * as Key from "./internal/engine/key.js"
-import * as Monotonic from "./internal/monotonic.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
 import type * as TokenEndpoint from "./TokenEndpoint.js"
 import type { TokenError } from "./TokenError.js"
@@ -145,7 +144,7 @@ export const make = <const O extends Options | StoredOptions>(
       strictStart: true
     })
     const entry = yield* engine.add({ ...options, grant }, key, options.storeKey === undefined)
-    const clock = engine.clock
+    const now = engine.now
 
     // a device flow waits for a person: `make` returns at once, and `changes` shows them the code
     const first: Exit.Exit<unknown, TokenError> = grant._tag === "DeviceCode"
@@ -161,8 +160,8 @@ export const make = <const O extends Options | StoredOptions>(
       // a valid token is one `Exit` read against the source's monotonic Clock (the one its refreshes are
       // timed by): the cost of a `Ref.get`, where `Clock.currentTimeNanos` + `flatMap` costs three operations
       get: dynamic(() => {
-        const now = Monotonic.unsafeNow(clock)
-        return now < entry.usableUntil ? Exit.succeed(entry.token!) : engine.get(entry, now)
+        const at = now()
+        return at < entry.usableUntil ? Exit.succeed(entry.token!) : engine.get(entry, at)
       }),
       getValidFor: (duration) => engine.getValidFor(entry, duration),
       refresh: engine.refresh(entry),

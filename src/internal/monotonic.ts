@@ -27,15 +27,27 @@ const performanceOrigin = typeof performance === "object" && typeof performance.
   : undefined
 
 /**
- * The Clock's monotonic time in milliseconds: through `performance.now()` for effect's live Clock,
- * from `currentTimeNanos` for any other (TestClock, a user's).
+ * A reader of the Clock's monotonic time in milliseconds, chosen once for the Clock: through
+ * `performance.now()` for effect's live Clock, from `currentTimeNanos` for any other (TestClock, a
+ * user's). A hot path keeps the reader, and pays for no choice per call.
  *
  * @internal
  */
-export const unsafeNow = (clock: Clock.Clock): number =>
+export const reader = (clock: Clock.Clock): () => number => isLive(clock) ? liveNow : () => fromNanos(clock)
+
+/**
+ * The Clock's monotonic time in milliseconds (see `reader`).
+ *
+ * @internal
+ */
+export const unsafeNow = (clock: Clock.Clock): number => isLive(clock) ? liveNow() : fromNanos(clock)
+
+const isLive = (clock: Clock.Clock): boolean =>
   performanceOrigin !== undefined && clock.unsafeCurrentTimeNanos === live.unsafeCurrentTimeNanos
-    ? performanceOrigin + performance.now()
-    : Number(clock.unsafeCurrentTimeNanos()) / 1e6
+
+const liveNow = (): number => performanceOrigin! + performance.now()
+
+const fromNanos = (clock: Clock.Clock): number => Number(clock.unsafeCurrentTimeNanos()) / 1e6
 
 /**
  * The Clock's monotonic time in milliseconds.

@@ -54,11 +54,12 @@ export type MakeFace = (
 
 const value = (token: { readonly value: Redacted.Redacted }) => Redacted.value(token.value)
 
-const server = (faults: ReadonlyArray<AuthServer.Fault> = []) =>
+const server = (faults: ReadonlyArray<AuthServer.Fault> = [], options?: AuthServer.Options) =>
   Effect.gen(function*() {
     const made = yield* AuthServer.make({
       clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }],
-      lifetimeSeconds: 3600
+      lifetimeSeconds: 3600,
+      ...options
     })
     if (faults.length > 0) yield* made.inject(...faults)
     return made
@@ -286,8 +287,7 @@ const deadTokens = (makeFace: MakeFace) => {
     () =>
       Effect.gen(function*() {
         yield* TestClock.setTime(NOON)
-        const auth = yield* AuthServer.make({
-          clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }],
+        const auth = yield* server([], {
           expiresIn: "omit",
           // every token it issues expired an hour before (the same clock: no Date offset)
           shapeToken: (body) => ({ ...body, access_token: jwt(NOON - HOUR) })
@@ -328,10 +328,7 @@ const deadTokens = (makeFace: MakeFace) => {
     "expires_in: 1e12 is believed for maxLifetime (366 days), and the token refreshed before then",
     () =>
       Effect.gen(function*() {
-        const auth = yield* AuthServer.make({
-          clients: [{ clientId: "client", clientSecret: CLIENT_SECRET }],
-          shapeToken: (body) => ({ ...body, expires_in: 1e12 })
-        })
+        const auth = yield* server([], { shapeToken: (body) => ({ ...body, expires_in: 1e12 }) })
         const face = yield* makeFace(auth)
         const first = yield* face.get
         assert.strictEqual(first.expiresAt! - first.issuedAt, 366 * DAY)

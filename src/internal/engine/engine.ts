@@ -109,6 +109,11 @@ export class Engine {
   private readonly scheduler: Scheduler
   private readonly obtain: ReturnType<typeof Attempt.make>
   private inFlight = 0
+  /**
+   * The monotonic time in milliseconds, which every deadline and usability is measured on (a system
+   * clock step changes nothing); the views' hot paths read it too.
+   */
+  readonly now: () => number
 
   constructor(
     private readonly config: Config,
@@ -116,6 +121,7 @@ export class Engine {
     readonly clock: Clock.Clock,
     run: (effect: Effect.Effect<void>) => unknown
   ) {
+    this.now = Monotonic.reader(clock)
     this.scheduler = new Scheduler(Math.max(1, Math.floor(config.cap)), run, {
       onDue: (entry, now) => this.onDue(entry, now),
       attempt: (entry) => this.attempt(entry)
@@ -129,11 +135,6 @@ export class Engine {
         this.notify(entry)
       }
     })
-  }
-
-  // every deadline and usability is on the monotonic clock: a system clock step changes nothing
-  private now(): number {
-    return Monotonic.unsafeNow(this.clock)
   }
 
   // --- state as callers see it ---
