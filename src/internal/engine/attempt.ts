@@ -38,7 +38,7 @@ export interface Got {
  *
  * @internal
  */
-export const localize = (group: Group, stored: TokenStore.StoredToken): TokenStore.StoredToken => {
+const localize = (group: Group, stored: TokenStore.StoredToken): TokenStore.StoredToken => {
   const token = stored.token
   const theirs = token.clockOffset
   const ours = group.clockOffset
@@ -174,7 +174,7 @@ export const make = (context: Context) => {
     })
 
   /** The next token for a record, through the store when there is one. */
-  return (entry: Entry, endpoint: TokenEndpoint.TokenEndpoint): Effect.Effect<Got, TokenError> =>
+  const obtain = (entry: Entry, endpoint: TokenEndpoint.TokenEndpoint): Effect.Effect<Got, TokenError> =>
     Effect.gen(function*() {
       const stored = entry.stored
       if (store === undefined || stored === undefined) return yield* alone(entry, endpoint, 0)
@@ -201,6 +201,12 @@ export const make = (context: Context) => {
         })
       )
     })
+
+  return {
+    obtain,
+    /** A stored entry newer than the token held and still valid (another process's write), on our clock. */
+    newerStored
+  }
 }
 
 /**

@@ -107,7 +107,7 @@ export class Engine {
   private readonly built = new Map<number, TokenEndpoint.TokenEndpoint>()
   private readonly providers = new Map<string, Counters>()
   private readonly scheduler: Scheduler
-  private readonly obtain: ReturnType<typeof Attempt.make>
+  private readonly attempts: ReturnType<typeof Attempt.make>
   private inFlight = 0
   /**
    * The monotonic time in milliseconds, which every deadline and usability is measured on (a system
@@ -126,7 +126,7 @@ export class Engine {
       onDue: (entry, now) => this.onDue(entry, now),
       attempt: (entry) => this.attempt(entry)
     })
-    this.obtain = Attempt.make({
+    this.attempts = Attempt.make({
       policy: config.policy,
       store: config.store,
       client,
@@ -392,7 +392,9 @@ export class Engine {
       const exit = yield* Effect.exit(
         endpoint._tag === "Left"
           ? Effect.fail(endpoint.left)
-          : this.obtain(entry, endpoint.right).pipe(Effect.withSpan(this.config.span, { attributes: { provider } }))
+          : this.attempts.obtain(entry, endpoint.right).pipe(
+            Effect.withSpan(this.config.span, { attributes: { provider } })
+          )
       )
       this.inFlight--
       entry.phase = Phase.Idle
@@ -699,22 +701,13 @@ export class Engine {
 
   // An entry another process wrote, newer than the one held and still valid, is adopted instead of
   // fetched; during an attempt its own outcome decides (the entry may be our own write coming back).
-  private onNotice(store: TokenStore.TokenStore, notice: TokenStore.Notice): Effect.Effect<void> {
-    const key = notice.key
-    const entry = this.entries.get(key)
+  private onNotice(notice: TokenStore.Notice): Effect.Effect<void> {
+    const entry = this.entries.get(notice.key)
     const stored = entry?.stored
-    const stale = (version: number) =>
-      entry === undefined || entry.released || entry.phase === Phase.Running || version <= stored!.version
-    if (stored === undefined || stale(notice.version ?? Infinity)) return Effect.void
-    const load = Effect.orElseSucceed(store.load(key, stored.identity), () => Option.none<TokenStore.StoredToken>())
-    return Effect.flatMap(Effect.map(load, Option.map((e) => Attempt.localize(entry!.group, e))), (found) => {
-      // a stored token's times are epoch milliseconds: judged on the wall clock
-      if (
-        Option.isNone(found) || stale(found.value.version) ||
-        this.clock.unsafeCurrentTimeMillis() >= RefreshPolicy.usableUntil(this.config.policy, found.value.token)
-      ) {
-        return Effect.void
-      }
+    const busy = () => entry === undefined || entry.released || entry.phase === Phase.Running
+    if (stored === undefined || busy() || (notice.version ?? Infinity) <= stored.version) return Effect.void
+    return Effect.flatMap(this.attempts.newerStored(entry!), (found) => {
+      if (Option.isNone(found) || busy()) return Effect.void
       const now = this.now()
       return Effect.flatMap(Random.next, (random) =>
         Effect.zipRight(
@@ -729,7 +722,7 @@ export class Engine {
     const store = this.config.store
     if (store !== undefined) {
       yield* store.notices.pipe(
-        Stream.runForEach((notice) => this.onNotice(store, notice)),
+        Stream.runForEach((notice) => this.onNotice(notice)),
         // a broken subscription (Redis gone, a watcher died) is logged and started again, with backoff
         Effect.tapError((e) => TokenStore.logStoreError(e, undefined)),
         Effect.retry(Schedule.exponential("1 second").pipe(Schedule.union(Schedule.spaced("1 minute")))),
