@@ -139,7 +139,7 @@ export const make = (context: Context) => {
                 newer.value.token
               )
             }
-            entry.refuseRefreshToken()
+            entry.refreshRefused = true
             return entry.grantUsable && Grant.isUnattended(entry.grant)
               ? Effect.zipRight(
                 Effect.logWarning("refresh token refused; running the original grant again"),

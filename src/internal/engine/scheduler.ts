@@ -12,7 +12,8 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import { DeadlineHeap } from "../deadlineHeap.js"
 import { sleepUntil } from "../monotonic.js"
-import { Fifo, Phase } from "./entry.js"
+import { Fifo } from "../fifo.js"
+import { Phase } from "./entry.js"
 import type { Entry, Group } from "./entry.js"
 
 /**
