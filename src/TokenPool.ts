@@ -274,7 +274,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
       remove: (credential) => withHeld(credential, engine.remove),
       source,
       changes: (credential) => engine.changes(resolve(credential)),
-      size: engine.size,
+      size: Effect.map(engine.stats, (stats) => stats.size),
       stats: engine.stats
     } satisfies TokenPool
   }).pipe(Effect.withSpan("TokenPool.make")) as Effect.Effect<

@@ -1,12 +1,9 @@
 /**
  * The refresh engine: every token's life, written once, under every view. A `TokenSource` is an
- * engine of one key, a `TokenPool` an engine of many keys with idle release.
- *
- * Each token is one plain record (`Entry`); the `Scheduler` decides when requests are sent, `attempt`
- * how a token is got, `settle` what an outcome makes of the record. A `Deferred` exists only while a
- * caller waits, and a listener queue only while someone listens. Records are mutated only by code that
- * does not yield in between (JS runs one fiber at a time), so they need no Ref, and a valid token is
- * one comparison away.
+ * engine of one key, a `TokenPool` one of many keys with idle release. A token is one plain record
+ * (`Entry`); the `Scheduler` decides when requests are sent, `attempt` how a token is got, `settle`
+ * what an outcome makes of the record. Records are mutated only by code that does not yield in
+ * between (JS runs one fiber at a time), so they need no Ref, and a valid token is one comparison away.
  *
  * @internal
  */
@@ -46,11 +43,7 @@ import * as Key from "./key.js"
 import { Scheduler } from "./scheduler.js"
 import { settle } from "./settle.js"
 
-/**
- * How an engine runs.
- *
- * @internal
- */
+/** How an engine runs. @internal */
 export interface Config {
   readonly policy: RefreshPolicy.RefreshPolicy
   /** Requests under way at once per token endpoint URL, across every key. */
@@ -60,30 +53,20 @@ export interface Config {
   readonly store: TokenStore.TokenStore | undefined
   /** The span of each attempt. */
   readonly span: string
-  /**
-   * Logs each token's life (received, retrying, recovered): a single source's few tokens. Otherwise
-   * an endpoint's turning failing and recovering is logged once each way: a pool's many tokens.
-   */
+  /** Logs each token's life (a source's few); else an endpoint's failing and recovering, once each way. */
   readonly chatty: boolean
-  /**
-   * A key's first attempt is a start (a source's `make`): a proxy's 4xx page then stays permanent, so
-   * a wrong URL stops the program. Without it (a pool, which has no start) every attempt is judged as
-   * after one.
-   */
+  /** A key's first attempt is a start (a source's `make`): a proxy's 4xx page stays permanent there. */
   readonly strictStart: boolean
 }
 
-/**
- * A credential as the engine holds it: the endpoint options and the grant.
- *
- * @internal
- */
+/** A credential as the engine holds it: the endpoint options and the grant. @internal */
 export interface Credential extends TokenEndpoint.Options {
   readonly grant: Grant.Grant
   readonly subject?: string | undefined
 }
 
-interface Counters {
+// a provider's metrics, tagged once
+interface Metrics {
   readonly provider: string
   readonly success: Metric.Metric.Counter<number>
   readonly transient: Metric.Metric.Counter<number>
@@ -91,34 +74,40 @@ interface Counters {
   readonly expiry: Metric.Metric.Gauge<number>
 }
 
+const metricsOf = (provider: string): Metrics => {
+  const counter = (outcome: string) =>
+    TokenMetrics.refreshTotal.pipe(Metric.tagged("provider", provider), Metric.tagged("outcome", outcome))
+  const expiry = TokenMetrics.secondsUntilExpiry.pipe(Metric.tagged("provider", provider))
+  return {
+    provider,
+    success: counter("success"),
+    transient: counter("transient"),
+    permanent: counter("permanent"),
+    expiry
+  }
+}
+
 // built endpoints kept at once, recently used first out: one per client id would cost kilobytes a token
 const endpointCacheSize = 256
 
-/**
- * The engine: its records, and every operation on them. Its views (a source, a pool) call these.
- *
- * @internal
- */
+/** The engine: its records, and every operation on them, which its views (a source, a pool) call. @internal */
 export class Engine {
   private readonly entries = new Map<string, Entry>()
   // endpoint options by their identity (URL, client, timeout…), once for all their keys
   private readonly endpoints = new Map<string, Endpoint>()
   private endpointIds = 0
   private readonly built = new Map<number, TokenEndpoint.TokenEndpoint>()
-  private readonly providers = new Map<string, Counters>()
+  private readonly metrics = new Map<string, Metrics>()
   private readonly scheduler: Scheduler
   private readonly attempts: ReturnType<typeof Attempt.make>
   private inFlight = 0
-  /**
-   * The monotonic time in milliseconds, which every deadline and usability is measured on (a system
-   * clock step changes nothing); the views' hot paths read it too.
-   */
+  /** Monotonic milliseconds, on which every deadline and usability is measured; the views' hot paths read it. */
   readonly now: () => number
 
   constructor(
     private readonly config: Config,
     private readonly client: HttpClient.HttpClient,
-    readonly clock: Clock.Clock,
+    private readonly clock: Clock.Clock,
     run: (effect: Effect.Effect<void>) => unknown
   ) {
     this.now = Monotonic.reader(clock)
@@ -137,7 +126,7 @@ export class Engine {
     })
   }
 
-  // --- state as callers see it ---
+  // --- state, deadlines ---
 
   private stateOf(entry: Entry, now: number): TokenState {
     // a device flow under way waits for its user, whatever came before
@@ -145,12 +134,8 @@ export class Engine {
     const valid = entry.token !== undefined && now < entry.usableUntil ? Option.some(entry.token) : Option.none()
     if (entry.status === Status.Failed) return TokenState.Failed({ error: entry.error!, token: valid })
     if (entry.status === Status.Retrying) {
-      return TokenState.Retrying({
-        error: entry.error!,
-        attempt: entry.attempt,
-        nextAttemptAt: Monotonic.toWall(this.clock, entry.dueAt),
-        token: valid
-      })
+      const nextAttemptAt = Monotonic.toWall(this.clock, entry.dueAt)
+      return TokenState.Retrying({ error: entry.error!, attempt: entry.attempt, nextAttemptAt, token: valid })
     }
     if (Option.isSome(valid) && entry.phase !== Phase.Running) return TokenState.Valid({ token: valid.value })
     // a request under way: the token it replaces, until that expires (a caller who finds it past its
@@ -171,11 +156,8 @@ export class Engine {
     for (const queue of listeners) Queue.unsafeOffer(queue, state)
   }
 
-  // --- deadlines ---
-
   private schedule(entry: Entry, now: number): void {
-    const heap = this.scheduler.heap
-    if (entry.released || entry.dormant || entry.phase !== Phase.Idle) return heap.remove(entry)
+    if (entry.released || entry.dormant || entry.phase !== Phase.Idle) return this.scheduler.heap.remove(entry)
     let deadline = entry.dueAt
     if (entry.listeners === undefined) deadline = Math.min(deadline, entry.lastUsed + this.config.idleMillis)
     else if (entry.status === Status.Retrying && entry.token !== undefined && entry.usableUntil > now) {
@@ -208,6 +190,97 @@ export class Engine {
       : undefined
   }
 
+  private revive(entry: Entry, now: number): void {
+    entry.dormant = false
+    this.schedule(entry, now)
+  }
+
+  // --- records and endpoints ---
+
+  /** The record under `key`, if held. */
+  readonly lookup = (key: string): Entry | undefined => this.entries.get(key)
+
+  /**
+   * The record under `key`, made if new. A new endpoint is built now, so a wrong configuration fails
+   * here. `legacy`: look for a store entry under tokenwarden 0.1.0's key too (a source's default key).
+   */
+  readonly add = (credential: Credential, key: string, legacy = false): Effect.Effect<Entry, InvalidConfiguration> =>
+    Effect.suspend(() => {
+      const existing = this.entries.get(key)
+      if (existing !== undefined) return Effect.succeed(existing)
+      return Effect.map(this.endpointFor(credential), (endpoint) => {
+        let entry = this.entries.get(key)
+        if (entry !== undefined) return entry
+        entry = new Entry(key, credential.grant, endpoint, this.now())
+        if (this.config.store !== undefined) {
+          const legacyKey = legacy ? Key.legacyKeyOf(endpoint.group.url, credential) : undefined
+          entry.stored = { identity: Key.identity(credential), legacyKey, version: 0, loaded: false }
+        }
+        endpoint.refs++
+        this.entries.set(key, entry)
+        return entry
+      })
+    })
+
+  private endpointFor(credential: Credential): Effect.Effect<Endpoint, InvalidConfiguration> {
+    const key = endpointKeyOf(credential)
+    const known = this.endpoints.get(key)
+    if (known !== undefined) return Effect.succeed(known)
+    const options = endpointOptions(credential, this.config.policy)
+    return Effect.map(this.build(options), (built) => {
+      const again = this.endpoints.get(key)
+      if (again !== undefined) return again
+      // one provider string per name, not per client: a pool of 100,000 clients keeps one
+      const provider = this.metricsOf(built.provider).provider
+      const endpoint = this.endpoint(key, options, provider, this.scheduler.groupOf(built.url))
+      this.remember(endpoint.id, built)
+      return endpoint
+    })
+  }
+
+  private endpoint(key: string, options: TokenEndpoint.Options, provider: string, group: Endpoint["group"]): Endpoint {
+    const endpoint: Endpoint = { id: ++this.endpointIds, key, options, provider, group, refs: 0 }
+    this.endpoints.set(key, endpoint)
+    return endpoint
+  }
+
+  private build(options: TokenEndpoint.Options): Effect.Effect<TokenEndpoint.TokenEndpoint, InvalidConfiguration> {
+    return Effect.provideService(TokenEndpoint.make(options), HttpClient.HttpClient, this.client)
+  }
+
+  // the built endpoint of a record's options: built again once evicted from the cache
+  private endpointOf(endpoint: Endpoint): Effect.Effect<TokenEndpoint.TokenEndpoint, InvalidConfiguration> {
+    const cached = this.built.get(endpoint.id)
+    if (cached !== undefined) return Effect.succeed(cached)
+    return Effect.tap(this.build(endpoint.options), (made) => this.remember(endpoint.id, made))
+  }
+
+  private remember(id: number, endpoint: TokenEndpoint.TokenEndpoint): void {
+    this.built.set(id, endpoint)
+    if (this.built.size > endpointCacheSize) this.built.delete(this.built.keys().next().value!)
+  }
+
+  private metricsOf(provider: string): Metrics {
+    let metrics = this.metrics.get(provider)
+    if (metrics === undefined) this.metrics.set(provider, metrics = metricsOf(provider))
+    return metrics
+  }
+
+  /**
+   * A caller's credential for a held key with another client secret (Basic or post) than the record's
+   * (one rotated, given as a new value): the record's next request uses it, and so do new keys of that
+   * endpoint. A secret given as an effect is read again after a refusal instead, and never compared.
+   */
+  readonly unsafeRebind = (entry: Entry, credential: Credential): void => {
+    const old = entry.endpoint
+    const before = secretOf(old.options.clientAuth)
+    const after = secretOf(credential.clientAuth)
+    if (before === undefined || after === undefined || before === after || endpointKeyOf(credential) !== old.key) return
+    entry.endpoint = this.endpoint(old.key, endpointOptions(credential, this.config.policy), old.provider, old.group)
+    entry.endpoint.refs = 1
+    this.release(old)
+  }
+
   private drop(entry: Entry): void {
     if (entry.released) return
     entry.released = true
@@ -223,129 +296,66 @@ export class Engine {
     this.built.delete(endpoint.id)
   }
 
-  /**
-   * A caller's credential for a held key with another client secret (Basic or post) than the record's
-   * (one rotated, given as a new value): the record's next request uses it, and so do new keys of that
-   * endpoint. A secret given as an effect is read again after a refusal instead, and never compared.
-   */
-  readonly unsafeRebind = (entry: Entry, credential: Credential): void => {
-    const old = entry.endpoint
-    if (sameSecret(old.options.clientAuth, credential.clientAuth) || endpointKeyOf(credential) !== old.key) return
-    const endpoint: Endpoint = {
-      id: ++this.endpointIds,
-      key: old.key,
-      options: endpointOptions(credential, this.config.policy),
-      provider: old.provider,
-      group: old.group,
-      refs: 1
-    }
-    this.endpoints.set(old.key, endpoint)
-    entry.endpoint = endpoint
-    this.release(old)
-  }
-
-  /** Wakes a dormant record (idle, of a grant that needs a user) that is asked for again. */
-  readonly revive = (entry: Entry, now: number): void => {
-    entry.dormant = false
-    this.schedule(entry, now)
-  }
-
   // --- attempts ---
 
-  private endpointOf(endpoint: Endpoint): Effect.Effect<TokenEndpoint.TokenEndpoint, InvalidConfiguration> {
-    const cached = this.built.get(endpoint.id)
-    if (cached !== undefined) return Effect.succeed(cached)
-    return TokenEndpoint.make(endpoint.options).pipe(
-      Effect.provideService(HttpClient.HttpClient, this.client),
-      Effect.tap((made) => Effect.sync(() => this.remember(endpoint.id, made)))
-    )
-  }
-
-  private remember(id: number, endpoint: TokenEndpoint.TokenEndpoint): void {
-    this.built.set(id, endpoint)
-    if (this.built.size > endpointCacheSize) this.built.delete(this.built.keys().next().value!)
-  }
-
-  private countersOf(provider: string): Counters {
-    let counters = this.providers.get(provider)
-    if (counters === undefined) {
-      const counter = (outcome: string) =>
-        TokenMetrics.refreshTotal.pipe(Metric.tagged("provider", provider), Metric.tagged("outcome", outcome))
-      counters = {
-        provider,
-        success: counter("success"),
-        transient: counter("transient"),
-        permanent: counter("permanent"),
-        expiry: TokenMetrics.secondsUntilExpiry.pipe(Metric.tagged("provider", provider))
-      }
-      this.providers.set(provider, counters)
-    }
-    return counters
-  }
-
-  private accept(entry: Entry, got: Attempt.Got, now: number, random: number): Effect.Effect<void> {
-    const token = got.token
-    // the token's epoch times, moved onto the monotonic clock by the wall clock now
-    const offset = Monotonic.unsafeWallOffset(this.clock)
-    const next = settle(this.config.policy, now, { _tag: "Token", token, random, offset })
-    entry.accept(compact(token))
-    // what our clock's offset to the server is, for tokens other processes store
-    if (got.how === "received" && token.clockOffset !== undefined) entry.group.clockOffset = token.clockOffset
-    entry.expiry = token.expiresAt === undefined ? Infinity : token.expiresAt - offset
-    entry.usableUntil = next._tag === "Valid" ? next.usableUntil : 0
-    entry.dueAt = next._tag === "Valid" ? next.dueAt : Infinity
-    entry.status = Status.Valid
-    if (entry.rare !== undefined) {
-      entry.error = undefined
-      entry.attempt = 0
-      entry.retryState = undefined
-      entry.prompt = undefined
-      const stored = entry.stored
-      if (stored !== undefined) stored.version = got.version
-    }
-    this.schedule(entry, now)
-    const expiresIn = entry.expiry === Infinity ? undefined : (entry.expiry - now) / 1000
-    const gauge = expiresIn === undefined
-      ? Effect.void
-      : Metric.set(this.countersOf(entry.endpoint.provider).expiry, expiresIn)
-    if (!this.config.chatty) return gauge
-    return Effect.zipRight(
-      gauge,
-      Effect.logInfo(`token ${got.how}`).pipe(Effect.annotateLogs({
-        expires_in_s: expiresIn === undefined ? "unknown" : Math.round(expiresIn),
-        lifetime_from: token.lifetimeSource,
-        refresh_in_s: entry.dueAt === Infinity ? "never" : Math.round((entry.dueAt - now) / 1000)
-      }))
-    )
-  }
-
-  private onSuccess(entry: Entry, got: Attempt.Got, now: number, counters: Counters): Effect.Effect<void> {
-    return Effect.gen(this, function*() {
+  // A token got: the record made valid and scheduled, its expiry gauged, its arrival logged.
+  private accept(entry: Entry, got: Attempt.Got, now: number): Effect.Effect<void> {
+    return Effect.flatMap(Random.next, (random) => {
+      const { chatty, policy } = this.config
+      const { how, token } = got
       const failed = entry.attempt
-      yield* this.accept(entry, got, now, yield* Random.next)
-      if (got.how === "received") yield* Metric.increment(counters.success)
-      if (this.config.chatty && failed > 0) {
-        yield* Effect.logInfo("token request recovered").pipe(Effect.annotateLogs({ failed_attempts: failed }))
+      // the token's epoch times, moved onto the monotonic clock by the wall clock now
+      const offset = Monotonic.unsafeWallOffset(this.clock)
+      const next = settle(policy, now, { _tag: "Token", token, random, offset })
+      entry.accept(compact(token))
+      // what our clock's offset to the server is, for tokens other processes store
+      if (how === "received" && token.clockOffset !== undefined) entry.group.clockOffset = token.clockOffset
+      entry.expiry = token.expiresAt === undefined ? Infinity : token.expiresAt - offset
+      entry.usableUntil = next._tag === "Valid" ? next.usableUntil : 0
+      entry.dueAt = next._tag === "Valid" ? next.dueAt : Infinity
+      entry.status = Status.Valid
+      if (entry.rare !== undefined) {
+        entry.error = entry.retryState = entry.prompt = undefined
+        entry.attempt = 0
+        if (entry.stored !== undefined) entry.stored.version = got.version
       }
-      if (!this.config.chatty && entry.group.failing) {
+      this.schedule(entry, now)
+      const metrics = this.metricsOf(entry.endpoint.provider)
+      const expiresIn = entry.expiry === Infinity ? undefined : (entry.expiry - now) / 1000
+      const logs: Array<Effect.Effect<void>> = [
+        expiresIn === undefined ? Effect.void : Metric.set(metrics.expiry, expiresIn),
+        how === "received" ? Metric.increment(metrics.success) : Effect.void
+      ]
+      if (chatty) {
+        logs.push(
+          Effect.logInfo(`token ${how}`).pipe(Effect.annotateLogs({
+            expires_in_s: expiresIn === undefined ? "unknown" : Math.round(expiresIn),
+            lifetime_from: token.lifetimeSource,
+            refresh_in_s: entry.dueAt === Infinity ? "never" : Math.round((entry.dueAt - now) / 1000)
+          }))
+        )
+        if (failed > 0) {
+          logs.push(Effect.logInfo("token request recovered").pipe(Effect.annotateLogs({ failed_attempts: failed })))
+        }
+      } else if (entry.group.failing) {
         entry.group.failing = false
-        yield* Effect.logInfo("token endpoint recovered")
+        logs.push(Effect.logInfo("token endpoint recovered"))
       }
+      return Effect.all(logs, { discard: true })
     })
   }
 
-  private onFailure(entry: Entry, error: TokenError, now: number, counters: Counters): Effect.Effect<void> {
+  private onFailure(entry: Entry, error: TokenError, now: number, metrics: Metrics): Effect.Effect<void> {
     return Effect.gen(this, function*() {
-      const { chatty, policy } = this.config
+      const { chatty, policy, strictStart } = this.config
       const before = entry.status
       entry.error = error
       entry.attempt++
       // after the first fetch, a 4xx that is not an OAuth or API error (a proxy's, a WAF's or a captive
       // portal's page) is passing; at a source's start it stays permanent, so a wrong URL stops `make`
-      const transient = error.transient ||
-        ((entry.started || !this.config.strictStart) && error._tag === "MalformedResponse" && error.status >= 400 &&
-          error.status < 500)
-      yield* Metric.increment(transient ? counters.transient : counters.permanent)
+      const transient = error.transient || ((entry.started || !strictStart) && error._tag === "MalformedResponse" &&
+        error.status >= 400 && error.status < 500)
+      yield* Metric.increment(transient ? metrics.transient : metrics.permanent)
       const stateOf = (status: Status, schedule: Schedule.Schedule<unknown, TokenError>) =>
         before === status && entry.retryState !== undefined ? entry.retryState : schedule.initial
       let step = transient ? yield* policy.retry.step(now, error, stateOf(Status.Retrying, policy.retry)) : undefined
@@ -360,24 +370,23 @@ export class Engine {
       // the next round of attempts (after `refresh`, or the slow schedule's) counts from 1
       if (slow) entry.attempt = 0
       this.schedule(entry, now)
-      const detail = { error: error._tag, detail: error.message }
-      const retryIn = entry.dueAt === Infinity ? "never" : Math.round(entry.dueAt - now)
+      const retry_in_ms = entry.dueAt === Infinity ? "never" : Math.round(entry.dueAt - now)
+      const detail = { error: error._tag, detail: error.message, retry_in_ms }
       if (slow) {
-        return yield* Effect.logError(
-          transient ? "token request failed; the retry schedule gave up" : "token request failed permanently"
-        ).pipe(Effect.annotateLogs({ ...detail, retry_in_ms: retryIn }))
+        const message = transient
+          ? "token request failed; the retry schedule gave up"
+          : "token request failed permanently"
+        return yield* Effect.logError(message).pipe(Effect.annotateLogs(detail))
       }
       if (chatty) {
-        return yield* Effect.logWarning("token request failed; retrying").pipe(Effect.annotateLogs({
-          ...detail,
-          attempt: entry.attempt,
-          retry_in_ms: retryIn,
-          token_still_valid: now < entry.usableUntil
-        }))
+        const still = { attempt: entry.attempt, token_still_valid: now < entry.usableUntil }
+        return yield* Effect.logWarning("token request failed; retrying").pipe(
+          Effect.annotateLogs({ ...detail, ...still })
+        )
       }
       if (entry.group.failing) return
       entry.group.failing = true
-      return yield* Effect.logWarning("token endpoint failing; retrying with backoff").pipe(Effect.annotateLogs(detail))
+      yield* Effect.logWarning("token endpoint failing; retrying with backoff").pipe(Effect.annotateLogs(detail))
     })
   }
 
@@ -386,16 +395,13 @@ export class Engine {
       this.inFlight++
       // listeners see `Refreshing` only while a valid token is held
       if (entry.status === Status.Valid && entry.usableUntil > this.now()) this.notify(entry)
-      const endpoint = yield* Effect.either(this.endpointOf(entry.endpoint))
       const provider = entry.endpoint.provider
-      const counters = this.countersOf(provider)
-      const exit = yield* Effect.exit(
-        endpoint._tag === "Left"
-          ? Effect.fail(endpoint.left)
-          : this.attempts.obtain(entry, endpoint.right).pipe(
-            Effect.withSpan(this.config.span, { attributes: { provider } })
-          )
-      )
+      const metrics = this.metricsOf(provider)
+      const exit = yield* Effect.exit(Effect.flatMap(
+        this.endpointOf(entry.endpoint),
+        (endpoint) =>
+          this.attempts.obtain(entry, endpoint).pipe(Effect.withSpan(this.config.span, { attributes: { provider } }))
+      ))
       this.inFlight--
       entry.phase = Phase.Idle
       entry.urgent = false
@@ -404,13 +410,13 @@ export class Engine {
       const now = this.now()
       let outcome: Exit.Exit<AccessToken, TokenError> = exit as Exit.Exit<never, TokenError>
       if (Exit.isSuccess(exit)) {
-        yield* this.onSuccess(entry, exit.value, now, counters)
+        yield* this.accept(entry, exit.value, now)
         // every caller gets the token as held, so `invalidate(token)` recognises it
         outcome = Exit.succeed(entry.token!)
       } else {
         if (entry.rare !== undefined) entry.prompt = undefined
         const failure = Cause.failureOption(exit.cause)
-        if (Option.isSome(failure)) yield* this.onFailure(entry, failure.value, now, counters)
+        if (Option.isSome(failure)) yield* this.onFailure(entry, failure.value, now, metrics)
         else if (!Cause.isInterruptedOnly(exit.cause)) yield* Effect.logError("token request died", exit.cause)
       }
       // from now on a proxy's error page is a passing fault, not a wrong configuration
@@ -427,85 +433,10 @@ export class Engine {
   private join(entry: Entry): Effect.Effect<AccessToken, TokenError> {
     // a record dropped (removed, stopped) sends nothing more; its last error, if any, says why
     if (entry.released && entry.phase !== Phase.Running) {
-      const error = entry.error
-      return error !== undefined ? Effect.fail(error) : Effect.interrupt
+      return entry.error !== undefined ? Effect.fail(entry.error) : Effect.interrupt
     }
-    let waiters = entry.waiters
-    if (waiters === undefined) {
-      waiters = Deferred.unsafeMake<AccessToken, TokenError>(FiberId.none)
-      entry.waiters = waiters
-    }
-    return Deferred.await(waiters)
-  }
-
-  // --- keys ---
-
-  /** The record under `key`, if held. */
-  readonly lookup = (key: string): Entry | undefined => this.entries.get(key)
-
-  /**
-   * The record under `key`, made if new. A new endpoint is built now, so a wrong configuration fails
-   * here. `legacy`: look for a store entry under tokenwarden 0.1.0's key too (a source's default key).
-   */
-  readonly add = (credential: Credential, key: string, legacy = false): Effect.Effect<Entry, InvalidConfiguration> =>
-    Effect.suspend(() => {
-      const existing = this.entries.get(key)
-      if (existing !== undefined) return Effect.succeed(existing)
-      return Effect.map(this.endpointFor(credential), (endpoint) => {
-        let entry = this.entries.get(key)
-        if (entry === undefined) {
-          entry = new Entry(key, credential.grant, endpoint, this.now())
-          if (this.config.store !== undefined) {
-            entry.stored = {
-              identity: Key.identity(credential),
-              legacyKey: legacy ? Key.legacyKeyOf(endpoint.group.url, credential) : undefined,
-              version: 0,
-              loaded: false
-            }
-          }
-          endpoint.refs++
-          this.entries.set(key, entry)
-        }
-        return entry
-      })
-    })
-
-  private endpointFor(credential: Credential): Effect.Effect<Endpoint, InvalidConfiguration> {
-    const endpointKey = endpointKeyOf(credential)
-    const known = this.endpoints.get(endpointKey)
-    if (known !== undefined) return Effect.succeed(known)
-    const options = endpointOptions(credential, this.config.policy)
-    return TokenEndpoint.make(options).pipe(
-      Effect.provideService(HttpClient.HttpClient, this.client),
-      Effect.map((tokenEndpoint) => {
-        const again = this.endpoints.get(endpointKey)
-        if (again !== undefined) return again
-        const endpoint: Endpoint = {
-          id: ++this.endpointIds,
-          key: endpointKey,
-          options,
-          // one string per name, not per client: a pool of 100,000 clients keeps one
-          provider: this.countersOf(tokenEndpoint.provider).provider,
-          group: this.scheduler.groupOf(tokenEndpoint.url),
-          refs: 0
-        }
-        this.endpoints.set(endpointKey, endpoint)
-        this.remember(endpoint.id, tokenEndpoint)
-        return endpoint
-      })
-    )
-  }
-
-  // --- operations on one record ---
-
-  // The last token, while it has not expired and the API has not refused it, when the provider is
-  // failing: its skew margin is spent rather than a caller failed.
-  private lastValid(entry: Entry, now: number): AccessToken | undefined {
-    const last = entry.token
-    return last !== undefined && !entry.invalidated && !entry.released && last.expiresAt !== undefined &&
-        now < entry.expiry
-      ? last
-      : undefined
+    entry.waiters ??= Deferred.unsafeMake<AccessToken, TokenError>(FiberId.none)
+    return Deferred.await(entry.waiters)
   }
 
   /** Queues an attempt now: a caller asked, or one is due. */
@@ -514,16 +445,22 @@ export class Engine {
     this.scheduler.enqueue(entry, urgent)
   }
 
-  // Whether an attempt may be sent now, or callers must join the next one the schedule sends: never
-  // before a backoff delay or a Retry-After has passed.
+  // Whether callers must join the attempt the schedule sends: never before a backoff or a Retry-After.
   private backingOff(entry: Entry): boolean {
     return entry.status === Status.Retrying || entry.status === Status.Failed
   }
 
-  /**
-   * The token a caller gets at once at `now`, if usable (the hot path of a pool's keys): the key is
-   * marked used, and woken if it slept idle.
-   */
+  // The last token while it has not expired and the API has not refused it, when the provider is
+  // failing: its skew margin is spent rather than a caller failed.
+  private lastValid(entry: Entry, now: number): AccessToken | undefined {
+    const last = entry.token
+    const live = last?.expiresAt !== undefined && !entry.invalidated && !entry.released && now < entry.expiry
+    return live ? last : undefined
+  }
+
+  // --- what the views call ---
+
+  /** The token a caller gets at once at `now`, if usable (a pool key's hot path): marked used, woken if dormant. */
   readonly unsafeUsable = (entry: Entry, now: number): AccessToken | undefined => {
     if (entry.released || now >= entry.usableUntil) return undefined
     entry.lastUsed = now
@@ -602,16 +539,14 @@ export class Engine {
    */
   readonly invalidate = (entry: Entry, token?: AccessToken): Effect.Effect<void> =>
     Effect.suspend(() => {
-      if (
-        entry.released || entry.token === undefined || entry.invalidated ||
-        (token !== undefined && token !== entry.token)
-      ) {
+      const current = entry.token
+      if (entry.released || current === undefined || entry.invalidated || (token !== undefined && token !== current)) {
         return Effect.void
       }
       // the token stays as the one a new request replaces, but is no longer handed out
       entry.invalidated = true
       entry.usableUntil = 0
-      const annotations = { provider: entry.endpoint.provider, url: entry.group.url }
+      const annotate = Effect.annotateLogs({ provider: entry.endpoint.provider, url: entry.group.url })
       // nothing can replace it without a person (a used authorization code, no refresh token): say so
       // at once instead of pretending a request is under way
       if (entry.refreshToken === undefined && !entry.grantUsable) {
@@ -620,12 +555,12 @@ export class Engine {
         entry.dueAt = Infinity
         this.schedule(entry, this.now())
         this.notify(entry)
-        return Effect.logWarning("token invalidated; reauthorization required").pipe(Effect.annotateLogs(annotations))
+        return annotate(Effect.logWarning("token invalidated; reauthorization required"))
       }
       if (entry.status === Status.Valid) entry.status = Status.Pending
       this.notify(entry)
       if (!this.backingOff(entry)) this.send(entry, true)
-      return Effect.logInfo("token invalidated; fetching another").pipe(Effect.annotateLogs(annotations))
+      return annotate(Effect.logInfo("token invalidated; fetching another"))
     })
 
   /** Drops the record now; its `changes` streams end. */
@@ -658,36 +593,26 @@ export class Engine {
       const entry = yield* resolve
       const queue = yield* Queue.unbounded<TokenState>()
       yield* Effect.acquireRelease(
-        Effect.sync(() => this.listen(entry, queue)),
-        () => Effect.sync(() => this.unlisten(entry, queue))
+        Effect.sync(() => {
+          ;(entry.listeners ??= new Set()).add(queue)
+          const now = this.now()
+          Queue.unsafeOffer(queue, this.stateOf(entry, now))
+          if (entry.dormant) this.revive(entry, now)
+          else this.schedule(entry, now)
+        }),
+        () =>
+          Effect.sync(() => {
+            const listeners = entry.listeners
+            listeners?.delete(queue)
+            if (listeners?.size === 0) {
+              entry.listeners = undefined
+              entry.tidy()
+            }
+            this.schedule(entry, entry.lastUsed = this.now())
+          })
       )
       return Stream.fromQueue(queue)
     }))
-
-  private listen(entry: Entry, queue: Queue.Queue<TokenState>): void {
-    const listeners = entry.listeners ?? new Set()
-    entry.listeners = listeners
-    listeners.add(queue)
-    const now = this.now()
-    Queue.unsafeOffer(queue, this.stateOf(entry, now))
-    if (entry.dormant) this.revive(entry, now)
-    else this.schedule(entry, now)
-  }
-
-  private unlisten(entry: Entry, queue: Queue.Queue<TokenState>): void {
-    const listeners = entry.listeners
-    listeners?.delete(queue)
-    if (listeners?.size === 0) {
-      entry.listeners = undefined
-      entry.tidy()
-    }
-    const now = this.now()
-    entry.lastUsed = now
-    this.schedule(entry, now)
-  }
-
-  /** Keys held. */
-  readonly size: Effect.Effect<number> = Effect.sync(() => this.entries.size)
 
   /** What the engine holds and does now. */
   readonly stats = Effect.sync(() => ({
@@ -703,25 +628,22 @@ export class Engine {
   // fetched; during an attempt its own outcome decides (the entry may be our own write coming back).
   private onNotice(notice: TokenStore.Notice): Effect.Effect<void> {
     const entry = this.entries.get(notice.key)
-    const stored = entry?.stored
     const busy = () => entry === undefined || entry.released || entry.phase === Phase.Running
+    const stored = entry?.stored
     if (stored === undefined || busy() || (notice.version ?? Infinity) <= stored.version) return Effect.void
-    return Effect.flatMap(this.attempts.newerStored(entry!), (found) => {
-      if (Option.isNone(found) || busy()) return Effect.void
-      const now = this.now()
-      return Effect.flatMap(Random.next, (random) =>
-        Effect.zipRight(
-          this.accept(entry!, { ...found.value, how: "adopted" }, now, random),
+    return Effect.flatMap(this.attempts.newerStored(entry!), (found) =>
+      Option.isNone(found) || busy()
+        ? Effect.void
+        : Effect.zipRight(
+          this.accept(entry!, { ...found.value, how: "adopted" }, this.now()),
           Effect.sync(() => this.notify(entry!))
         ))
-    })
   }
 
   /** The engine's fibers: the scheduler, and the store's subscription. */
   readonly run: Effect.Effect<void, never, Scope.Scope> = Effect.gen(this, function*() {
-    const store = this.config.store
-    if (store !== undefined) {
-      yield* store.notices.pipe(
+    if (this.config.store !== undefined) {
+      yield* this.config.store.notices.pipe(
         Stream.runForEach((notice) => this.onNotice(notice)),
         // a broken subscription (Redis gone, a watcher died) is logged and started again, with backoff
         Effect.tapError((e) => TokenStore.logStoreError(e, undefined)),
@@ -744,16 +666,12 @@ export class Engine {
           if (entry.phase === Phase.Running && entry.prompt === undefined) running.push(Effect.exit(this.join(entry)))
         }
         // interruptible: a finalizer is not, and the timeout could not stop the wait otherwise
-        return Effect.ignore(
-          Effect.timeout(
-            Effect.interruptible(Effect.all(running, { concurrency: "unbounded" })),
-            this.config.policy.shutdownGrace
-          )
-        )
+        const all = Effect.interruptible(Effect.all(running, { concurrency: "unbounded" }))
+        return Effect.ignore(Effect.timeout(all, this.config.policy.shutdownGrace))
       })
     )
     yield* Effect.forkScoped(
-      this.scheduler.loop(() => this.now()).pipe(
+      this.scheduler.loop(this.now).pipe(
         Effect.tapErrorCause((cause) =>
           Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("token scheduler died", cause)
         )
@@ -775,12 +693,8 @@ export const make = (
     // every setting checked before any request
     yield* RefreshPolicy.validate(config.policy)
     const fibers = yield* FiberSet.make<void>()
-    const engine = new Engine(
-      config,
-      yield* HttpClient.HttpClient,
-      yield* Effect.clock,
-      yield* FiberSet.runtime(fibers)()
-    )
+    const run = yield* FiberSet.runtime(fibers)()
+    const engine = new Engine(config, yield* HttpClient.HttpClient, yield* Effect.clock, run)
     yield* engine.run
     return engine
   })
@@ -797,18 +711,9 @@ const endpointOptions = (credential: Credential, policy: RefreshPolicy.RefreshPo
   provider: credential.provider
 })
 
-// the client secret a client authentication carries, when given as a value
-const secretValue = (auth: ClientAuth.ClientAuth): string | undefined => {
-  const secret = "clientSecret" in auth ? auth.clientSecret : undefined
-  return Redacted.isRedacted(secret) ? Redacted.value(secret) : undefined
-}
-
-// the same secret, or none to compare (an effect, a JWK object): only a new value is a rotation
-const sameSecret = (a: ClientAuth.ClientAuth, b: ClientAuth.ClientAuth): boolean => {
-  const before = secretValue(a)
-  const after = secretValue(b)
-  return before === undefined || after === undefined || before === after
-}
+// the client secret given as a value: only a new value is a rotation (an effect, a JWK is never compared)
+const secretOf = (auth: ClientAuth.ClientAuth): string | undefined =>
+  "clientSecret" in auth && Redacted.isRedacted(auth.clientSecret) ? Redacted.value(auth.clientSecret) : undefined
 
 const emptyExtra = Redacted.make<Readonly<Record<string, unknown>>>(Object.freeze({}))
 
