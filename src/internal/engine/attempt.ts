@@ -19,49 +19,27 @@ import { ReauthorizationRequired } from "../../TokenError.js"
 import * as TokenStore from "../../TokenStore.js"
 import type { Entry, Group, Stored } from "./entry.js"
 
-/**
- * What an attempt got: a token, its store version, and how (fetched, another process's, or the
- * store's from before a restart).
- *
- * @internal
- */
+/** What an attempt got: a token, its store version, and how (fetched, another process's, a restart's). @internal */
 export interface Got {
   readonly token: AccessToken
   readonly version: number
   readonly how: "received" | "adopted" | "loaded"
 }
 
-/**
- * A stored token another process wrote, its times moved onto this process's clock by the difference
- * between the writer's offset to the server and ours, when both are known (a v2 entry has none, and
- * ours is known once a token was received here).
- *
- * @internal
- */
+// A stored token another process wrote, moved onto this process's clock by the difference between
+// the writer's offset to the server and ours, when both are known (a v2 entry has none).
 const localize = (group: Group, stored: TokenStore.StoredToken): TokenStore.StoredToken => {
-  const token = stored.token
+  const { token } = stored
   const theirs = token.clockOffset
   const ours = group.clockOffset
   // a Date header has whole seconds: offsets measured apart differ by that much without meaning it
   if (theirs === undefined || ours === undefined || Math.abs(ours - theirs) < 5_000) return stored
   const shift = ours - theirs
-  return {
-    ...stored,
-    token: {
-      ...token,
-      issuedAt: token.issuedAt + shift,
-      expiresAt: token.expiresAt === undefined ? undefined : token.expiresAt + shift,
-      clockOffset: ours
-    }
-  }
+  const expiresAt = token.expiresAt === undefined ? undefined : token.expiresAt + shift
+  return { ...stored, token: { ...token, issuedAt: token.issuedAt + shift, expiresAt, clockOffset: ours } }
 }
 
-/**
- * What attempts share: the policy, the store (if any), the HTTP client, and how to show a device
- * flow's prompt.
- *
- * @internal
- */
+/** What attempts share: the policy, the store, the HTTP client, how to show a device flow's prompt. @internal */
 export interface Context {
   readonly policy: RefreshPolicy.RefreshPolicy
   readonly store: TokenStore.TokenStore | undefined
@@ -70,14 +48,13 @@ export interface Context {
 }
 
 /**
- * The attempts of one engine, over its context. A failing store is logged once and passed by (each
- * process refreshes alone) until it works again.
- *
- * @internal
+ * The attempts of one engine. A failing store is logged once and passed by (each process refreshes
+ * alone) until it works again. @internal
  */
-export const make = (context: Context) => {
-  const { client, policy, store } = context
+export const make = ({ client, onPrompt, policy, store }: Context) => {
   let storeDown = false
+  const reauthorize = (detail: string, reason?: ReauthorizationRequired["reason"]) =>
+    Effect.fail(new ReauthorizationRequired(reason === undefined ? { detail } : { detail, reason }))
 
   const requestOriginal = (
     entry: Entry,
@@ -85,42 +62,33 @@ export const make = (context: Context) => {
   ): Effect.Effect<AccessToken, TokenError> =>
     Effect.suspend(() => {
       const grant = entry.grant
-      if (!entry.grantUsable) {
-        return Effect.fail(
-          new ReauthorizationRequired({ detail: "the token is gone and the grant cannot run again without a user" })
-        )
-      }
+      if (!entry.grantUsable) return reauthorize("the token is gone and the grant cannot run again without a user")
       // RFC 8628: the device flow needs the user, who is shown the code through `changes`
       if (grant._tag === "DeviceCode") {
         return DeviceFlow.runInSource(endpoint, grant, {
           previous: entry.token,
-          onPrompt: (prompt) => Effect.sync(() => context.onPrompt(entry, prompt))
+          onPrompt: (prompt) => Effect.sync(() => onPrompt(entry, prompt))
         }).pipe(Effect.provideService(HttpClient.HttpClient, client))
       }
-      return endpoint.request(grant, entry.token).pipe(
-        Effect.tap(() => {
-          // an authorization code is single use
-          if (grant._tag === "AuthorizationCode") entry.grantUsable = false
-        })
-      )
+      // an authorization code is single use
+      return Effect.tap(endpoint.request(grant, entry.token), () => {
+        if (grant._tag === "AuthorizationCode") entry.grantUsable = false
+      })
     })
 
-  // a stored entry newer than the token held, still valid
+  // the stored entry, on our clock, when it is newer than the one held and still valid
   const newerStored = (entry: Entry): Effect.Effect<Option.Option<TokenStore.StoredToken>> => {
     const stored = entry.stored
     if (store === undefined || stored === undefined) return Effect.succeed(Option.none())
-    return Effect.flatMap(
-      Effect.catchAll(store.load(entry.key, stored.identity), (e) => TokenStore.logStoreError(e, Option.none())),
-      (found) =>
-        Effect.map(
-          Clock.currentTimeMillis,
-          (now) =>
-            Option.filter(
-              Option.map(found, (e) => localize(entry.group, e)),
-              (e) => e.version > stored.version && now < RefreshPolicy.usableUntil(policy, e.token)
-            )
-        )
+    const found = Effect.catchAll(
+      store.load(entry.key, stored.identity),
+      (e) => TokenStore.logStoreError(e, Option.none())
     )
+    return Effect.zipWith(found, Clock.currentTimeMillis, (found, now) =>
+      Option.filter(
+        Option.map(found, (e) => localize(entry.group, e)),
+        (e) => e.version > stored.version && now < RefreshPolicy.usableUntil(policy, e.token)
+      ))
   }
 
   // RFC 6749 section 6: a refused refresh token falls back to the original grant only when that grant
@@ -134,18 +102,15 @@ export const make = (context: Context) => {
           Effect.flatMap(newerStored(entry), (newer) => {
             // another process may have rotated the refresh token first: its token is ours too
             if (Option.isSome(newer)) {
-              return Effect.as(
-                Effect.logInfo("refresh token already rotated by another process; adopting its token"),
-                newer.value.token
-              )
+              const log = Effect.logInfo("refresh token already rotated by another process; adopting its token")
+              return Effect.as(log, newer.value.token)
             }
             entry.refreshRefused = true
-            return entry.grantUsable && Grant.isUnattended(entry.grant)
-              ? Effect.zipRight(
-                Effect.logWarning("refresh token refused; running the original grant again"),
-                requestOriginal(entry, endpoint)
-              )
-              : Effect.fail(new ReauthorizationRequired({ reason: error, detail: "the refresh token was refused" }))
+            if (!entry.grantUsable || !Grant.isUnattended(entry.grant)) {
+              return reauthorize("the refresh token was refused", error)
+            }
+            const log = Effect.logWarning("refresh token refused; running the original grant again")
+            return Effect.zipRight(log, requestOriginal(entry, endpoint))
           }))
       )
     })
@@ -157,14 +122,15 @@ export const make = (context: Context) => {
   const load = (entry: Entry, stored: Stored, store: TokenStore.TokenStore) =>
     Effect.gen(function*() {
       stored.loaded = true
-      const found = yield* Effect.catchAll(
-        loadStored(store, entry, stored),
-        (e) => TokenStore.logStoreError(e, Option.none())
-      )
-      if (Option.isNone(found)) return undefined
-      const now = yield* Clock.currentTimeMillis
+      const found = yield* Effect.catchAll(loadStored(store, entry, stored), (e) =>
+        TokenStore.logStoreError(e, Option.none()))
+      if (Option.isNone(found)) {
+        return undefined
+      }
       const { token, version } = localize(entry.group, found.value)
-      if (now < RefreshPolicy.usableUntil(policy, token)) return { token, version, how: "loaded" } satisfies Got
+      if ((yield* Clock.currentTimeMillis) < RefreshPolicy.usableUntil(policy, token)) {
+        return { token, version, how: "loaded" } satisfies Got
+      }
       if (token.refreshToken !== undefined) {
         // held to be refreshed, never handed out
         entry.accept(token)
@@ -178,10 +144,8 @@ export const make = (context: Context) => {
     Effect.gen(function*() {
       const stored = entry.stored
       if (store === undefined || stored === undefined) return yield* alone(entry, endpoint, 0)
-      if (!stored.loaded) {
-        const loaded = yield* load(entry, stored, store)
-        if (loaded !== undefined) return loaded
-      }
+      const loaded = stored.loaded ? undefined : yield* load(entry, stored, store)
+      if (loaded !== undefined) return loaded
       return yield* store.refresh(entry.key, stored.version, fetchOnce(entry, endpoint), stored.identity).pipe(
         Effect.map(({ entry: written, fetched }): Got => ({
           // a token another process fetched is on its clock
@@ -195,26 +159,21 @@ export const make = (context: Context) => {
           return Effect.logInfo("token store is back")
         }),
         Effect.catchTag("StoreError", (error) => {
-          if (storeDown) return alone(entry, endpoint, stored.version)
+          const log = storeDown ? Effect.void : TokenStore.logStoreError(error, undefined)
           storeDown = true
-          return Effect.zipRight(TokenStore.logStoreError(error, undefined), alone(entry, endpoint, stored.version))
+          return Effect.zipRight(log, alone(entry, endpoint, stored.version))
         })
       )
     })
 
-  return {
-    obtain,
-    /** A stored entry newer than the token held and still valid (another process's write), on our clock. */
-    newerStored
-  }
+  return { obtain, newerStored }
 }
 
 /**
  * The stored entry of a credential, looked for under the 0.1.0 key too: an entry found there is moved
- * to the new key and the old one removed, so an upgrade never forces a user to log in again. Only a
- * grant that needs a person adopts it: the 0.1.0 key did not tell apart extra parameters, client
- * authentication methods or users, so the entry may be another credential's, a risk worth taking only
- * where the stored refresh token may be the only one. An unattended grant drops it and fetches anew.
+ * to the new key, so an upgrade never forces a user to log in again. Only a grant that needs a person
+ * adopts it: the 0.1.0 key did not tell users apart, so the entry may be another credential's, a risk
+ * worth taking only where the stored refresh token may be the only one. An unattended grant drops it.
  */
 const loadStored = (
   store: TokenStore.TokenStore,
@@ -232,13 +191,14 @@ const loadStored = (
       return Option.none()
     }
     // not moved (the store is failing): used this time, and moved on a later start
-    const written = yield* Effect.catchAll(
-      store.save(entry.key, { ...old.value, identity }),
-      (e) => TokenStore.logStoreError(e, undefined)
-    )
-    if (written === undefined) return old
+    const written = yield* Effect.catchAll(store.save(entry.key, { ...old.value, identity }), (e) =>
+      TokenStore.logStoreError(e, undefined))
+    if (written === undefined) {
+      return old
+    }
     yield* Effect.logInfo("token store entry moved from the 0.1.0 key")
-    yield* Effect.catchAll(store.remove(legacyKey), (e) => TokenStore.logStoreError(e, undefined))
+    yield* Effect.catchAll(store.remove(legacyKey), (e) =>
+      TokenStore.logStoreError(e, undefined))
     // another process moved it first and may have refreshed since: its entry is the one
     return written ? old : yield* store.load(entry.key, identity)
   })
