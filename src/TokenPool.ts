@@ -19,7 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
 import type { AccessToken } from "./AccessToken.js"
 import * as Grant from "./Grant.js"
 import { dynamic } from "./internal/dynamicEffect.js"
@@ -236,28 +236,8 @@ export const make = <const O extends Options | StoredOptions = Options>(
       })
 
     const source = (credential: Credential): Effect.Effect<TokenSource, InvalidConfiguration> =>
-      Effect.map(resolve(credential), (first): TokenSource => {
-        let entry = first
-        // a dropped record (idle, removed) is replaced by a new one on next use
-        const current = Effect.suspend(() =>
-          entry.released ? Effect.map(resolve(credential), (fresh) => (entry = fresh)) : Effect.succeed(entry)
-        )
-        const currentOrDie = Effect.orDie(current) // resolved once already: the credential cannot turn invalid
-        return {
-          get: dynamic(() => {
-            const now = monotonic()
-            return hot(entry, now) ?? Effect.flatMap(current, (fresh) => engine.get(fresh, now))
-          }),
-          getValidFor: (duration) => Effect.flatMap(current, (fresh) => engine.getValidFor(fresh, duration)),
-          refresh: Effect.flatMap(current, engine.refresh),
-          invalidate: (token) => Effect.flatMap(currentOrDie, (fresh) => engine.invalidate(fresh, token)),
-          unsafeCurrent: () => entry.released ? undefined : engine.unsafeCurrent(entry),
-          changes: engine.changes(current).pipe(Stream.orDie),
-          state: Effect.flatMap(currentOrDie, engine.state),
-          provider: first.endpoint.provider,
-          stop: Effect.suspend(() => engine.stop(entry))
-        }
-      })
+      // resolved once already: the credential cannot turn invalid
+      Effect.map(resolve(credential), (entry) => engine.view(entry, Effect.orDie(resolve(credential))))
 
     const withHeld = (credential: Credential, f: (entry: Entry) => Effect.Effect<void>) =>
       Effect.suspend(() => {

@@ -18,7 +18,6 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { AccessToken } from "./AccessToken.js"
 import * as Grant from "./Grant.js"
-import { dynamic } from "./internal/dynamicEffect.js"
 import * as Engine from "./internal/engine/engine.js"
 import * as Key from "./internal/engine/key.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
@@ -144,8 +143,6 @@ export const make = <const O extends Options | StoredOptions>(
       strictStart: true
     })
     const entry = yield* engine.add({ ...options, grant }, key, options.storeKey === undefined)
-    const now = engine.now
-
     // a device flow waits for a person: `make` returns at once, and `changes` shows them the code
     const first: Exit.Exit<unknown, TokenError> = grant._tag === "DeviceCode"
       ? yield* Effect.as(engine.start(entry), Exit.void)
@@ -155,24 +152,7 @@ export const make = <const O extends Options | StoredOptions>(
       if (Option.isNone(error)) return yield* Effect.failCause(first.cause as Cause.Cause<never>)
       if (!error.value.transient) return yield* Effect.fail(error.value)
     }
-
-    return {
-      // a valid token is one `Exit` read against the source's monotonic Clock (the one its refreshes are
-      // timed by): the cost of a `Ref.get`, where `Clock.currentTimeNanos` + `flatMap` costs three operations
-      get: dynamic(() => {
-        const at = now()
-        return at < entry.usableUntil ? Exit.succeed(entry.token!) : engine.get(entry, at)
-      }),
-      getValidFor: (duration) => engine.getValidFor(entry, duration),
-      refresh: engine.refresh(entry),
-      invalidate: (token) => engine.invalidate(entry, token),
-      unsafeCurrent: () => engine.unsafeCurrent(entry),
-      changes: engine.changes(Effect.succeed(entry)),
-      state: engine.state(entry),
-      provider: entry.endpoint.provider,
-      identity: entry.stored?.identity ?? Key.identity(options),
-      stop: engine.stop(entry)
-    } satisfies TokenSource
+    return { ...engine.view(entry), identity: entry.stored?.identity ?? Key.identity(options) }
   }).pipe(Effect.withSpan("TokenSource.make")) as Effect.Effect<
     TokenSource,
     TokenError,

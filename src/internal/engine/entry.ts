@@ -88,6 +88,9 @@ const flagNames = [
 ] as const
 const bit = (name: (typeof flagNames)[number]): number => 1 << (4 + flagNames.indexOf(name))
 
+/** The flags that keep a token from being handed out at once (`flags & Asleep`): released, dormant. @internal */
+export const Asleep = bit("released") | bit("dormant")
+
 /**
  * One token: a plain record of ten fields, its flags packed in one small integer and what is rare in
  * a side object (a pool holds 100,000). Mutated only by code that does not yield in between (JS runs
