@@ -1,14 +1,8 @@
 /**
  * Many tokens in one process: a token per tenant, per provider, per scope, built on first use, shared
- * by every caller of the same key, refreshed before it expires, and dropped after an idle time.
- *
- * A pool is the refresh engine with many keys, as a `TokenSource` is the engine with one: one plain
- * record per token, one scheduler fiber over a heap of refresh deadlines, and only while a request is
- * under way a `Deferred` for the callers that wait for it; a few request fibers per token endpoint
- * (`maxConcurrentPerEndpoint`) send the requests, so a fleet of tokens issued together never floods
- * its provider. About 850 bytes a token at 100,000, the token itself included. With `store: true` each
- * key is kept in the `TokenStore`, followed through one subscription for the whole pool; a device-flow
- * credential works as in a single source.
+ * by every caller of the same key, refreshed before it expires, and dropped after an idle time. A pool
+ * is the refresh engine with many keys (a `TokenSource` is the engine with one); a few request fibers
+ * per token endpoint send its requests, so tokens issued together never flood their provider.
  *
  * @since 0.1.0
  */
@@ -34,16 +28,12 @@ import type { TokenState } from "./TokenState.js"
 import * as TokenStore from "./TokenStore.js"
 
 /**
- * One credential in the pool: its token endpoint, its grant, and what names it.
- *
- * The key is `key` when given, else the credential's identity: a SHA-256 hash of the endpoint URL,
- * client id, client authentication method, grant type, username (password grant), `subject`, sorted
- * scopes and sorted extra parameters, the same identity a `TokenSource` uses in a `TokenStore`. A
- * refresh-token or authorization-code grant needs a `subject` or a `key`, so two users of one client
- * never share a token. No secret is part of a key (a client id names one client): the secret first
- * seen for a key is the one its requests use, and so are its grant and its endpoint options (timeout,
- * headers, provider name), which are not part of the identity either: when headers select what the
- * server issues, tell the credentials apart with `subject`.
+ * One credential in the pool. Its key is `key` when given, else its identity: a hash of the endpoint,
+ * client id, authentication method, grant type, username, `subject`, scopes and extra parameters
+ * (never a secret), the one a `TokenSource` uses in a `TokenStore`. A refresh-token or
+ * authorization-code grant needs a `subject` or a `key`, so users of one client never share a token.
+ * Endpoint options outside the identity (timeout, headers) are those first seen for the key; a client
+ * secret given as a new value replaces the one held.
  *
  * @since 0.1.0
  * @category models
@@ -79,8 +69,7 @@ export interface Options {
 
 /**
  * Options of a pool whose tokens are kept in the `TokenStore` provided to `make` (which then requires
- * it), each under its key: they survive a restart and are shared with other processes. Without
- * `store: true` no store is used, even if one is provided.
+ * it): they survive a restart and are shared with other processes.
  *
  * @since 0.2.0
  * @category models
@@ -146,14 +135,6 @@ const defaultConcurrency = 4
 const defaultIdleTimeToLive = Duration.minutes(30)
 
 /**
- * What a pool's options add to its requirements: `TokenStore` exactly when `store` is `true`.
- *
- * @since 0.2.0
- * @category models
- */
-export type StoreOf<O> = O extends { readonly store: true } ? TokenStore.TokenStoreTag : never
-
-/**
  * Builds a pool. Tokens are fetched on first `get`; closing the scope stops every refresh and
  * interrupts callers still waiting.
  *
@@ -175,14 +156,14 @@ export type StoreOf<O> = O extends { readonly store: true } ? TokenStore.TokenSt
  */
 export const make = <const O extends Options | StoredOptions = Options>(
   options: O = {} as O
-): Effect.Effect<TokenPool, InvalidConfiguration, HttpClient.HttpClient | Scope.Scope | StoreOf<O>> =>
+): Effect.Effect<TokenPool, InvalidConfiguration, HttpClient.HttpClient | Scope.Scope | TokenStore.StoreOf<O>> =>
   Effect.gen(function*() {
     const idle = Duration.decode(options.idleTimeToLive ?? defaultIdleTimeToLive)
     const engine = yield* Engine.make({
       policy: options.policy ?? RefreshPolicy.defaults,
       cap: options.maxConcurrentPerEndpoint ?? defaultConcurrency,
       idleMillis: Duration.isFinite(idle) ? Duration.toMillis(idle) : Infinity,
-      store: "store" in options && options.store ? yield* TokenStore.TokenStoreTag : undefined,
+      store: yield* TokenStore.asked(options),
       span: "TokenPool.refresh",
       chatty: false,
       strictStart: false
@@ -192,7 +173,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
     const byCredential = new WeakMap<Credential, Entry>()
     const keyOption = { keyOption: "key", sharedBy: "in a TokenPool" }
 
-    /** The record of a credential if the pool holds one. */
+    // the record of a credential if the pool holds one
     const find = (credential: Credential): Entry | undefined => {
       const known = byCredential.get(credential)
       if (known !== undefined && !known.released) return known
@@ -219,20 +200,14 @@ export const make = <const O extends Options | StoredOptions = Options>(
         )
       })
 
-    // The hot paths read the pool's monotonic Clock (the one its deadlines are set by) in one `dynamic`
-    // effect: a valid token costs what a `Ref.get` does, where `Clock.currentTimeNanos` + `flatMap` reads
-    // the fiber's services and runs three operations.
-    const hot = (entry: Entry, now: number): Exit.Exit<AccessToken> | undefined => {
-      const token = engine.unsafeUsable(entry, now)
-      return token === undefined ? undefined : Exit.succeed(token)
-    }
-
+    // a valid token is one `Exit` read against the pool's monotonic clock (see `Engine.view`)
     const get = (credential: Credential): Effect.Effect<AccessToken, TokenError> =>
       dynamic(() => {
         const now = monotonic()
         const entry = find(credential)
         if (entry === undefined) return Effect.flatMap(resolve(credential), (fresh) => engine.get(fresh, now))
-        return hot(entry, now) ?? engine.get(entry, now)
+        const token = engine.unsafeUsable(entry, now)
+        return token !== undefined ? Exit.succeed(token) : engine.get(entry, now)
       })
 
     const source = (credential: Credential): Effect.Effect<TokenSource, InvalidConfiguration> =>
@@ -260,7 +235,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
   }).pipe(Effect.withSpan("TokenPool.make")) as Effect.Effect<
     TokenPool,
     InvalidConfiguration,
-    HttpClient.HttpClient | Scope.Scope | StoreOf<O>
+    HttpClient.HttpClient | Scope.Scope | TokenStore.StoreOf<O>
   >
 
 /**
@@ -272,4 +247,5 @@ export const make = <const O extends Options | StoredOptions = Options>(
 export const layer = <I, const O extends Options | StoredOptions = Options>(
   tag: Context.Tag<I, TokenPool>,
   options: O = {} as O
-): Layer.Layer<I, InvalidConfiguration, HttpClient.HttpClient | StoreOf<O>> => Layer.scoped(tag, make(options))
+): Layer.Layer<I, InvalidConfiguration, HttpClient.HttpClient | TokenStore.StoreOf<O>> =>
+  Layer.scoped(tag, make(options))

@@ -78,24 +78,18 @@ export interface Options extends TokenEndpoint.Options {
   readonly grant: Grant.Grant
   readonly policy?: RefreshPolicy.RefreshPolicy | undefined
   /**
-   * Whose token this is (a user id, a tenant); part of the credential's key in the `TokenStore`. With
-   * a store, a refresh-token, authorization-code or device-code grant needs it (or a `storeKey`):
-   * the library cannot tell by itself which user such a grant acts for, and two users of one client
-   * must never share a token. Without a store nothing is shared, and it is not needed.
+   * Whose token this is (a user id, a tenant), part of its key in a `TokenStore`. With a store, a
+   * refresh-token, authorization-code or device-code grant needs it (or a `storeKey`): the library
+   * cannot tell which user such a grant acts for, and users of one client must never share a token.
    */
   readonly subject?: string | undefined
-  /**
-   * The key of this credential in the `TokenStore`, when one is provided. By default `TokenStore.key`:
-   * a hash of the endpoint URL, client id, client authentication method, grant type, username,
-   * `subject`, scopes and extra parameters.
-   */
+  /** The key of this credential in the `TokenStore`; `TokenStore.key` (the credential's identity) by default. */
   readonly storeKey?: string | undefined
 }
 
 /**
  * Options of a source whose token is kept in the `TokenStore` provided to `make` (which then requires
- * it): the token survives a restart and is shared with other processes. Without `store: true` no
- * store is used, even if one is provided.
+ * it): the token survives a restart and is shared with other processes.
  *
  * @since 0.2.0
  * @category models
@@ -103,14 +97,6 @@ export interface Options extends TokenEndpoint.Options {
 export interface StoredOptions extends Options {
   readonly store: true
 }
-
-/**
- * What a source's options add to its requirements: `TokenStore` exactly when `store` may be `true`.
- *
- * @since 0.2.0
- * @category models
- */
-export type StoreOf<O> = O extends { readonly store: true } ? TokenStore.TokenStoreTag : never
 
 /**
  * Builds a token source and performs the first fetch. A permanent error (wrong secret, unknown grant,
@@ -122,11 +108,11 @@ export type StoreOf<O> = O extends { readonly store: true } ? TokenStore.TokenSt
  */
 export const make = <const O extends Options | StoredOptions>(
   options: O
-): Effect.Effect<TokenSource, TokenError, HttpClient.HttpClient | Scope.Scope | StoreOf<O>> =>
+): Effect.Effect<TokenSource, TokenError, HttpClient.HttpClient | Scope.Scope | TokenStore.StoreOf<O>> =>
   Effect.gen(function*() {
     const policy = options.policy ?? RefreshPolicy.defaults
     const grant = yield* Grant.validate(options.grant)
-    const store = "store" in options && options.store ? yield* TokenStore.TokenStoreTag : undefined
+    const store = yield* TokenStore.asked(options)
     if (store !== undefined) {
       const invalid = Key.check(options, options.storeKey, { keyOption: "storeKey", sharedBy: "with a TokenStore" })
       if (invalid !== undefined) return yield* invalid
@@ -156,7 +142,7 @@ export const make = <const O extends Options | StoredOptions>(
   }).pipe(Effect.withSpan("TokenSource.make")) as Effect.Effect<
     TokenSource,
     TokenError,
-    HttpClient.HttpClient | Scope.Scope | StoreOf<O>
+    HttpClient.HttpClient | Scope.Scope | TokenStore.StoreOf<O>
   >
 
 /**
@@ -168,7 +154,7 @@ export const make = <const O extends Options | StoredOptions>(
 export const layer = <I, const O extends Options | StoredOptions>(
   tag: Context.Tag<I, TokenSource>,
   options: O
-): Layer.Layer<I, TokenError, HttpClient.HttpClient | StoreOf<O>> => Layer.scoped(tag, make(options))
+): Layer.Layer<I, TokenError, HttpClient.HttpClient | TokenStore.StoreOf<O>> => Layer.scoped(tag, make(options))
 
 /**
  * A layer whose options come from `Config`, with secrets as `Config.redacted`. Missing or invalid
@@ -180,5 +166,5 @@ export const layer = <I, const O extends Options | StoredOptions>(
 export const layerConfig = <I, O extends Options | StoredOptions>(
   tag: Context.Tag<I, TokenSource>,
   config: Config.Config<O>
-): Layer.Layer<I, TokenError | ConfigError.ConfigError, HttpClient.HttpClient | StoreOf<O>> =>
+): Layer.Layer<I, TokenError | ConfigError.ConfigError, HttpClient.HttpClient | TokenStore.StoreOf<O>> =>
   Layer.scoped(tag, Effect.flatMap(config, (options) => make(options)))

@@ -128,13 +128,25 @@ export interface TokenStore {
 }
 
 /**
- * The token store a `TokenSource` uses when one is provided; without it, a source keeps its token
- * in its own memory only.
+ * The token store of a source or pool made with `store: true`; without that option a source or pool
+ * keeps its tokens in its own memory only, even if a store is provided.
  *
  * @since 0.1.0
  * @category tags
  */
 export class TokenStoreTag extends Context.Tag("tokenwarden/TokenStore")<TokenStoreTag, TokenStore>() {}
+
+/**
+ * What the options of a source or pool add to its requirements: `TokenStore` exactly when `store` is `true`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type StoreOf<O> = O extends { readonly store: true } ? TokenStoreTag : never
+
+/** The store the options ask for (`store: true`), else none. @internal */
+export const asked = (options: object): Effect.Effect<TokenStore | undefined, never, TokenStoreTag> =>
+  "store" in options && options.store === true ? TokenStoreTag : Effect.succeed(undefined)
 
 /**
  * What names a credential in a store: the parts of a `TokenSource`'s options that change what the
