@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { FastCheck as fc, Redacted } from "effect"
 import { ClientAuth, Grant, TokenStore } from "tokenwarden"
 import * as Key from "../src/internal/engine/key.js"
+import * as Legacy from "../src/internal/legacyKey.js"
 
 // What a credential is, as a person would describe it; `build` renders it as options, in any of the
 // ways that must not matter (scope order and repeats, parameter order, Basic encoding, secrets, URL
@@ -257,7 +258,7 @@ describe("credential identity", () => {
   it("the 0.1.0 key is kept exactly, to find entries written under it", () => {
     // values computed by tokenwarden 0.1.0's TokenStore.key
     assert.strictEqual(
-      Key.legacyKey({
+      Legacy.legacyKey({
         endpoint: "https://auth.example.com/token",
         clientId: "client",
         grantType: "refresh_token",
@@ -266,7 +267,7 @@ describe("credential identity", () => {
       "5e6957447e39c547b42936e9480df710c175b33d13b372f379e40fc8a9bfe871"
     )
     assert.strictEqual(
-      Key.legacyKeyOf("https://auth.example.com/token", {
+      Legacy.legacyKeyOf("https://auth.example.com/token", {
         clientAuth: ClientAuth.post("client", Redacted.make("s")),
         grant: Grant.password({ username: "john@doe.com", password: Redacted.make("p"), scopes: ["read"] })
       }),

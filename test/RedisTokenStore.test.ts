@@ -4,7 +4,7 @@ import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Logger, Option, Re
 import { Redis } from "ioredis"
 import { ClientAuth, Grant, RedisTokenStore, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
-import { legacyKey } from "../src/internal/engine/key.js"
+import { legacyKey } from "../src/internal/legacyKey.js"
 import { leaseContract, token } from "./contract/storeLease.js"
 import * as RedisServer from "./fleet/redis.js"
 import * as Secrets from "./secrets.js"

@@ -3,7 +3,7 @@ import { Effect, Exit, Fiber, Layer, Option, Redacted, Scope, Stream, TestClock 
 import type { AccessToken } from "tokenwarden"
 import { ClientAuth, Grant, TokenSource, TokenStore } from "tokenwarden"
 import { AuthServer } from "tokenwarden/testing"
-import { legacyKey } from "../src/internal/engine/key.js"
+import { legacyKey } from "../src/internal/legacyKey.js"
 import { HttpLive, noJitter, waitForNewToken } from "./util.js"
 
 const value = (token: { readonly value: Redacted.Redacted }) => Redacted.value(token.value)

@@ -17,6 +17,7 @@ import type * as TokenEndpoint from "../../TokenEndpoint.js"
 import type { TokenError } from "../../TokenError.js"
 import { ReauthorizationRequired } from "../../TokenError.js"
 import * as TokenStore from "../../TokenStore.js"
+import { loadStored } from "../legacyKey.js"
 import type { Entry, Group, Stored } from "./entry.js"
 
 /** What an attempt got: a token, its store version, and how (fetched, another process's, a restart's). @internal */
@@ -122,7 +123,7 @@ export const make = ({ client, onPrompt, policy, store }: Context) => {
   const load = (entry: Entry, stored: Stored, store: TokenStore.TokenStore) =>
     Effect.gen(function*() {
       stored.loaded = true
-      const found = yield* Effect.catchAll(loadStored(store, entry, stored), (e) =>
+      const found = yield* Effect.catchAll(loadStored(store, entry.key, entry.grant, stored), (e) =>
         TokenStore.logStoreError(e, Option.none()))
       if (Option.isNone(found)) {
         return undefined
@@ -168,37 +169,3 @@ export const make = ({ client, onPrompt, policy, store }: Context) => {
 
   return { obtain, newerStored }
 }
-
-/**
- * The stored entry of a credential, looked for under the 0.1.0 key too: an entry found there is moved
- * to the new key, so an upgrade never forces a user to log in again. Only a grant that needs a person
- * adopts it: the 0.1.0 key did not tell users apart, so the entry may be another credential's, a risk
- * worth taking only where the stored refresh token may be the only one. An unattended grant drops it.
- */
-const loadStored = (
-  store: TokenStore.TokenStore,
-  entry: Entry,
-  { identity, legacyKey }: Stored
-): Effect.Effect<Option.Option<TokenStore.StoredToken>, TokenStore.StoreError> =>
-  Effect.gen(function*() {
-    const stored = yield* store.load(entry.key, identity)
-    if (Option.isSome(stored) || legacyKey === undefined) return stored
-    const old = yield* store.load(legacyKey)
-    if (Option.isNone(old)) return old
-    if (Grant.isUnattended(entry.grant)) {
-      yield* Effect.logInfo("token store entry under the 0.1.0 key dropped; fetching a token of our own")
-      yield* store.remove(legacyKey)
-      return Option.none()
-    }
-    // not moved (the store is failing): used this time, and moved on a later start
-    const written = yield* Effect.catchAll(store.save(entry.key, { ...old.value, identity }), (e) =>
-      TokenStore.logStoreError(e, undefined))
-    if (written === undefined) {
-      return old
-    }
-    yield* Effect.logInfo("token store entry moved from the 0.1.0 key")
-    yield* Effect.catchAll(store.remove(legacyKey), (e) =>
-      TokenStore.logStoreError(e, undefined))
-    // another process moved it first and may have refreshed since: its entry is the one
-    return written ? old : yield* store.load(entry.key, identity)
-  })

@@ -25,7 +25,6 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { AccessToken } from "../../AccessToken.js"
-import type * as ClientAuth from "../../ClientAuth.js"
 import * as Grant from "../../Grant.js"
 import * as RefreshPolicy from "../../RefreshPolicy.js"
 import * as TokenEndpoint from "../../TokenEndpoint.js"
@@ -36,7 +35,8 @@ import type { TokenSource } from "../../TokenSource.js"
 import { TokenState } from "../../TokenState.js"
 import * as TokenStore from "../../TokenStore.js"
 import { dynamic } from "../dynamicEffect.js"
-import { endpointKeyOf } from "../endpointKey.js"
+import { endpointKeyOf, endpointOptions, rotatedSecret } from "../endpointKey.js"
+import { legacyKeyOf } from "../legacyKey.js"
 import * as Monotonic from "../monotonic.js"
 import * as Attempt from "./attempt.js"
 import { Asleep, Entry, Phase, Status } from "./entry.js"
@@ -215,7 +215,7 @@ export class Engine {
         if (entry !== undefined) return entry
         entry = new Entry(key, credential.grant, endpoint, this.now())
         if (this.config.store !== undefined) {
-          const legacyKey = legacy ? Key.legacyKeyOf(endpoint.group.url, credential) : undefined
+          const legacyKey = legacy ? legacyKeyOf(endpoint.group.url, credential) : undefined
           entry.stored = { identity: Key.identity(credential), legacyKey, version: 0, loaded: false }
         }
         endpoint.refs++
@@ -275,9 +275,7 @@ export class Engine {
    */
   readonly unsafeRebind = (entry: Entry, credential: Credential): void => {
     const old = entry.endpoint
-    const before = secretOf(old.options.clientAuth)
-    const after = secretOf(credential.clientAuth)
-    if (before === undefined || after === undefined || before === after || endpointKeyOf(credential) !== old.key) return
+    if (!rotatedSecret(old.options.clientAuth, credential.clientAuth) || endpointKeyOf(credential) !== old.key) return
     entry.endpoint = this.endpoint(old.key, endpointOptions(credential, this.config.policy), old.provider, old.group)
     entry.endpoint.refs = 1
     this.release(old)
@@ -728,22 +726,6 @@ export const make = (
     yield* engine.run
     return engine
   })
-
-// the endpoint options of a credential, without its grant and key (kept once per endpoint)
-const endpointOptions = (credential: Credential, policy: RefreshPolicy.RefreshPolicy): TokenEndpoint.Options => ({
-  maxLifetime: policy.maxLifetime,
-  url: credential.url,
-  clientAuth: credential.clientAuth,
-  scopeSeparator: credential.scopeSeparator,
-  timeout: credential.timeout,
-  defaultLifetime: credential.defaultLifetime,
-  headers: credential.headers,
-  provider: credential.provider
-})
-
-// the client secret given as a value: only a new value is a rotation (an effect, a JWK is never compared)
-const secretOf = (auth: ClientAuth.ClientAuth): string | undefined =>
-  "clientSecret" in auth && Redacted.isRedacted(auth.clientSecret) ? Redacted.value(auth.clientSecret) : undefined
 
 const emptyExtra = Redacted.make<Readonly<Record<string, unknown>>>(Object.freeze({}))
 

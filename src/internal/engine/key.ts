@@ -111,9 +111,8 @@ const grantFields = (grant: Grant.Grant): ReadonlyArray<unknown> =>
 /** The SHA-256 of a credential's encoding as 64 hex digits: a file name, a Redis key, a pool key. @internal */
 export const identity = (self: Credential): string => sha256Hex(encode(self))
 
-// `crypto.hash` (Node 20.12 on) costs a quarter of `createHash`: this runs for every new credential
-// object a pool is asked about
-const sha256Hex: (text: string) => string = typeof Crypto.hash === "function"
+/** SHA-256 as hex: `crypto.hash` (Node 20.12 on) costs a quarter of `createHash`, for every new credential. @internal */
+export const sha256Hex: (text: string) => string = typeof Crypto.hash === "function"
   ? (text) => Crypto.hash("sha256", text, "hex")
   : (text) => Crypto.createHash("sha256").update(text).digest("hex")
 
@@ -143,29 +142,3 @@ export const check = (
       `a ${where.keyOption}: tokens of different users of one client must not be shared`
   })
 }
-
-/**
- * The store key of tokenwarden 0.1.0, exactly: it left out the extra parameters, the client
- * authentication method, the endpoint's query and, but for a password grant's username, the user.
- * Kept only to find entries written under it and move them. @internal
- */
-export const legacyKey = (parts: {
-  readonly endpoint: string
-  readonly clientId: string
-  readonly grantType: string
-  readonly subject?: string | undefined
-  readonly scopes: ReadonlyArray<string>
-}): string =>
-  sha256Hex(
-    JSON.stringify([parts.endpoint, parts.clientId, parts.grantType, parts.subject ?? "", [...parts.scopes].sort()])
-  )
-
-/** The 0.1.0 store key of a source, as its `make` computed it from the endpoint `TokenEndpoint` shows. @internal */
-export const legacyKeyOf = (endpointUrl: string, self: Omit<Credential, "url" | "subject">): string =>
-  legacyKey({
-    endpoint: endpointUrl,
-    clientId: self.clientAuth.clientId,
-    grantType: Grant.grantType(self.grant),
-    subject: self.grant._tag === "Password" ? self.grant.username : undefined,
-    scopes: self.grant.scopes
-  })
