@@ -79,11 +79,15 @@ const flagNames = [
   "urgent",
   "dormant",
   "released",
+  // the grant can run (again): not a refresh-token grant, nor an authorization code redeemed
   "grantUsable",
   "refreshRefused",
   "invalidated",
+  // past its first fetch (a source's `make`): a proxy's error page is passing from then on
   "started",
+  // a caller's `refresh` sent the one request it may send in this step of the slow schedule
   "stepUsed",
+  // `getValidFor` sent a request for the token held: it gets the freshest token, not another request
   "validForSent"
 ] as const
 const bit = (name: (typeof flagNames)[number]): number => 1 << (4 + flagNames.indexOf(name))
@@ -95,10 +99,17 @@ export const Asleep = bit("released") | bit("dormant")
  * One token: a plain record of ten fields, its flags packed in one small integer and what is rare in
  * a side object (a pool holds 100,000). Mutated only by code that does not yield in between (JS runs
  * one fiber at a time), so it needs no Ref. It keeps the grant and a shared `Endpoint`, not the
- * credential it was made from.
+ * credential it was made from. Its flags and side fields are accessors on the prototype.
  *
  * @internal
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- defined on the prototype below
+export interface Entry extends Rare, Record<(typeof flagNames)[number], boolean> {
+  phase: Phase
+  status: Status
+}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the accessors are below
 export class Entry implements HeapItem {
   deadline = 0
   heapIndex = -1
@@ -113,29 +124,6 @@ export class Entry implements HeapItem {
   lastUsed: number
   flags: number
   rare: Rare | undefined = undefined
-
-  declare phase: Phase
-  declare status: Status
-  declare urgent: boolean
-  declare dormant: boolean
-  declare released: boolean
-  /** The grant can run (again): not a refresh-token grant, nor an authorization code redeemed. */
-  declare grantUsable: boolean
-  declare refreshRefused: boolean
-  declare invalidated: boolean
-  /** Past its first fetch (a source's `make`): a proxy's error page is passing from then on. */
-  declare started: boolean
-  /** A caller's `refresh` sent the one request it may send in this step of the slow schedule. */
-  declare stepUsed: boolean
-  /** `getValidFor` sent a request for the token held: it gets the freshest token, not another request. */
-  declare validForSent: boolean
-  declare waiters: Rare["waiters"]
-  declare listeners: Rare["listeners"]
-  declare error: Rare["error"]
-  declare attempt: Rare["attempt"]
-  declare retryState: Rare["retryState"]
-  declare prompt: Rare["prompt"]
-  declare stored: Rare["stored"]
 
   constructor(
     readonly key: string,

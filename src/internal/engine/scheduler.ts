@@ -16,11 +16,7 @@ import { sleepUntil } from "../monotonic.js"
 import { Phase } from "./entry.js"
 import type { Entry, Group } from "./entry.js"
 
-/**
- * What the scheduler calls back: an entry's deadline has come, an entry's turn to send has come.
- *
- * @internal
- */
+/** What the scheduler calls back: an entry's deadline has come, its turn to send has come. @internal */
 export interface Handlers {
   readonly onDue: (entry: Entry, now: number) => Effect.Effect<void> | undefined
   readonly attempt: (entry: Entry) => Effect.Effect<void>
@@ -80,22 +76,17 @@ export class Scheduler {
 
   /** Queues an attempt for the entry (moved up when a caller now waits); one already queued or running is joined. */
   enqueue(entry: Entry, urgent: boolean): void {
-    if (entry.released || entry.phase === Phase.Running) return
-    const group = entry.group
-    if (entry.phase === Phase.Queued) {
-      if (urgent && !entry.urgent) {
-        entry.urgent = true
-        group.urgent.push(entry)
-      }
-      return
+    const phase = entry.phase
+    if (entry.released || phase === Phase.Running || (phase === Phase.Queued && (!urgent || entry.urgent))) return
+    if (phase === Phase.Idle) {
+      this.heap.remove(entry)
+      entry.dormant = false
+      entry.phase = Phase.Queued
+      this.queued++
     }
-    this.heap.remove(entry)
-    entry.dormant = false
-    entry.phase = Phase.Queued
     entry.urgent = urgent
-    this.queued++
-    if (urgent) group.urgent.push(entry)
-    else group.background.push(entry)
+    const group = entry.group
+    ;(urgent ? group.urgent : group.background).push(entry)
     if (group.active < this.cap) {
       group.active++
       this.run(this.worker(group))
@@ -109,26 +100,18 @@ export class Scheduler {
     this.queued--
   }
 
-  private takeNext(group: Group): Entry | undefined {
-    while (!this.closing) {
-      const entry = group.urgent.shift() ?? group.background.shift()
-      if (entry === undefined) return undefined
-      // an entry queued twice (moved up when a caller started waiting) is taken once
-      if (entry.phase !== Phase.Queued || entry.released) continue
-      entry.phase = Phase.Running
-      this.queued--
-      return entry
-    }
-    return undefined
-  }
-
   private worker(group: Group): Effect.Effect<void> {
     return Effect.suspend(() => {
-      const entry = this.takeNext(group)
+      let entry: Entry | undefined
+      // an entry queued twice (moved up when a caller started waiting) is taken once
+      do entry = this.closing ? undefined : group.urgent.shift() ?? group.background.shift()
+      while (entry !== undefined && (entry.phase !== Phase.Queued || entry.released))
       if (entry === undefined) {
         group.active--
         return Effect.void
       }
+      entry.phase = Phase.Running
+      this.queued--
       return Effect.zipRight(this.handlers.attempt(entry), this.worker(group))
     })
   }

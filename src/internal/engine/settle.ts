@@ -12,12 +12,7 @@ import type { AccessToken } from "../../AccessToken.js"
 import * as RefreshPolicy from "../../RefreshPolicy.js"
 import type { TokenError } from "../../TokenError.js"
 
-/**
- * The outcome of one attempt: a token (with the random draw of its jitter), or an error (with the
- * retry schedule's step for it when the error is transient).
- *
- * @internal
- */
+/** One attempt's outcome: a token with its jitter's random draw, or an error with its schedule's step. @internal */
 export type Outcome =
   | {
     readonly _tag: "Token"
@@ -34,11 +29,7 @@ export type Outcome =
     readonly step: readonly [state: unknown, decision: ScheduleDecision.ScheduleDecision]
   }
 
-/**
- * What the record becomes.
- *
- * @internal
- */
+/** What the record becomes. @internal */
 export type Settled =
   | { readonly _tag: "Valid"; readonly usableUntil: number; readonly dueAt: number }
   | { readonly _tag: "Retrying"; readonly dueAt: number; readonly retryState: unknown }
@@ -46,11 +37,9 @@ export type Settled =
 
 /**
  * A token is handed out until its skew margin, and refreshed at a jittered point of its lifetime
- * (never, without an expiry). An error is tried again when its schedule says, and never before the
- * server's Retry-After: on the retry schedule it is `Retrying`; on the slow one (a permanent error, or
- * a retry schedule that gave up) it is `Failed`, still tried again (never, if that schedule ends).
- *
- * @internal
+ * (never, without an expiry). An error is tried again when its schedule says, never before the
+ * server's Retry-After: `Retrying` on the retry schedule, `Failed` on the slow one (a permanent error,
+ * or a retry schedule that gave up). @internal
  */
 export const settle = (policy: RefreshPolicy.RefreshPolicy, now: number, outcome: Outcome): Settled => {
   if (outcome._tag === "Token") {
