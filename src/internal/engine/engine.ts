@@ -128,8 +128,6 @@ export class Engine {
     })
   }
 
-  // --- state, deadlines ---
-
   private stateOf(entry: Entry, now: number): TokenState {
     // a device flow under way waits for its user, whatever came before
     if (entry.phase === Phase.Running && entry.prompt !== undefined) return TokenState.AwaitingUser(entry.prompt)
@@ -140,8 +138,7 @@ export class Engine {
       return TokenState.Retrying({ error: entry.error!, attempt: entry.attempt, nextAttemptAt, token: valid })
     }
     if (Option.isSome(valid) && entry.phase !== Phase.Running) return TokenState.Valid({ token: valid.value })
-    // a request under way: the token it replaces, until that expires (a caller who finds it past its
-    // usable time waits for the request, and gets it back if the request fails)
+    // a request under way: the token it replaces, until that expires
     const last = Option.isSome(valid)
       ? valid.value
       : entry.phase === Phase.Running && entry.status === Status.Valid
@@ -197,15 +194,10 @@ export class Engine {
     this.schedule(entry, now)
   }
 
-  // --- records and endpoints ---
-
   /** The record under `key`, if held. */
   readonly lookup = (key: string): Entry | undefined => this.entries.get(key)
 
-  /**
-   * The record under `key`, made if new. A new endpoint is built now, so a wrong configuration fails
-   * here. `legacy`: look for a store entry under tokenwarden 0.1.0's key too (a source's default key).
-   */
+  /** The record under `key`, made if new (its endpoint built now: a wrong one fails here); `legacy`: 0.1.0's too. */
   readonly add = (credential: Credential, key: string, legacy = false): Effect.Effect<Entry, InvalidConfiguration> =>
     Effect.suspend(() => {
       const existing = this.entries.get(key)
@@ -268,11 +260,7 @@ export class Engine {
     return metrics
   }
 
-  /**
-   * A caller's credential for a held key with another client secret (Basic or post) than the record's
-   * (one rotated, given as a new value): the record's next request uses it, and so do new keys of that
-   * endpoint. A secret given as an effect is read again after a refusal instead, and never compared.
-   */
+  /** A caller's credential brings a rotated client secret for a held key: its next request, and new keys', use it. */
   readonly unsafeRebind = (entry: Entry, credential: Credential): void => {
     const old = entry.endpoint
     if (!rotatedSecret(old.options.clientAuth, credential.clientAuth) || endpointKeyOf(credential) !== old.key) return
@@ -295,8 +283,6 @@ export class Engine {
     if (this.endpoints.get(endpoint.key) === endpoint) this.endpoints.delete(endpoint.key)
     this.built.delete(endpoint.id)
   }
-
-  // --- attempts ---
 
   // A token got: the record made valid and scheduled, its expiry gauged, its arrival logged.
   private accept(entry: Entry, got: Attempt.Got, now: number): Effect.Effect<void> {
@@ -351,8 +337,7 @@ export class Engine {
       const before = entry.status
       entry.error = error
       entry.attempt++
-      // after the first fetch, a 4xx that is not an OAuth or API error (a proxy's, a WAF's or a captive
-      // portal's page) is passing; at a source's start it stays permanent, so a wrong URL stops `make`
+      // a 4xx that is not an OAuth or API error (a proxy's page) is passing, but not at a source's start
       const transient = error.transient || ((entry.started || !strictStart) && error._tag === "MalformedResponse" &&
         error.status >= 400 && error.status < 500)
       yield* Metric.increment(transient ? metrics.transient : metrics.permanent)
@@ -428,8 +413,7 @@ export class Engine {
     }).pipe(Effect.annotateLogs({ provider: entry.endpoint.provider, url: entry.group.url }))
   }
 
-  // The next attempt's outcome, with one under way or about to be enqueued. The waiters exist before
-  // the enqueue: an attempt that needs no IO (a stored token) can end within it.
+  // The next attempt's outcome; the waiters exist before the enqueue, in which a stored token can arrive.
   private join(entry: Entry): Effect.Effect<AccessToken, TokenError> {
     // a record dropped (removed, stopped) sends nothing more; its last error, if any, says why
     if (entry.released && entry.phase !== Phase.Running) {
@@ -450,15 +434,12 @@ export class Engine {
     return entry.status === Status.Retrying || entry.status === Status.Failed
   }
 
-  // The last token while it has not expired and the API has not refused it, when the provider is
-  // failing: its skew margin is spent rather than a caller failed.
+  // The last token, not expired nor refused, while the provider fails: its skew margin spent, no caller failed.
   private lastValid(entry: Entry, now: number): AccessToken | undefined {
     const last = entry.token
     const live = last?.expiresAt !== undefined && !entry.invalidated && !entry.released && now < entry.expiry
     return live ? last : undefined
   }
-
-  // --- what the views call ---
 
   /** The token a caller gets at once at `now`, if usable (a pool key's hot path): marked used, woken if dormant. */
   readonly unsafeUsable = (entry: Entry, now: number): AccessToken | undefined => {
@@ -485,8 +466,8 @@ export class Engine {
     return Effect.catchAll(next, () => this.waitOrFail(entry, this.now(), deadline))
   }
 
-  // While the provider fails: the last token until it expires; else the next attempt when it is due
-  // before `deadline` (a passing fault); else the last error at once. In `Failed` nobody waits.
+  // While the provider fails: the last token until it expires, else the next attempt if due before
+  // `deadline` (a passing fault), else the last error at once. In `Failed` nobody waits.
   private waitOrFail(entry: Entry, now: number, deadline: number): Effect.Effect<AccessToken, TokenError> {
     // a token came meanwhile (another process's, through the store)
     if (now < entry.usableUntil) return Effect.succeed(entry.token!)
@@ -496,10 +477,7 @@ export class Engine {
     return Effect.catchAll(this.join(entry), () => this.waitOrFail(entry, this.now(), deadline))
   }
 
-  /**
-   * The next attempt's outcome. While backing off it joins the attempt the schedule sends; in `Failed`
-   * the first call in each step of the slow schedule sends one now (a fixed secret, a user back).
-   */
+  /** The next attempt's outcome: the schedule's while backing off, but in `Failed` one now per slow step. */
   readonly refresh = (entry: Entry): Effect.Effect<AccessToken, TokenError> =>
     Effect.suspend(() => {
       entry.lastUsed = this.now()
@@ -514,10 +492,7 @@ export class Engine {
   /** Starts an attempt without waiting for it. */
   readonly start = (entry: Entry): Effect.Effect<void> => Effect.sync(() => this.send(entry, true))
 
-  /**
-   * A token valid at least `duration`. One request per token at most: once one was sent for the token
-   * held, the freshest token there is, even if its whole lifetime is shorter than asked for.
-   */
+  /** A token valid at least `duration`: one request per token at most, then the freshest token there is. */
   readonly getValidFor = (entry: Entry, duration: Duration.DurationInput): Effect.Effect<AccessToken, TokenError> =>
     Effect.suspend(() => {
       const now = this.now()
@@ -536,10 +511,7 @@ export class Engine {
       return next
     })
 
-  /**
-   * The API refused the token: it is no longer handed out, and another is fetched (once, for many
-   * calls); while backing off, the attempt the schedule sends replaces it.
-   */
+  /** The API refused the token: no longer handed out, and another fetched once (while backing off, by the schedule). */
   readonly invalidate = (entry: Entry, token?: AccessToken): Effect.Effect<void> =>
     Effect.suspend(() => {
       const current = entry.token
@@ -550,8 +522,7 @@ export class Engine {
       entry.invalidated = true
       entry.usableUntil = 0
       const annotate = Effect.annotateLogs({ provider: entry.endpoint.provider, url: entry.group.url })
-      // nothing can replace it without a person (a used authorization code, no refresh token): say so
-      // at once instead of pretending a request is under way
+      // nothing replaces it without a person (a used code, no refresh token): said at once
       if (entry.refreshToken === undefined && !entry.grantUsable) {
         entry.error = new ReauthorizationRequired({ detail: "the token was refused and there is no refresh token" })
         entry.status = Status.Failed
@@ -591,9 +562,8 @@ export class Engine {
       entry.released && renew !== undefined ? Effect.map(renew, (fresh) => (entry = fresh)) : Effect.succeed(entry)
     )
     return {
-      // a valid token is one `Exit` read against the monotonic clock the deadlines are set by: the
-      // cost of a `Ref.get`, where `Clock.currentTimeNanos` + `flatMap` costs three operations. A
-      // single source's record is never replaced nor idle: it skips that bookkeeping (10 ns a call).
+      // a valid token is one `Exit` (a `Ref.get`'s cost); a single source's record is never replaced
+      // nor idle, and skips that bookkeeping (10 ns a call)
       get: renew === undefined
         ? dynamic(() => {
           const at = now()
@@ -650,10 +620,7 @@ export class Engine {
     inFlight: this.inFlight
   }))
 
-  // --- the store: one subscription for the whole engine, split by key ---
-
-  // An entry another process wrote, newer than the one held and still valid, is adopted instead of
-  // fetched; during an attempt its own outcome decides (the entry may be our own write coming back).
+  // Another process's newer, valid entry is adopted; during an attempt its outcome decides (maybe our own write).
   private onNotice(notice: TokenStore.Notice): Effect.Effect<void> {
     const entry = this.entries.get(notice.key)
     const busy = () => entry === undefined || entry.released || entry.phase === Phase.Running
@@ -679,9 +646,8 @@ export class Engine {
         Effect.forkScoped
       )
     }
-    // Closing waits (up to `shutdownGrace`) for the requests under way, whose tokens (a rotated
-    // refresh token) are then kept and stored, and sends no new one; callers still waiting are then
-    // interrupted, never left hanging.
+    // Closing sends no new request and waits up to `shutdownGrace` for those under way (a rotated
+    // refresh token is kept and stored); callers still waiting are interrupted, never left hanging.
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         this.scheduler.closing = true
@@ -708,12 +674,7 @@ export class Engine {
   })
 }
 
-/**
- * Builds an engine, its fibers running in the scope. Closing the scope stops every refresh and
- * interrupts callers still waiting.
- *
- * @internal
- */
+/** Builds an engine, its fibers running in the scope (closing it stops every refresh). @internal */
 export const make = (
   config: Config
 ): Effect.Effect<Engine, InvalidConfiguration, HttpClient.HttpClient | Scope.Scope> =>

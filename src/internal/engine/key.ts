@@ -111,7 +111,7 @@ const grantFields = (grant: Grant.Grant): ReadonlyArray<unknown> =>
 /** The SHA-256 of a credential's encoding as 64 hex digits: a file name, a Redis key, a pool key. @internal */
 export const identity = (self: Credential): string => sha256Hex(encode(self))
 
-/** SHA-256 as hex: `crypto.hash` (Node 20.12 on) costs a quarter of `createHash`, for every new credential. @internal */
+/** SHA-256 as hex: `crypto.hash` (Node 20.12 on) costs a quarter of `createHash`, run per new credential. @internal */
 export const sha256Hex: (text: string) => string = typeof Crypto.hash === "function"
   ? (text) => Crypto.hash("sha256", text, "hex")
   : (text) => Crypto.createHash("sha256").update(text).digest("hex")
