@@ -232,11 +232,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
       size: Effect.map(engine.stats, (stats) => stats.size),
       stats: engine.stats
     } satisfies TokenPool
-  }).pipe(Effect.withSpan("TokenPool.make")) as Effect.Effect<
-    TokenPool,
-    InvalidConfiguration,
-    HttpClient.HttpClient | Scope.Scope | TokenStore.StoreOf<O>
-  >
+  }).pipe(Effect.withSpan("TokenPool.make"))
 
 /**
  * A layer that provides a pool under a tag of the user's.

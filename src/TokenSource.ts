@@ -139,11 +139,7 @@ export const make = <const O extends Options | StoredOptions>(
       if (!error.value.transient) return yield* Effect.fail(error.value)
     }
     return { ...engine.view(entry), identity: entry.stored?.identity ?? Key.identity(options) }
-  }).pipe(Effect.withSpan("TokenSource.make")) as Effect.Effect<
-    TokenSource,
-    TokenError,
-    HttpClient.HttpClient | Scope.Scope | TokenStore.StoreOf<O>
-  >
+  }).pipe(Effect.withSpan("TokenSource.make"))
 
 /**
  * A layer that provides a token source under a tag of the user's (a program often holds several).

@@ -145,8 +145,12 @@ export class TokenStoreTag extends Context.Tag("tokenwarden/TokenStore")<TokenSt
 export type StoreOf<O> = O extends { readonly store: true } ? TokenStoreTag : never
 
 /** The store the options ask for (`store: true`), else none. @internal */
-export const asked = (options: object): Effect.Effect<TokenStore | undefined, never, TokenStoreTag> =>
-  "store" in options && options.store === true ? TokenStoreTag : Effect.succeed(undefined)
+export const asked = <O extends object>(options: O): Effect.Effect<TokenStore | undefined, never, StoreOf<O>> =>
+  ("store" in options && options.store === true ? TokenStoreTag : Effect.succeed(undefined)) as Effect.Effect<
+    TokenStore | undefined,
+    never,
+    StoreOf<O>
+  >
 
 /**
  * What names a credential in a store: the parts of a `TokenSource`'s options that change what the

@@ -97,8 +97,7 @@ export class Engine {
   private readonly entries = new Map<string, Entry>()
   // endpoint options by their identity (URL, client, timeout…), once for all their keys
   private readonly endpoints = new Map<string, Endpoint>()
-  private endpointIds = 0
-  private readonly built = new Map<number, TokenEndpoint.TokenEndpoint>()
+  private readonly built = new Map<Endpoint, TokenEndpoint.TokenEndpoint>()
   private readonly metrics = new Map<string, Metrics>()
   private readonly scheduler: Scheduler
   private readonly attempts: ReturnType<typeof Attempt.make>
@@ -227,13 +226,13 @@ export class Engine {
       // one provider string per name, not per client: a pool of 100,000 clients keeps one
       const provider = this.metricsOf(built.provider).provider
       const endpoint = this.endpoint(key, options, provider, this.scheduler.groupOf(built.url))
-      this.remember(endpoint.id, built)
+      this.remember(endpoint, built)
       return endpoint
     })
   }
 
   private endpoint(key: string, options: TokenEndpoint.Options, provider: string, group: Endpoint["group"]): Endpoint {
-    const endpoint: Endpoint = { id: ++this.endpointIds, key, options, provider, group, refs: 0 }
+    const endpoint: Endpoint = { key, options, provider, group, refs: 0 }
     this.endpoints.set(key, endpoint)
     return endpoint
   }
@@ -244,13 +243,13 @@ export class Engine {
 
   // the built endpoint of a record's options: built again once evicted from the cache
   private endpointOf(endpoint: Endpoint): Effect.Effect<TokenEndpoint.TokenEndpoint, InvalidConfiguration> {
-    const cached = this.built.get(endpoint.id)
+    const cached = this.built.get(endpoint)
     if (cached !== undefined) return Effect.succeed(cached)
-    return Effect.tap(this.build(endpoint.options), (made) => this.remember(endpoint.id, made))
+    return Effect.tap(this.build(endpoint.options), (made) => this.remember(endpoint, made))
   }
 
-  private remember(id: number, endpoint: TokenEndpoint.TokenEndpoint): void {
-    this.built.set(id, endpoint)
+  private remember(endpoint: Endpoint, built: TokenEndpoint.TokenEndpoint): void {
+    this.built.set(endpoint, built)
     if (this.built.size > endpointCacheSize) this.built.delete(this.built.keys().next().value!)
   }
 
@@ -281,7 +280,7 @@ export class Engine {
   private release(endpoint: Endpoint): void {
     if (--endpoint.refs > 0) return
     if (this.endpoints.get(endpoint.key) === endpoint) this.endpoints.delete(endpoint.key)
-    this.built.delete(endpoint.id)
+    this.built.delete(endpoint)
   }
 
   // A token got: the record made valid and scheduled, its expiry gauged, its arrival logged.

@@ -41,7 +41,6 @@ export interface Group {
 
 /** The endpoint options of every key with equal options (URL, client, timeout…), kept once. @internal */
 export interface Endpoint {
-  readonly id: number
   readonly key: string
   readonly options: TokenEndpoint.Options
   /** The name in logs and metrics, as `TokenEndpoint` shows it (one string shared by all). */
