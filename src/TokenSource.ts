@@ -5,15 +5,12 @@
  * @since 0.1.0
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
-import * as Cause from "effect/Cause"
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { AccessToken } from "./AccessToken.js"
@@ -130,14 +127,9 @@ export const make = <const O extends Options | StoredOptions>(
     })
     const entry = yield* engine.add({ ...options, grant }, key, options.storeKey === undefined)
     // a device flow waits for a person: `make` returns at once, and `changes` shows them the code
-    const first: Exit.Exit<unknown, TokenError> = grant._tag === "DeviceCode"
-      ? yield* Effect.as(engine.start(entry), Exit.void)
-      : yield* Effect.exit(engine.refresh(entry))
-    if (Exit.isFailure(first)) {
-      const error = Cause.failureOption(first.cause)
-      if (Option.isNone(error)) return yield* Effect.failCause(first.cause as Cause.Cause<never>)
-      if (!error.value.transient) return yield* Effect.fail(error.value)
-    }
+    if (grant._tag === "DeviceCode") yield* engine.start(entry)
+    // a transient error leaves the source `Retrying`, to heal by itself; a permanent one fails `make`
+    else yield* Effect.catchIf(engine.refresh(entry), (error) => error.transient, () => Effect.void)
     return { ...engine.view(entry), identity: entry.stored?.identity ?? Key.identity(options) }
   }).pipe(Effect.withSpan("TokenSource.make"))
 

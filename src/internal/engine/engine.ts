@@ -68,15 +68,7 @@ export interface Credential extends TokenEndpoint.Options {
 }
 
 // a provider's metrics, tagged once
-interface Metrics {
-  readonly provider: string
-  readonly success: Metric.Metric.Counter<number>
-  readonly transient: Metric.Metric.Counter<number>
-  readonly permanent: Metric.Metric.Counter<number>
-  readonly expiry: Metric.Metric.Gauge<number>
-}
-
-const metricsOf = (provider: string): Metrics => {
+const metricsOf = (provider: string) => {
   const counter = (outcome: string) =>
     TokenMetrics.refreshTotal.pipe(Metric.tagged("provider", provider), Metric.tagged("outcome", outcome))
   const expiry = TokenMetrics.secondsUntilExpiry.pipe(Metric.tagged("provider", provider))
@@ -89,8 +81,7 @@ const metricsOf = (provider: string): Metrics => {
   }
 }
 
-// built endpoints kept at once, recently used first out: one per client id would cost kilobytes a token
-const endpointCacheSize = 256
+type Metrics = ReturnType<typeof metricsOf>
 
 /** The engine: its records, and every operation on them, which its views (a source, a pool) call. @internal */
 export class Engine {
@@ -250,7 +241,8 @@ export class Engine {
 
   private remember(endpoint: Endpoint, built: TokenEndpoint.TokenEndpoint): void {
     this.built.set(endpoint, built)
-    if (this.built.size > endpointCacheSize) this.built.delete(this.built.keys().next().value!)
+    // a few hundred at once, first in first out: one per client id would cost kilobytes a token
+    if (this.built.size > 256) this.built.delete(this.built.keys().next().value!)
   }
 
   private metricsOf(provider: string): Metrics {
@@ -285,13 +277,12 @@ export class Engine {
 
   // A token got: the record made valid and scheduled, its expiry gauged, its arrival logged.
   private accept(entry: Entry, got: Attempt.Got, now: number): Effect.Effect<void> {
-    return Effect.flatMap(Random.next, (random) => {
-      const { chatty, policy } = this.config
+    return Effect.gen(this, function*() {
       const { how, token } = got
       const failed = entry.attempt
       // the token's epoch times, moved onto the monotonic clock by the wall clock now
       const offset = Monotonic.unsafeWallOffset(this.clock)
-      const next = settle(policy, now, { _tag: "Token", token, random, offset })
+      const next = settle(this.config.policy, now, { _tag: "Token", token, random: yield* Random.next, offset })
       entry.accept(compact(token))
       // what our clock's offset to the server is, for tokens other processes store
       if (how === "received" && token.clockOffset !== undefined) entry.group.clockOffset = token.clockOffset
@@ -307,31 +298,27 @@ export class Engine {
       this.schedule(entry, now)
       const metrics = this.metricsOf(entry.endpoint.provider)
       const expiresIn = entry.expiry === Infinity ? undefined : (entry.expiry - now) / 1000
-      const logs: Array<Effect.Effect<void>> = [
-        expiresIn === undefined ? Effect.void : Metric.set(metrics.expiry, expiresIn),
-        how === "received" ? Metric.increment(metrics.success) : Effect.void
-      ]
-      if (chatty) {
-        logs.push(
-          Effect.logInfo(`token ${how}`).pipe(Effect.annotateLogs({
-            expires_in_s: expiresIn === undefined ? "unknown" : Math.round(expiresIn),
-            lifetime_from: token.lifetimeSource,
-            refresh_in_s: entry.dueAt === Infinity ? "never" : Math.round((entry.dueAt - now) / 1000)
-          }))
-        )
-        if (failed > 0) {
-          logs.push(Effect.logInfo("token request recovered").pipe(Effect.annotateLogs({ failed_attempts: failed })))
-        }
-      } else if (entry.group.failing) {
+      if (expiresIn !== undefined) yield* Metric.set(metrics.expiry, expiresIn)
+      if (how === "received") yield* Metric.increment(metrics.success)
+      if (!this.config.chatty) {
+        if (!entry.group.failing) return
         entry.group.failing = false
-        logs.push(Effect.logInfo("token endpoint recovered"))
+        return yield* Effect.logInfo("token endpoint recovered")
       }
-      return Effect.all(logs, { discard: true })
+      yield* Effect.logInfo(`token ${how}`).pipe(Effect.annotateLogs({
+        expires_in_s: expiresIn === undefined ? "unknown" : Math.round(expiresIn),
+        lifetime_from: token.lifetimeSource,
+        refresh_in_s: entry.dueAt === Infinity ? "never" : Math.round((entry.dueAt - now) / 1000)
+      }))
+      if (failed > 0) {
+        yield* Effect.logInfo("token request recovered").pipe(Effect.annotateLogs({ failed_attempts: failed }))
+      }
     })
   }
 
-  private onFailure(entry: Entry, error: TokenError, now: number, metrics: Metrics): Effect.Effect<void> {
+  private onFailure(entry: Entry, error: TokenError, now: number): Effect.Effect<void> {
     return Effect.gen(this, function*() {
+      const metrics = this.metricsOf(entry.endpoint.provider)
       const { chatty, policy, strictStart } = this.config
       const before = entry.status
       entry.error = error
@@ -380,7 +367,6 @@ export class Engine {
       // listeners see `Refreshing` only while a valid token is held
       if (entry.status === Status.Valid && entry.usableUntil > this.now()) this.notify(entry)
       const provider = entry.endpoint.provider
-      const metrics = this.metricsOf(provider)
       const exit = yield* Effect.exit(Effect.flatMap(
         this.endpointOf(entry.endpoint),
         (endpoint) =>
@@ -400,7 +386,7 @@ export class Engine {
       } else {
         if (entry.rare !== undefined) entry.prompt = undefined
         const failure = Cause.failureOption(exit.cause)
-        if (Option.isSome(failure)) yield* this.onFailure(entry, failure.value, now, metrics)
+        if (Option.isSome(failure)) yield* this.onFailure(entry, failure.value, now)
         else if (!Cause.isInterruptedOnly(exit.cause)) yield* Effect.logError("token request died", exit.cause)
       }
       // from now on a proxy's error page is a passing fault, not a wrong configuration
