@@ -15,7 +15,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { AccessToken } from "./AccessToken.js"
-import * as Grant from "./Grant.js"
+import type * as Grant from "./Grant.js"
 import { dynamic } from "./internal/dynamicEffect.js"
 import * as Engine from "./internal/engine/engine.js"
 import type { Entry } from "./internal/engine/entry.js"
@@ -59,9 +59,8 @@ export interface Options {
    */
   readonly maxConcurrentPerEndpoint?: number | undefined
   /**
-   * A token nobody asked for this long is dropped and no longer refreshed; 30 minutes by default.
-   * A refresh-token or authorization-code credential keeps its record (its latest refresh token)
-   * but is no longer refreshed until it is asked for again. `Infinity` keeps every token.
+   * A token nobody asked for this long is dropped; 30 minutes by default, `Infinity` keeps every token.
+   * A credential that needs a user keeps its latest refresh token, unrefreshed until asked for again.
    */
   readonly idleTimeToLive?: Duration.DurationInput | undefined
   readonly policy?: RefreshPolicy.RefreshPolicy | undefined
@@ -103,9 +102,8 @@ export interface Stats {
  */
 export interface TokenPool {
   /**
-   * A valid token for the credential now; waits for the network only when it holds no valid token.
-   * A credential object used again is found at once; a new object with the same content finds the same
-   * token after building its key (a few microseconds).
+   * A valid token for the credential now; waits for the network only when it holds no valid token. A
+   * credential object used again is found at once, a new one after hashing its key (microseconds).
    */
   readonly get: (credential: Credential) => Effect.Effect<AccessToken, TokenError>
   /** A token that stays valid at least this long; refreshes first when the current one expires sooner. */
@@ -119,10 +117,7 @@ export interface TokenPool {
   readonly invalidate: (credential: Credential, token?: AccessToken) => Effect.Effect<void>
   /** Drops the key now; its `changes` streams end. */
   readonly remove: (credential: Credential) => Effect.Effect<void>
-  /**
-   * The key as a `TokenSource`, with its key resolved once (the cheapest `get`). Sends no request
-   * by itself; holding it does not keep the token from being dropped when idle.
-   */
+  /** The key as a `TokenSource`, resolved once (the cheapest `get`); it does not keep the key from idling. */
   readonly source: (credential: Credential) => Effect.Effect<TokenSource, InvalidConfiguration>
   /** The key's state first, then every change, for as long as the stream runs (it keeps the key held). */
   readonly changes: (credential: Credential) => Stream.Stream<TokenState, InvalidConfiguration>
@@ -140,19 +135,6 @@ const defaultIdleTimeToLive = Duration.minutes(30)
  *
  * @since 0.1.0
  * @category constructors
- * @example
- * import { Effect, Redacted } from "effect"
- * import { ClientAuth, Grant, TokenPool } from "tokenwarden"
- *
- * const program = Effect.gen(function*() {
- *   const pool = yield* TokenPool.make({ maxConcurrentPerEndpoint: 4 })
- *   const token = yield* pool.get({
- *     url: "https://auth.example.com/oauth/token",
- *     clientAuth: ClientAuth.basic("platform", Redacted.make("secret")),
- *     grant: Grant.clientCredentials({ scopes: ["crm.read"], extraParams: { audience: "tenant-42" } }),
- *     subject: "tenant-42"
- *   })
- * })
  */
 export const make = <const O extends Options | StoredOptions = Options>(
   options: O = {} as O
@@ -168,10 +150,8 @@ export const make = <const O extends Options | StoredOptions = Options>(
       chatty: false,
       strictStart: false
     })
-    const monotonic = engine.now
     // a credential object used again finds its record without building and hashing its key
     const byCredential = new WeakMap<Credential, Entry>()
-    const keyOption = { keyOption: "key", sharedBy: "in a TokenPool" }
 
     // the record of a credential if the pool holds one
     const find = (credential: Credential): Entry | undefined => {
@@ -191,19 +171,16 @@ export const make = <const O extends Options | StoredOptions = Options>(
       Effect.suspend(() => {
         const held = find(credential)
         if (held !== undefined) return Effect.succeed(held)
-        const invalid = Key.check(credential, credential.key, keyOption)
+        const invalid = Key.check(credential, credential.key, { keyOption: "key", sharedBy: "in a TokenPool" })
         if (invalid !== undefined) return Effect.fail(invalid)
-        // a grant that cannot be sent (a JWT bearer grant's claims, key, lifetime) is refused before any request
-        return Grant.validate(credential.grant).pipe(
-          Effect.zipRight(Effect.suspend(() => engine.add(credential, credential.key ?? Key.identity(credential)))),
-          Effect.tap((entry) => void byCredential.set(credential, entry))
-        )
+        const added = engine.add(credential, credential.key)
+        return Effect.tap(added, (entry) => void byCredential.set(credential, entry))
       })
 
     // a valid token is one `Exit` read against the pool's monotonic clock (see `Engine.view`)
     const get = (credential: Credential): Effect.Effect<AccessToken, TokenError> =>
       dynamic(() => {
-        const now = monotonic()
+        const now = engine.now()
         const entry = find(credential)
         if (entry === undefined) return Effect.flatMap(resolve(credential), (fresh) => engine.get(fresh, now))
         const token = engine.unsafeUsable(entry, now)

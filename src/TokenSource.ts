@@ -14,7 +14,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { AccessToken } from "./AccessToken.js"
-import * as Grant from "./Grant.js"
+import type * as Grant from "./Grant.js"
 import * as Engine from "./internal/engine/engine.js"
 import * as Key from "./internal/engine/key.js"
 import * as RefreshPolicy from "./RefreshPolicy.js"
@@ -36,10 +36,7 @@ export interface TokenSource {
   readonly getValidFor: (duration: Duration.DurationInput) => Effect.Effect<AccessToken, TokenError>
   /** Requests a new token now (joining a request already under way). */
   readonly refresh: Effect.Effect<AccessToken, TokenError>
-  /**
-   * The token `get` would hand out now without waiting, if there is one: a synchronous read of the
-   * source's own verdict (its skew, its clock), for code outside Effect such as the Promise facade.
-   */
+  /** The token `get` would hand out now without waiting, if any: for code outside Effect (the Promise facade). */
   readonly unsafeCurrent: () => AccessToken | undefined
   /**
    * The API refused the token (HTTP 401): drop it and get another. Given the refused token, a call
@@ -52,15 +49,11 @@ export interface TokenSource {
   readonly state: Effect.Effect<TokenState>
   /** The token endpoint's name in logs and metrics. */
   readonly provider: string
-  /**
-   * The credential's identity (a hash of what makes its tokens, never a secret), where the source
-   * has one: what a token exchange that follows this source is keyed by.
-   */
+  /** The credential's identity (a hash, never a secret), where it has one: what a token exchange is keyed by. */
   readonly identity?: string | undefined
   /**
-   * Stops the background refresh for good: a request under way finishes first (its rotated refresh
-   * token is not lost), then no request is sent any more. For shutdown work such as revoking the
-   * final tokens; closing the source's scope stops it too.
+   * Stops the background refresh for good once a request under way has finished (its rotated refresh
+   * token is kept): for shutdown work such as revoking the final tokens. Closing the scope stops it too.
    */
   readonly stop: Effect.Effect<void>
 }
@@ -108,14 +101,13 @@ export const make = <const O extends Options | StoredOptions>(
 ): Effect.Effect<TokenSource, TokenError, HttpClient.HttpClient | Scope.Scope | TokenStore.StoreOf<O>> =>
   Effect.gen(function*() {
     const policy = options.policy ?? RefreshPolicy.defaults
-    const grant = yield* Grant.validate(options.grant)
     const store = yield* TokenStore.asked(options)
     if (store !== undefined) {
       const invalid = Key.check(options, options.storeKey, { keyOption: "storeKey", sharedBy: "with a TokenStore" })
       if (invalid !== undefined) return yield* invalid
     }
     // one key: without a store nothing is shared, and it need not name the credential
-    const key = options.storeKey ?? (store === undefined ? "source" : Key.identity(options))
+    const key = options.storeKey ?? (store === undefined ? "source" : undefined)
     const engine = yield* Engine.make({
       policy,
       cap: 1,
@@ -125,9 +117,9 @@ export const make = <const O extends Options | StoredOptions>(
       chatty: true,
       strictStart: true
     })
-    const entry = yield* engine.add({ ...options, grant }, key, options.storeKey === undefined)
+    const entry = yield* engine.add(options, key, options.storeKey === undefined)
     // a device flow waits for a person: `make` returns at once, and `changes` shows them the code
-    if (grant._tag === "DeviceCode") yield* engine.start(entry)
+    if (options.grant._tag === "DeviceCode") yield* engine.start(entry)
     // a transient error leaves the source `Retrying`, to heal by itself; a permanent one fails `make`
     else yield* Effect.catchIf(engine.refresh(entry), (error) => error.transient, () => Effect.void)
     return { ...engine.view(entry), identity: entry.stored?.identity ?? Key.identity(options) }

@@ -187,24 +187,32 @@ export class Engine {
   /** The record under `key`, if held. */
   readonly lookup = (key: string): Entry | undefined => this.entries.get(key)
 
-  /** The record under `key`, made if new (its endpoint built now: a wrong one fails here); `legacy`: 0.1.0's too. */
-  readonly add = (credential: Credential, key: string, legacy = false): Effect.Effect<Entry, InvalidConfiguration> =>
-    Effect.suspend(() => {
-      const existing = this.entries.get(key)
-      if (existing !== undefined) return Effect.succeed(existing)
-      return Effect.map(this.endpointFor(credential), (endpoint) => {
-        let entry = this.entries.get(key)
-        if (entry !== undefined) return entry
-        entry = new Entry(key, credential.grant, endpoint, this.now())
-        if (this.config.store !== undefined) {
-          const legacyKey = legacy ? legacyKeyOf(endpoint.group.url, credential) : undefined
-          entry.stored = { identity: Key.identity(credential), legacyKey, version: 0, loaded: false }
-        }
-        endpoint.refs++
-        this.entries.set(key, entry)
-        return entry
+  /**
+   * The record under `key` (the credential's identity when undefined), made if new: its grant checked
+   * and its endpoint built, so a wrong one fails here. `legacy`: 0.1.0's store key is looked under too.
+   */
+  readonly add = (credential: Credential, key?: string, legacy = false): Effect.Effect<Entry, InvalidConfiguration> =>
+    // a grant that cannot be sent (a JWT bearer grant's claims, key, lifetime) is refused before any request
+    Effect.zipRight(
+      Grant.validate(credential.grant),
+      Effect.suspend(() => {
+        const id = key ?? Key.identity(credential)
+        const existing = this.entries.get(id)
+        if (existing !== undefined) return Effect.succeed(existing)
+        return Effect.map(this.endpointFor(credential), (endpoint) => {
+          let entry = this.entries.get(id)
+          if (entry !== undefined) return entry
+          entry = new Entry(id, credential.grant, endpoint, this.now())
+          if (this.config.store !== undefined) {
+            const legacyKey = legacy ? legacyKeyOf(endpoint.group.url, credential) : undefined
+            entry.stored = { identity: Key.identity(credential), legacyKey, version: 0, loaded: false }
+          }
+          endpoint.refs++
+          this.entries.set(id, entry)
+          return entry
+        })
       })
-    })
+    )
 
   private endpointFor(credential: Credential): Effect.Effect<Endpoint, InvalidConfiguration> {
     const key = endpointKeyOf(credential)
