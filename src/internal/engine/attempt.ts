@@ -27,6 +27,10 @@ export interface Got {
   readonly how: "received" | "adopted" | "loaded"
 }
 
+// a store that fails is logged, and read as empty
+const orNone = <A>(load: Effect.Effect<Option.Option<A>, TokenStore.StoreError>) =>
+  Effect.catchAll(load, (e) => TokenStore.logStoreError(e, Option.none<A>()))
+
 // A stored token another process wrote, moved onto this process's clock by the difference between
 // the writer's offset to the server and ours, when both are known (a v2 entry has none).
 const localize = (group: Group, stored: TokenStore.StoredToken): TokenStore.StoredToken => {
@@ -81,10 +85,7 @@ export const make = ({ client, onPrompt, policy, store }: Context) => {
   const newerStored = (entry: Entry): Effect.Effect<Option.Option<TokenStore.StoredToken>> => {
     const stored = entry.stored
     if (store === undefined || stored === undefined) return Effect.succeed(Option.none())
-    const found = Effect.catchAll(
-      store.load(entry.key, stored.identity),
-      (e) => TokenStore.logStoreError(e, Option.none())
-    )
+    const found = orNone(store.load(entry.key, stored.identity))
     return Effect.zipWith(found, Clock.currentTimeMillis, (found, now) =>
       Option.filter(
         Option.map(found, (e) => localize(entry.group, e)),
@@ -123,11 +124,8 @@ export const make = ({ client, onPrompt, policy, store }: Context) => {
   const load = (entry: Entry, stored: Stored, store: TokenStore.TokenStore) =>
     Effect.gen(function*() {
       stored.loaded = true
-      const found = yield* Effect.catchAll(loadStored(store, entry.key, entry.grant, stored), (e) =>
-        TokenStore.logStoreError(e, Option.none()))
-      if (Option.isNone(found)) {
-        return undefined
-      }
+      const found = yield* orNone(loadStored(store, entry.key, entry.grant, stored))
+      if (Option.isNone(found)) return undefined
       const { token, version } = localize(entry.group, found.value)
       if ((yield* Clock.currentTimeMillis) < RefreshPolicy.usableUntil(policy, token)) {
         return { token, version, how: "loaded" } satisfies Got

@@ -53,7 +53,6 @@ export interface Config {
   /** A token nobody asked for this long is dropped, in milliseconds (`Infinity` keeps it). */
   readonly idleMillis: number
   readonly store: TokenStore.TokenStore | undefined
-  /** The span of each attempt. */
   readonly span: string
   /** Logs each token's life (a source's few); else an endpoint's failing and recovering, once each way. */
   readonly chatty: boolean
@@ -62,10 +61,7 @@ export interface Config {
 }
 
 /** A credential as the engine holds it: the endpoint options and the grant. @internal */
-export interface Credential extends TokenEndpoint.Options {
-  readonly grant: Grant.Grant
-  readonly subject?: string | undefined
-}
+export interface Credential extends TokenEndpoint.Options, Key.Credential {}
 
 // a provider's metrics, tagged once
 const metricsOf = (provider: string) => {
@@ -350,22 +346,20 @@ export class Engine {
       if (slow) entry.attempt = 0
       this.schedule(entry, now)
       const retry_in_ms = entry.dueAt === Infinity ? "never" : Math.round(entry.dueAt - now)
-      const detail = { error: error._tag, detail: error.message, retry_in_ms }
-      if (slow) {
-        const message = transient
-          ? "token request failed; the retry schedule gave up"
-          : "token request failed permanently"
-        return yield* Effect.logError(message).pipe(Effect.annotateLogs(detail))
-      }
-      if (chatty) {
-        const still = { attempt: entry.attempt, token_still_valid: now < entry.usableUntil }
-        return yield* Effect.logWarning("token request failed; retrying").pipe(
-          Effect.annotateLogs({ ...detail, ...still })
+      const log = slow
+        ? Effect.logError(
+          transient ? "token request failed; the retry schedule gave up" : "token request failed permanently"
         )
-      }
-      if (entry.group.failing) return
-      entry.group.failing = true
-      yield* Effect.logWarning("token endpoint failing; retrying with backoff").pipe(Effect.annotateLogs(detail))
+        : chatty
+        ? Effect.logWarning("token request failed; retrying").pipe(
+          Effect.annotateLogs({ attempt: entry.attempt, token_still_valid: now < entry.usableUntil })
+        )
+        : entry.group.failing
+        ? Effect.void
+        : Effect.logWarning("token endpoint failing; retrying with backoff")
+      // a pool logs an endpoint's failing once, not each token's
+      if (!slow && !chatty) entry.group.failing = true
+      yield* Effect.annotateLogs(log, { error: error._tag, detail: error.message, retry_in_ms })
     })
   }
 
@@ -514,20 +508,22 @@ export class Engine {
       // the token stays as the one a new request replaces, but is no longer handed out
       entry.invalidated = true
       entry.usableUntil = 0
-      const annotate = Effect.annotateLogs({ provider: entry.endpoint.provider, url: entry.group.url })
       // nothing replaces it without a person (a used code, no refresh token): said at once
-      if (entry.refreshToken === undefined && !entry.grantUsable) {
+      const stuck = entry.refreshToken === undefined && !entry.grantUsable
+      if (stuck) {
         entry.error = new ReauthorizationRequired({ detail: "the token was refused and there is no refresh token" })
         entry.status = Status.Failed
         entry.dueAt = Infinity
         this.schedule(entry, this.now())
-        this.notify(entry)
-        return annotate(Effect.logWarning("token invalidated; reauthorization required"))
-      }
-      if (entry.status === Status.Valid) entry.status = Status.Pending
+      } else if (entry.status === Status.Valid) entry.status = Status.Pending
       this.notify(entry)
       if (!this.backingOff(entry)) this.send(entry, true)
-      return annotate(Effect.logInfo("token invalidated; fetching another"))
+      return Effect.annotateLogs(
+        stuck
+          ? Effect.logWarning("token invalidated; reauthorization required")
+          : Effect.logInfo("token invalidated; fetching another"),
+        { provider: entry.endpoint.provider, url: entry.group.url }
+      )
     })
 
   /** Drops the record now; its `changes` streams end. */
