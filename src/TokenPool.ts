@@ -146,9 +146,7 @@ export const make = <const O extends Options | StoredOptions = Options>(
       cap: options.maxConcurrentPerEndpoint ?? defaultConcurrency,
       idleMillis: Duration.isFinite(idle) ? Duration.toMillis(idle) : Infinity,
       store: yield* TokenStore.asked(options),
-      span: "TokenPool.refresh",
-      chatty: false,
-      strictStart: false
+      single: false
     })
     // a credential object used again finds its record without building and hashing its key
     const byCredential = new WeakMap<Credential, Entry>()

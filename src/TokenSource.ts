@@ -100,7 +100,6 @@ export const make = <const O extends Options | StoredOptions>(
   options: O
 ): Effect.Effect<TokenSource, TokenError, HttpClient.HttpClient | Scope.Scope | TokenStore.StoreOf<O>> =>
   Effect.gen(function*() {
-    const policy = options.policy ?? RefreshPolicy.defaults
     const store = yield* TokenStore.asked(options)
     if (store !== undefined) {
       const invalid = Key.check(options, options.storeKey, { keyOption: "storeKey", sharedBy: "with a TokenStore" })
@@ -108,15 +107,8 @@ export const make = <const O extends Options | StoredOptions>(
     }
     // one key: without a store nothing is shared, and it need not name the credential
     const key = options.storeKey ?? (store === undefined ? "source" : undefined)
-    const engine = yield* Engine.make({
-      policy,
-      cap: 1,
-      idleMillis: Infinity,
-      store,
-      span: "TokenSource.refresh",
-      chatty: true,
-      strictStart: true
-    })
+    const policy = options.policy ?? RefreshPolicy.defaults
+    const engine = yield* Engine.make({ policy, cap: 1, idleMillis: Infinity, store, single: true })
     const entry = yield* engine.add(options, key, options.storeKey === undefined)
     // a device flow waits for a person: `make` returns at once, and `changes` shows them the code
     if (options.grant._tag === "DeviceCode") yield* engine.start(entry)

@@ -53,11 +53,12 @@ export interface Config {
   /** A token nobody asked for this long is dropped, in milliseconds (`Infinity` keeps it). */
   readonly idleMillis: number
   readonly store: TokenStore.TokenStore | undefined
-  readonly span: string
-  /** Logs each token's life (a source's few); else an endpoint's failing and recovering, once each way. */
-  readonly chatty: boolean
-  /** A key's first attempt is a start (a source's `make`): a proxy's 4xx page stays permanent there. */
-  readonly strictStart: boolean
+  /**
+   * A single source's engine: its first attempt is a start (a proxy's 4xx page then stays permanent,
+   * so a wrong URL stops `make`), and each token's life is logged. A pool's many tokens log only an
+   * endpoint's failing and recovering, once each way.
+   */
+  readonly single: boolean
 }
 
 /** A credential as the engine holds it: the endpoint options and the grant. @internal */
@@ -160,17 +161,17 @@ export class Engine {
       else entry.dormant = true
       return
     }
-    const chatty = this.config.chatty
+    const single = this.config.single
     if (now >= entry.dueAt) {
       // a new step of the slow schedule: a caller's `refresh` may send one request in it
       entry.stepUsed = false
       // callers waiting for this attempt make it urgent
       this.send(entry, entry.waiters !== undefined)
-      return chatty && entry.status === Status.Valid ? Effect.logInfo("refreshing token before expiry") : undefined
+      return single && entry.status === Status.Valid ? Effect.logInfo("refreshing token before expiry") : undefined
     }
     this.notify(entry)
     this.schedule(entry, now)
-    return chatty && now >= entry.usableUntil
+    return single && now >= entry.usableUntil
       ? Effect.logWarning("token expired while the provider is failing")
       : undefined
   }
@@ -304,7 +305,7 @@ export class Engine {
       const expiresIn = entry.expiry === Infinity ? undefined : (entry.expiry - now) / 1000
       if (expiresIn !== undefined) yield* Metric.set(metrics.expiry, expiresIn)
       if (how === "received") yield* Metric.increment(metrics.success)
-      if (!this.config.chatty) {
+      if (!this.config.single) {
         if (!entry.group.failing) return
         entry.group.failing = false
         return yield* Effect.logInfo("token endpoint recovered")
@@ -323,12 +324,12 @@ export class Engine {
   private onFailure(entry: Entry, error: TokenError, now: number): Effect.Effect<void> {
     return Effect.gen(this, function*() {
       const metrics = this.metricsOf(entry.endpoint.provider)
-      const { chatty, policy, strictStart } = this.config
+      const { policy, single } = this.config
       const before = entry.status
       entry.error = error
       entry.attempt++
       // a 4xx that is not an OAuth or API error (a proxy's page) is passing, but not at a source's start
-      const transient = error.transient || ((entry.started || !strictStart) && error._tag === "MalformedResponse" &&
+      const transient = error.transient || ((entry.started || !single) && error._tag === "MalformedResponse" &&
         error.status >= 400 && error.status < 500)
       yield* Metric.increment(transient ? metrics.transient : metrics.permanent)
       const stateOf = (status: Status, schedule: Schedule.Schedule<unknown, TokenError>) =>
@@ -350,7 +351,7 @@ export class Engine {
         ? Effect.logError(
           transient ? "token request failed; the retry schedule gave up" : "token request failed permanently"
         )
-        : chatty
+        : single
         ? Effect.logWarning("token request failed; retrying").pipe(
           Effect.annotateLogs({ attempt: entry.attempt, token_still_valid: now < entry.usableUntil })
         )
@@ -358,7 +359,7 @@ export class Engine {
         ? Effect.void
         : Effect.logWarning("token endpoint failing; retrying with backoff")
       // a pool logs an endpoint's failing once, not each token's
-      if (!slow && !chatty) entry.group.failing = true
+      if (!slow && !single) entry.group.failing = true
       yield* Effect.annotateLogs(log, { error: error._tag, detail: error.message, retry_in_ms })
     })
   }
@@ -372,7 +373,11 @@ export class Engine {
       const exit = yield* Effect.exit(Effect.flatMap(
         this.endpointOf(entry.endpoint),
         (endpoint) =>
-          this.attempts.obtain(entry, endpoint).pipe(Effect.withSpan(this.config.span, { attributes: { provider } }))
+          this.attempts.obtain(entry, endpoint).pipe(
+            Effect.withSpan(this.config.single ? "TokenSource.refresh" : "TokenPool.refresh", {
+              attributes: { provider }
+            })
+          )
       ))
       this.inFlight--
       entry.phase = Phase.Idle
