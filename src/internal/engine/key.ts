@@ -64,9 +64,7 @@ export const needsSubject = (grant: Grant.Grant): boolean =>
 
 // [name, value] pairs sorted by name; `defined`: without the fields set to undefined
 const sortedPairs = (record: Readonly<Record<string, unknown>>, defined: boolean) =>
-  Object.keys(record).filter((name) => !defined || record[name] !== undefined).sort().map((
-    name
-  ) => [name, record[name]])
+  Object.keys(record).sort().filter((name) => !defined || record[name] !== undefined).map((n) => [n, record[n]])
 
 /**
  * The canonical encoding of a credential: JSON of a fixed tuple of strings, `null`s and sorted lists,
