@@ -1,9 +1,7 @@
 /**
  * One try at a token for a record: the original grant (the device flow included), the refresh token
  * with RFC 6749 section 6's fallback, and, with a store, the stored token first and one refresher
- * across processes.
- *
- * @internal
+ * across processes. @internal
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as Clock from "effect/Clock"
@@ -52,10 +50,7 @@ export interface Context {
   readonly onPrompt: (entry: Entry, prompt: DeviceFlow.Prompt) => void
 }
 
-/**
- * The attempts of one engine. A failing store is logged once and passed by (each process refreshes
- * alone) until it works again. @internal
- */
+/** The attempts of one engine; a failing store is logged once and passed by until it works again. @internal */
 export const make = ({ client, onPrompt, policy, store }: Context) => {
   let storeDown = false
   const reauthorize = (detail: string, reason?: ReauthorizationRequired["reason"]) =>

@@ -4,7 +4,6 @@
  * (`Entry`); the `Scheduler` decides when requests are sent, `attempt` how a token is got, `settle`
  * what an outcome makes of the record. Records are mutated only by code that does not yield in
  * between (JS runs one fiber at a time), so they need no Ref, and a valid token is one comparison away.
- *
  * @internal
  */
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -54,9 +53,8 @@ export interface Config {
   readonly idleMillis: number
   readonly store: TokenStore.TokenStore | undefined
   /**
-   * A single source's engine: its first attempt is a start (a proxy's 4xx page then stays permanent,
-   * so a wrong URL stops `make`), and each token's life is logged. A pool's many tokens log only an
-   * endpoint's failing and recovering, once each way.
+   * A single source's engine: its first attempt is a start (a proxy's 4xx page is then permanent, so a
+   * wrong URL stops `make`), and each token's life is logged; a pool logs an endpoint's failing and recovering.
    */
   readonly single: boolean
 }
@@ -184,10 +182,7 @@ export class Engine {
   /** The record under `key`, if held. */
   readonly lookup = (key: string): Entry | undefined => this.entries.get(key)
 
-  /**
-   * The record under `key` (the credential's identity when undefined), made if new: its grant checked
-   * and its endpoint built, so a wrong one fails here. `legacy`: 0.1.0's store key is looked under too.
-   */
+  /** The record under `key` (else the identity), made if new, grant and endpoint checked; `legacy`: 0.1.0's key too. */
   readonly add = (credential: Credential, key?: string, legacy = false): Effect.Effect<Entry, InvalidConfiguration> =>
     // a grant that cannot be sent (a JWT bearer grant's claims, key, lifetime) is refused before any request
     Effect.zipRight(

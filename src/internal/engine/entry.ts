@@ -1,8 +1,6 @@
 /**
  * One token's record in the engine, and the groups and endpoints records share. Its times (`deadline`,
- * `usableUntil`, `expiry`, `dueAt`, `lastUsed`) are monotonic milliseconds (`internal/monotonic`).
- *
- * @internal
+ * `usableUntil`, `expiry`, `dueAt`, `lastUsed`) are monotonic milliseconds (`internal/monotonic`). @internal
  */
 import type * as Deferred from "effect/Deferred"
 import type * as Queue from "effect/Queue"
@@ -96,11 +94,8 @@ export const Asleep = bit("released") | bit("dormant")
 
 /**
  * One token: a plain record of ten fields, its flags packed in one small integer and what is rare in
- * a side object (a pool holds 100,000). Mutated only by code that does not yield in between (JS runs
- * one fiber at a time), so it needs no Ref. It keeps the grant and a shared `Endpoint`, not the
- * credential it was made from. Its flags and side fields are accessors on the prototype.
- *
- * @internal
+ * a side object (a pool holds 100,000), both read through accessors on the prototype. It keeps the
+ * grant and a shared `Endpoint`, not the credential it was made from. @internal
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- defined on the prototype below
 export interface Entry extends Rare, Record<(typeof flagNames)[number], boolean> {

@@ -1,9 +1,7 @@
 /**
  * The credential identity: everything that changes what a token endpoint issues, as one hash. The
- * pool's keys and every store's keys are this identity (or a key the user gives instead), so two
- * credentials share a token exactly when the server would issue them the same one.
- *
- * @internal
+ * pool's and the stores' keys are this identity (or a key the user gives), so two credentials share a
+ * token exactly when the server would issue them the same one. @internal
  */
 import * as Crypto from "node:crypto"
 import type * as ClientAuth from "../../ClientAuth.js"

@@ -1,10 +1,7 @@
 /**
  * When requests are sent: one fiber sleeps until the earliest deadline of a heap (a refresh, a retry,
  * an idle check, a retrying token's expiry), and a few request fibers per token endpoint URL run the
- * attempts, callers waiting before proactive refreshes. A pool of 100,000 tokens keeps one array and
- * one sleeping fiber, not 100,000 timers.
- *
- * @internal
+ * attempts, callers before proactive refreshes. 100,000 tokens keep one array and one fiber. @internal
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"

@@ -1,10 +1,6 @@
 /**
- * What an attempt's outcome makes of a token's record: when the token is handed out until, when the
- * next request is due, whether the source is retrying or has failed, on the clock of `now` (the
- * engine's monotonic one). Pure (the retry schedule's step, an effect, is taken by the caller and
- * passed in), so every rule is tested on its own.
- *
- * @internal
+ * What an attempt's outcome makes of a token's record, on the engine's monotonic clock (`now`). Pure:
+ * the retry schedule's step, an effect, is taken by the caller and passed in. @internal
  */
 import type * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
