@@ -50,7 +50,7 @@ export interface Context {
   readonly onPrompt: (entry: Entry, prompt: DeviceFlow.Prompt) => void
 }
 
-/** The attempts of one engine; a failing store is logged once and passed by until it works again. @internal */
+/** An engine's attempts; a failing store is logged once, and each process refreshes alone till it is back. @internal */
 export const make = ({ client, onPrompt, policy, store }: Context) => {
   let storeDown = false
   const reauthorize = (detail: string, reason?: ReauthorizationRequired["reason"]) =>
